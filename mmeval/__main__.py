@@ -1,0 +1,3 @@
+from mmeval.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,238 @@
+"""Command line: ``mmeval run | report | score-mmad | build synthetic | models``.
+
+Exit codes: 0 ok, 2 bad input (data, flags, files; the message names the culprit), 1 internal error,
+130 interrupted (predictions so far are kept; rerun the same command to resume).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import typing
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from mmeval import __version__
+from mmeval.errors import InputError
+from model_adapters import FAMILIES, AdapterError, split_model
+
+EXIT_OK, EXIT_INTERNAL, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:80] or "run"
+
+
+def _family_options() -> dict[str, type[BaseModel]]:
+    """Each model family's option model; a family whose module cannot be imported contributes none."""
+    out = {}
+    for name, fam in FAMILIES.items():
+        try:
+            out[name] = fam.load().Options
+        except (AdapterError, ImportError):
+            continue
+    return out
+
+
+def _flag(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
+def _add_family_flags(parser: argparse.ArgumentParser) -> dict[str, tuple[str, str]]:
+    """Add one flag per option field of every family; return dest -> (family, field)."""
+    owners: dict[str, tuple[str, str]] = {}
+    for family, model in _family_options().items():
+        fields = model.model_fields
+        if not fields:
+            continue
+        group = parser.add_argument_group(f"options of the '{family}' model family")
+        for name, info in fields.items():
+            dest = f"opt__{name}"
+            if dest in owners:  # two families share a field name: one flag serves both
+                owners[dest] = (owners[dest][0] + "," + family, name)
+                continue
+            owners[dest] = (family, name)
+            ann = info.annotation
+            args = typing.get_args(ann)
+            choices = list(args) if typing.get_origin(ann) is typing.Literal else None
+            default = info.get_default(call_default_factory=True)
+            helptext = (info.description or "") + (f" (default: {default})" if default is not None else "")
+            if ann is bool:
+                group.add_argument(_flag(name), dest=dest, action=argparse.BooleanOptionalAction, default=None,
+                                   help=helptext)
+            else:
+                group.add_argument(_flag(name), dest=dest, default=None, choices=choices, help=helptext,
+                                   metavar=None if choices else name.upper())
+    return owners
+
+
+def _collect_options(args: argparse.Namespace, owners: dict[str, tuple[str, str]], family: str) -> dict[str, Any]:
+    opts: dict[str, Any] = {}
+    for dest, (fams, field) in owners.items():
+        value = getattr(args, dest, None)
+        if value is None:
+            continue
+        if family not in fams.split(","):
+            raise InputError(f"{_flag(field)} applies to the '{fams}' model family, not to '{family}'")
+        opts[field] = value
+    return opts
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, tuple[str, str]]]:
+    parser = argparse.ArgumentParser(
+        prog="mmeval",
+        description="Evaluate multimodal LLMs as industrial quality inspectors on MMAD-format benchmarks.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Run 'mmeval COMMAND --help' for each command's flags.")
+    parser.add_argument("--version", action="version", version=f"mmeval {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="answer a benchmark with a model, then score it",
+                         description="Answer every question of a benchmark with a model; predictions stream to "
+                                     "OUT/predictions.jsonl and a rerun of the same command resumes. Ends with "
+                                     "the report (scores.csv, scores.json, heatmap.png) in OUT.")
+    run.add_argument("--model", required=True,
+                     help="model: " + "; ".join(f"'{n}{':…' if f.needs_target else ''}' {f.summary}"
+                                                for n, f in FAMILIES.items()))
+    run.add_argument("--data", default="synthetic",
+                     help="an mmad.json file, a directory holding one, or 'synthetic' for the bundled benchmark "
+                          "(built on first use) (default: synthetic)")
+    run.add_argument("--image-root", help="directory the image paths are relative to (default: the mmad.json's directory)")
+    run.add_argument("--shots", type=int, default=1, help="normal template images shown before the query (default: 1, as MMAD)")
+    run.add_argument("--templates", choices=["random", "similar"], default="random",
+                     help="take templates from each record's random_templates or similar_templates (default: random)")
+    run.add_argument("--seed", type=int, default=0, help="seed of every random choice: option shuffles, chance baselines (default: 0)")
+    run.add_argument("--no-shuffle", action="store_true", help="keep the options in the file's order (default: shuffle, seeded)")
+    run.add_argument("--limit", type=int, help="answer only the first K questions (a later run without it continues)")
+    run.add_argument("--out", help="run directory (default: reports/<model>_<data>_<shots>shot_seed<seed>)")
+    run.add_argument("--strict", action="store_true", help="stop at the first bad record (default: skip and list them in the report)")
+    run.add_argument("--allow-unknown-types", action="store_true",
+                     help="keep questions whose type is not one of the seven tasks (reported in extra columns)")
+    run.add_argument("--overwrite", action="store_true", help="discard a run with a different config in --out")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    owners = _add_family_flags(run)
+
+    rep = sub.add_parser("report", help="(re)write the report of a run directory",
+                         description="Score RUN_DIR/predictions.jsonl into scores.csv, scores.json and heatmap.png.")
+    rep.add_argument("run_dir", help="a directory written by 'mmeval run'")
+
+    sm = sub.add_parser("score-mmad", help="score an answers file written by the official MMAD scripts",
+                        description="Re-score an official MMAD answers JSON (a list of {image, question, "
+                                    "question_type, correct_answer, gpt_answer}) into the same tables.")
+    sm.add_argument("answers", help="answers_*.json from the MMAD evaluation scripts")
+    sm.add_argument("--out", required=True, help="directory for scores.csv, scores.json, heatmap.png")
+    sm.add_argument("--drop-invalid", action="store_true",
+                    help="leave answers that are not a letter out of the denominators, as the MMAD summary does "
+                         "(default: count them wrong)")
+
+    build = sub.add_parser("build", help="generate a bundled benchmark",
+                           description="Generate benchmark data that needs no download.")
+    build.add_argument("what", choices=["synthetic"], help="which benchmark")
+    build.add_argument("--out", required=True, help="directory to write mmad.json, images, masks and domain_knowledge.json")
+    build.add_argument("--seed", type=int, default=0, help="generator seed (default: 0)")
+
+    sub.add_parser("models", help="list model families", description="List the model families --model accepts.")
+    sub.add_parser("tasks", help="list the question types", description="List the task definitions in tasks/.")
+    return parser, owners
+
+
+def cmd_run(args: argparse.Namespace, owners: dict[str, tuple[str, str]]) -> int:
+    from mmeval.config import RunConfig
+    from mmeval.reports import write_run_report
+    from mmeval.runner import run
+
+    family, _ = split_model(args.model)
+    try:
+        config = RunConfig(model=args.model, model_options=_collect_options(args, owners, family.name),
+                           data=args.data if args.data == "synthetic" else str(Path(args.data).resolve()),
+                           image_root=str(Path(args.image_root).resolve()) if args.image_root else None,
+                           shots=args.shots, templates=args.templates, seed=args.seed, shuffle=not args.no_shuffle,
+                           allow_unknown_types=args.allow_unknown_types, limit=args.limit, strict=args.strict)
+        family.load().Options.model_validate(config.model_options)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise InputError(f"{_flag(str(err['loc'][-1])) if err['loc'] else 'flags'}: {err['msg']}") from None
+    data_name = "synthetic" if args.data == "synthetic" else Path(args.data).stem
+    out = Path(args.out) if args.out else Path("reports") / _slug(f"{args.model}_{data_name}_{args.shots}shot_seed{args.seed}")
+    result = run(config, out, overwrite=args.overwrite, progress=not args.no_progress)
+    table = write_run_report(out)
+    print(table.round(2).to_string(), file=sys.stderr)
+    if result.skipped:
+        print(f"skipped {result.skipped} bad record(s); see {out / 'scores.json'}", file=sys.stderr)
+    if result.errors:
+        print(f"{result.errors} question(s) got no answer (recorded as errors); rerun to retry them", file=sys.stderr)
+    print(f"report: {out.resolve()}")
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from mmeval.reports import write_run_report
+
+    table = write_run_report(Path(args.run_dir))
+    print(table.round(2).to_string(), file=sys.stderr)
+    print(f"report: {Path(args.run_dir).resolve()}")
+    return EXIT_OK
+
+
+def cmd_score_mmad(args: argparse.Namespace) -> int:
+    from mmeval.official import answers_frame, read_answers
+    from mmeval.reports import write_tables
+
+    path = Path(args.answers)
+    df = answers_frame(read_answers(path))
+    if args.drop_invalid:
+        df = df[df["valid"]]
+    if df.empty:
+        raise InputError(f"{path}: no answers to score")
+    table = write_tables(df, Path(args.out), path.stem, {"source": str(path.resolve()), "drop_invalid": args.drop_invalid})
+    print(table.round(2).to_string(), file=sys.stderr)
+    print(f"report: {Path(args.out).resolve()}")
+    return EXIT_OK
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from mmeval.synthetic import build_synthetic
+
+    path = build_synthetic(Path(args.out), seed=args.seed, progress=True)
+    print(path)
+    return EXIT_OK
+
+
+def cmd_models() -> int:
+    for name, fam in FAMILIES.items():
+        print(f"{name + (':TARGET' if fam.needs_target else ''):<20} {fam.summary}")
+    return EXIT_OK
+
+
+def cmd_tasks() -> int:
+    from mmeval import task_registry
+
+    for t in task_registry.all_tasks():
+        print(f"{t.name:<24} asked about {t.asked_about:<9} scored by {t.scoring:<8} labels: {', '.join(t.aliases)}")
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser, owners = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "run":
+            return cmd_run(args, owners)
+        if args.command == "report":
+            return cmd_report(args)
+        if args.command == "score-mmad":
+            return cmd_score_mmad(args)
+        if args.command == "build":
+            return cmd_build(args)
+        if args.command == "models":
+            return cmd_models()
+        return cmd_tasks()
+    except (InputError, AdapterError) as exc:
+        print(f"mmeval: error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        print("mmeval: interrupted; predictions so far are saved, rerun the same command to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED

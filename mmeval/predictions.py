@@ -1,0 +1,124 @@
+"""Predictions on disk: a JSONL file that is appended and flushed one line at a time.
+
+A killed process leaves at most one torn last line, which is detected and dropped on resume. At the
+end of a run the file is rewritten in question order (atomically), so the same config gives a
+byte-identical file whatever the batch order, concurrency, or interruptions were.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from mmeval.errors import InputError
+
+
+class Prediction(BaseModel):
+    """One line of predictions.jsonl."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    image: str
+    dataset: str
+    category: str
+    type: str
+    task: str
+    is_normal: bool
+    question: str
+    options: dict[str, str]
+    answer: str
+    response: str
+    choice: str | None
+    scores: dict[str, float] | None = None
+    error: str | None = None
+    note: str | None = None
+    model: str
+    config: str
+
+    @property
+    def correct(self) -> bool:
+        return self.choice is not None and self.choice == self.answer
+
+
+def dumps(pred: Prediction) -> str:
+    return json.dumps(pred.model_dump(exclude_none=False), ensure_ascii=False, separators=(",", ":"))
+
+
+def read_predictions(path: Path, *, repair: bool = False) -> list[Prediction]:
+    """Read a predictions file; a torn final line is dropped (and cut off the file when ``repair``)."""
+    if not path.exists():
+        return []
+    raw = path.read_bytes()
+    lines = raw.split(b"\n")
+    out: list[Prediction] = []
+    good_end = 0
+    offset = 0
+    for n, line in enumerate(lines, 1):
+        end = offset + len(line) + 1
+        if line.strip():
+            try:
+                out.append(Prediction.model_validate_json(line))
+                good_end = min(end, len(raw))
+            except ValueError:
+                is_last = all(not rest.strip() for rest in lines[n:])
+                if not is_last:
+                    raise InputError(f"{path}: line {n} is not a valid prediction (the file was edited by hand?)") from None
+                if repair:
+                    with open(path, "r+b") as fh:
+                        fh.truncate(good_end)
+                break
+        offset = end
+    return out
+
+
+class PredictionWriter:
+    """Appends predictions, flushing and syncing each line so a crash loses nothing written."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists() and path.stat().st_size and not path.read_bytes().endswith(b"\n"):
+            with open(path, "ab") as fh:  # a repaired file may end mid-line only if empty; be safe
+                fh.write(b"\n")
+        self._fh = open(path, "a", encoding="utf-8")
+
+    def write(self, pred: Prediction) -> None:
+        self._fh.write(dumps(pred) + "\n")
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def __enter__(self) -> "PredictionWriter":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def latest_by_id(preds: Iterable[Prediction]) -> dict[str, Prediction]:
+    """The last line written for each id wins (a retried error replaces the error line)."""
+    out: dict[str, Prediction] = {}
+    for p in preds:
+        out[p.id] = p
+    return out
+
+
+def write_sorted(path: Path, preds: dict[str, Prediction], order: Sequence[str]) -> None:
+    """Rewrite the file in question order, atomically (tmp file + rename)."""
+    rank = {qid: i for i, qid in enumerate(order)}
+    ordered = sorted(preds.values(), key=lambda p: (rank.get(p.id, len(rank)), p.id))
+    tmp = path.with_suffix(".jsonl.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        for p in ordered:
+            fh.write(dumps(p) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)

@@ -1,0 +1,225 @@
+"""The run loop: questions -> rendered requests -> adapter -> extracted answers -> predictions.jsonl.
+
+Resumable by construction: predictions already on disk for this config are skipped, each new line is
+flushed as it arrives, and error lines are retried. Under a multi-process launcher (``accelerate
+launch``, ``torchrun``: RANK/WORLD_SIZE in the environment) each process answers its own shard into
+its own file and rank 0 merges them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from mmeval import task_registry
+from mmeval.answers import extract_choice
+from mmeval.config import RunConfig
+from mmeval.data import Benchmark, Question, load_benchmark, locate
+from mmeval.errors import InputError
+from mmeval.messages import Request, Response
+from mmeval.options import shuffle_options
+from mmeval.predictions import (
+    Prediction,
+    PredictionWriter,
+    latest_by_id,
+    read_predictions,
+    write_sorted,
+)
+from mmeval.render import render_message
+from model_adapters import build_adapter
+from model_adapters.base import ModelAdapter
+
+PREDICTIONS = "predictions.jsonl"
+RUN_FILE = "run.json"
+SKIPPED = "skipped.json"
+TIMINGS = "timings.jsonl"
+USAGE = "usage.jsonl"  # one line per process and session: adapter.run_info() (tokens, cost ...)
+
+
+@dataclass
+class Prepared:
+    question: Question
+    request: Request
+    answer: str
+
+
+def resolve_data(config: RunConfig) -> tuple[Path, Path]:
+    """``synthetic`` builds (once) and uses the bundled benchmark; anything else is a path."""
+    if config.data == "synthetic":
+        from mmeval.synthetic_cache import ensure_synthetic
+
+        json_path = ensure_synthetic()
+        return json_path, Path(config.image_root).resolve() if config.image_root else json_path.parent
+    return locate(config.data, config.image_root)
+
+
+def load(config: RunConfig) -> Benchmark:
+    json_path, root = resolve_data(config)
+    return load_benchmark(json_path, root, shots=config.shots, templates=config.templates,
+                          strict=config.strict, allow_unknown_types=config.allow_unknown_types)
+
+
+def prepare(questions: Sequence[Question], config: RunConfig) -> list[Prepared]:
+    out = []
+    for q in questions:
+        if config.shuffle:
+            options, answer = shuffle_options(q.options, q.answer, config.seed, q.id)
+        else:
+            options, answer = dict(q.options), q.answer
+        req = Request(id=q.id, task=q.task, image=q.image, options=options,
+                      message=render_message(q, options))
+        out.append(Prepared(q, req, answer))
+    return out
+
+
+def decide(response: Response, options: dict[str, str], task: str) -> str | None:
+    """Option scores decide when the model gave them; otherwise the text is parsed."""
+    if response.error:
+        return None
+    if response.scores:
+        known = {k: v for k, v in response.scores.items() if k in options}
+        if known:
+            best = max(known.values())
+            winners = [k for k, v in known.items() if v == best]
+            return winners[0] if len(winners) == 1 else None
+    tdef = task_registry.resolve(task)
+    return extract_choice(response.text, options, yes_no=bool(tdef and tdef.yes_no))
+
+
+def to_prediction(p: Prepared, r: Response, model: str, digest: str) -> Prediction:
+    q = p.question
+    return Prediction(
+        id=q.id, image=q.image, dataset=q.dataset, category=q.category, type=q.type_label, task=q.task,
+        is_normal=q.is_normal, question=q.question, options=p.request.options, answer=p.answer, response=r.text,
+        choice=decide(r, p.request.options, q.task), scores=r.scores, error=r.error, note=r.note, model=model, config=digest,
+    )
+
+
+def shard() -> tuple[int, int]:
+    """(rank, world size) from the launcher's environment; (0, 1) when run plainly."""
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def check_run_dir(out: Path, config: RunConfig, overwrite: bool) -> None:
+    """Refuse to mix predictions of two different configs in one directory."""
+    run_file = out / RUN_FILE
+    if run_file.exists():
+        old = json.loads(run_file.read_text(encoding="utf-8"))
+        if old.get("digest") != config.digest():
+            if not overwrite:
+                raise InputError(
+                    f"--out {out} holds a run with a different config (digest {old.get('digest')} vs "
+                    f"{config.digest()}); choose another --out, or pass --overwrite to discard it")
+            for name in os.listdir(out):
+                path = out / name
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def batches(items: Sequence[Prepared], size: int) -> Iterator[list[Prepared]]:
+    """Consecutive chunks; questions of one image stay adjacent (file order), which prefix reuse needs."""
+    for i in range(0, len(items), max(1, size)):
+        yield list(items[i : i + size])
+
+
+@dataclass
+class RunResult:
+    out: Path
+    predictions: Path
+    answered: int
+    total: int
+    errors: int
+    skipped: int
+
+
+def run(config: RunConfig, out: Path, *, overwrite: bool = False, progress: bool = True,
+        adapter: ModelAdapter | None = None) -> RunResult:
+    bench = load(config)
+    questions = bench.questions[: config.limit] if config.limit else bench.questions
+    if not questions:
+        raise InputError(f"--data {config.data}: no valid questions (skipped {len(bench.skipped)} record(s))")
+    rank, world = shard()
+    if rank == 0:
+        check_run_dir(out, config, overwrite)
+        (out / RUN_FILE).write_text(json.dumps({"digest": config.digest(), "config": config.model_dump(),
+                                                "source": bench.source}, indent=2, default=str), encoding="utf-8")
+        (out / SKIPPED).write_text(json.dumps([s.as_dict() for s in bench.skipped], indent=1), encoding="utf-8")
+    else:
+        _wait_for(out / RUN_FILE)
+    digest = config.digest()
+    pred_path = out / (PREDICTIONS if world == 1 else f"predictions.rank{rank}.jsonl")
+    done = {p.id: p for p in _read_all(out, repair=True) if p.config == digest and p.error is None}
+    prepared = prepare(questions, config)
+    pending = [p for p in prepared if p.question.id not in done][rank::world]
+    own = adapter or build_adapter(config.model, config.model_options, seed=config.seed)
+    try:
+        _answer(own, pending, pred_path, out / (TIMINGS if world == 1 else f"timings.rank{rank}.jsonl"),
+                config.model, digest, progress and rank == 0)
+        info = own.run_info()
+        if info:
+            with open(out / USAGE, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps({"rank": rank, **info}, default=str) + "\n")
+    finally:
+        if adapter is None:
+            own.close()
+    if world > 1:
+        (out / f".rank{rank}.done").write_text("ok")
+        if rank != 0:
+            return RunResult(out, pred_path, 0, len(questions), 0, len(bench.skipped))
+        for r in range(1, world):
+            _wait_for(out / f".rank{r}.done")
+    merged = latest_by_id(p for p in _read_all(out) if p.config == digest)
+    write_sorted(out / PREDICTIONS, merged, [p.question.id for p in prepared])
+    if world > 1:
+        for r in range(world):
+            for name in (f"predictions.rank{r}.jsonl", f".rank{r}.done"):
+                (out / name).unlink(missing_ok=True)
+    final = read_predictions(out / PREDICTIONS)
+    errors = sum(1 for p in final if p.error)
+    return RunResult(out, out / PREDICTIONS, len(final), len(questions), errors, len(bench.skipped))
+
+
+def _read_all(out: Path, repair: bool = False) -> list[Prediction]:
+    files = [out / PREDICTIONS] + sorted(out.glob("predictions.rank*.jsonl"))
+    preds: list[Prediction] = []
+    for f in files:
+        preds.extend(read_predictions(f, repair=repair))
+    return preds
+
+
+def _wait_for(path: Path, timeout: float = 24 * 3600) -> None:
+    start = time.monotonic()
+    while not path.exists():
+        if time.monotonic() - start > timeout:
+            raise TimeoutError(f"gave up waiting for {path}")
+        time.sleep(0.2)
+
+
+def _answer(adapter: ModelAdapter, pending: list[Prepared], pred_path: Path, timing_path: Path,
+            model: str, digest: str, progress: bool) -> None:
+    by_id = {p.request.id: p for p in pending}
+    bar = tqdm(total=len(pending), desc=f"{model}", unit="q", disable=not progress, dynamic_ncols=True)
+    with PredictionWriter(pred_path) as writer, open(timing_path, "a", encoding="utf-8") as timing:
+        for batch in batches(pending, adapter.batch_size):
+            start = last = time.perf_counter()
+            for response in adapter.predict([p.request for p in batch]):
+                prep = by_id.get(response.id)
+                if prep is None:
+                    raise RuntimeError(f"adapter {model} answered an unknown question id {response.id!r}")
+                writer.write(to_prediction(prep, response, model, digest))
+                now = time.perf_counter()
+                timing.write(json.dumps({"id": response.id, "seconds": round(now - last, 6),
+                                         "batch_size": len(batch)}) + "\n")
+                last = now
+                bar.update(1)
+            timing.write(json.dumps({"batch_of": batch[0].request.id, "batch_size": len(batch),
+                                     "batch_seconds": round(time.perf_counter() - start, 6)}) + "\n")
+            timing.flush()
+    bar.close()

@@ -1,0 +1,98 @@
+"""Scores from predictions, as MMAD computes them, with pandas.
+
+Table: one row per dataset (in order of first appearance) plus an ``Average`` row (the unweighted
+mean of the dataset rows); columns in the order of the MMAD result CSVs. Anomaly Detection is the
+mean of the accuracy on normal and on anomalous images, so a model that always answers one way gets
+50. Recall/Precision/F1/Overkill/Miss come from the Anomaly Detection answers, with "defective" as
+the positive class.
+
+Unlike the reference summary, an answer that names no option (invalid) is scored wrong and counted,
+not dropped from the denominator; ``drop_invalid=True`` reproduces the reference behaviour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+
+from mmeval import task_registry
+from mmeval.predictions import Prediction
+
+DETECTION_METRICS = ["Recall", "Precision", "F1", "Overkill", "Miss"]
+
+
+def columns() -> list[str]:
+    return task_registry.task_names() + ["Average"] + DETECTION_METRICS
+
+
+def frame(preds: Iterable[Prediction]) -> pd.DataFrame:
+    """One row per question with the fields scoring needs."""
+    rows = [{"id": p.id, "image": p.image, "dataset": p.dataset, "category": p.category, "task": p.task,
+             "is_normal": p.is_normal, "answer": p.answer, "choice": p.choice,
+             "valid": p.choice is not None, "error": p.error is not None, "correct": p.correct}
+            for p in preds]
+    cols = ["id", "image", "dataset", "category", "task", "is_normal", "answer", "choice", "valid", "error", "correct"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _balanced(group: pd.DataFrame) -> float:
+    halves = group.groupby("is_normal")["correct"].mean()
+    return float(100 * halves.mean()) if len(halves) else np.nan
+
+
+def _detection(ad: pd.DataFrame) -> dict[str, float]:
+    anom, norm = ad[~ad["is_normal"]], ad[ad["is_normal"]]
+    tp = int(anom["correct"].sum())
+    fn = len(anom) - tp
+    fp = len(norm) - int(norm["correct"].sum())
+    recall = 100 * tp / (tp + fn) if tp + fn else np.nan
+    precision = 100 * tp / (tp + fp) if tp + fp else np.nan
+    f1 = 2 * precision * recall / (precision + recall) if precision and recall else (0.0 if tp + fn and tp + fp else np.nan)
+    return {"Recall": recall, "Precision": precision, "F1": f1,
+            "Overkill": 100 * fp / len(norm) if len(norm) else np.nan,
+            "Miss": 100 * fn / len(anom) if len(anom) else np.nan}
+
+
+def score_row(df: pd.DataFrame) -> dict[str, float]:
+    """Scores of one dataset's questions."""
+    row: dict[str, float] = {}
+    for task in task_registry.all_tasks():
+        sub = df[df["task"] == task.name]
+        if sub.empty:
+            row[task.name] = np.nan
+        elif task.scoring == "balanced":
+            row[task.name] = _balanced(sub)
+        else:
+            row[task.name] = float(100 * sub["correct"].mean())
+    row["Average"] = float(np.nanmean([row[t] for t in task_registry.task_names()])) if any(
+        not np.isnan(row[t]) for t in task_registry.task_names()) else np.nan
+    detection_task = next((t.name for t in task_registry.all_tasks() if t.scoring == "balanced"), None)
+    row.update(_detection(df[df["task"] == detection_task]))
+    return row
+
+
+def score_table(df: pd.DataFrame, *, drop_invalid: bool = False) -> pd.DataFrame:
+    """Dataset x metric table with an ``Average`` row; tasks absent from a dataset are NaN, not 0."""
+    if drop_invalid:
+        df = df[df["valid"]]
+    datasets = list(dict.fromkeys(df["dataset"]))
+    table = pd.DataFrame([score_row(df[df["dataset"] == d]) for d in datasets], index=datasets, columns=columns())
+    table.loc["Average"] = table.mean(axis=0, skipna=True)
+    table.index.name = "dataset"
+    return table
+
+
+def counts(df: pd.DataFrame) -> dict[str, object]:
+    """How many questions, invalid answers and errors, per task and in all."""
+    per_task = (df.groupby("task", sort=False)
+                .agg(questions=("id", "size"), invalid=("valid", lambda v: int((~v).sum())),
+                     errors=("error", "sum"), correct=("correct", "sum")))
+    return {
+        "questions": int(len(df)),
+        "invalid": int((~df["valid"]).sum()),
+        "errors": int(df["error"].sum()),
+        "images": int(df["image"].nunique()),
+        "per_task": {t: {k: int(v) for k, v in r.items()} for t, r in per_task.iterrows()},
+    }

@@ -1,0 +1,43 @@
+"""Where the bundled synthetic benchmark lives once built (built on first use, then reused)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+SYNTHETIC_SEED = 0
+SYNTHETIC_VERSION = "v1"
+
+
+def synthetic_home() -> Path:
+    base = os.environ.get("MMEVAL_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "mmeval")
+    return Path(base) / f"synthetic-{SYNTHETIC_VERSION}-seed{SYNTHETIC_SEED}"
+
+
+def ensure_synthetic() -> Path:
+    """Build the benchmark into the cache if it is not there; return its mmad.json.
+
+    Built in a temporary sibling folder and renamed into place, so an interrupted build never leaves a
+    half-written benchmark behind.
+    """
+    home = synthetic_home()
+    json_path = home / "mmad.json"
+    if json_path.is_file():
+        return json_path
+    from mmeval.synthetic import build_synthetic
+
+    home.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=home.name + ".", dir=home.parent))
+    try:
+        build_synthetic(tmp, seed=SYNTHETIC_SEED)
+        try:
+            os.replace(tmp, home)
+        except OSError:  # another process built it first
+            if not json_path.is_file():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return json_path

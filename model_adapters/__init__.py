@@ -1,0 +1,76 @@
+"""Model registry: the one place where a model family is added.
+
+``--model`` takes either a plain name (``random``, ``expert`` ...) or ``family:target``
+(``hf:PATH_OR_HUB_ID``, ``openai:gpt-4o``). Families are imported lazily, so listing models or
+running a baseline never imports torch.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from dataclasses import dataclass
+
+from model_adapters.base import AdapterError, ModelAdapter
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    target: str  # "module:Class"
+    summary: str
+    needs_target: bool  # True when --model must be "family:something"
+
+    def load(self) -> type[ModelAdapter]:
+        module, _, attr = self.target.partition(":")
+        try:
+            cls = getattr(importlib.import_module(module), attr)
+        except ImportError as exc:  # an optional dependency is missing
+            raise AdapterError(
+                f"model family '{self.name}' needs a package that is not installed ({exc.name or exc}); "
+                "install mmeval with its extras: pip install 'mmeval[all]'"
+            ) from exc
+        if not (isinstance(cls, type) and issubclass(cls, ModelAdapter)):
+            raise TypeError(f"{self.target} is not a ModelAdapter")
+        return cls
+
+
+FAMILIES: dict[str, Family] = {
+    f.name: f
+    for f in [
+        Family("random", "model_adapters.baselines:RandomAdapter", "seeded chance answers", False),
+        Family("always-normal", "model_adapters.baselines:AlwaysNormalAdapter",
+               "answers 'no defect' to Anomaly Detection, the first option otherwise", False),
+        Family("expert", "model_adapters.expert:ExpertAdapter",
+               "training-free few-shot patch-comparison anomaly detector (needs --shots >= 1)", False),
+        Family("hf", "model_adapters.hf:HFAdapter",
+               "transformers image-text-to-text model: hf:PATH_OR_HUB_ID", True),
+        Family("llava", "model_adapters.llava:LlavaAdapter",
+               "LLaVA-1.5 / NeXT / OneVision via transformers: llava:PATH_OR_HUB_ID", True),
+        Family("openai", "model_adapters.openai_api:OpenAIAdapter",
+               "OpenAI-compatible chat API (OpenAI, vLLM, SGLang ...): openai:MODEL_NAME", True),
+    ]
+}
+
+
+def split_model(spec: str) -> tuple[Family, str]:
+    """Resolve ``--model`` into its family and the family-specific target."""
+    name, sep, target = spec.partition(":")
+    family = FAMILIES.get(name)
+    if family is None:
+        close = difflib.get_close_matches(name, FAMILIES, n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise AdapterError(f"unknown model '{spec}'.{hint} Known: {', '.join(FAMILIES)}")
+    if family.needs_target and not target:
+        raise AdapterError(f"model family '{name}' needs a target: --model {name}:NAME_OR_PATH")
+    if not family.needs_target and sep:
+        raise AdapterError(f"model '{name}' takes no ':target' (got '{spec}')")
+    return family, target
+
+
+def build_adapter(spec: str, options: dict[str, object] | None = None, seed: int = 0) -> ModelAdapter:
+    """Build the adapter for ``--model spec`` with its family options (validated by pydantic)."""
+    family, target = split_model(spec)
+    cls = family.load()
+    opts = cls.Options.model_validate(options or {})
+    return cls(target or spec, opts, seed=seed)

@@ -1,0 +1,53 @@
+"""Shared fixtures: a hand-written official-format mmad.json with real image files."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+HERE = Path(__file__).parent
+OFFICIAL_RECORDS = HERE / "data" / "official_records.json"
+
+
+def write_png(path: Path, seed: int, size: int = 24) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arr = (np.random.default_rng(seed).random((size, size, 3)) * 255).astype("uint8")
+    Image.fromarray(arr).save(path)
+
+
+def materialise(records: dict, root: Path) -> Path:
+    """Write the records as root/mmad.json and create every image they name."""
+    seed = 0
+    for key, rec in records.items():
+        paths = [key, *rec.get("similar_templates", []), *rec.get("random_templates", [])]
+        for rel in paths:
+            if isinstance(rel, str) and not rel.startswith("/") and ".." not in rel and not (root / rel).exists():
+                write_png(root / rel, seed)
+                seed += 1
+    path = root / "mmad.json"
+    path.write_text(json.dumps(records, indent=1), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def official_records() -> dict:
+    return json.loads(OFFICIAL_RECORDS.read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def official_data(tmp_path: Path, official_records: dict) -> Path:
+    return materialise(official_records, tmp_path / "MMAD")
+
+
+@pytest.fixture(autouse=True)
+def _offline_and_isolated(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """No hub access, and a private cache so tests never touch the user's ~/.cache."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    if "MMEVAL_HOME" not in os.environ or not os.environ["MMEVAL_HOME"].startswith(str(tmp_path_factory.getbasetemp())):
+        monkeypatch.setenv("MMEVAL_HOME", str(tmp_path_factory.getbasetemp() / "mmeval-home"))

@@ -1,0 +1,196 @@
+"""The run loop end to end: determinism, resume after interruption, config guards, CLI exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from mmeval.cli import main
+from mmeval.config import RunConfig
+from mmeval.messages import Request, Response
+from mmeval.predictions import read_predictions
+from mmeval.runner import run
+from model_adapters.baselines import RandomAdapter
+
+
+def cli_run(data: Path, out: Path, *extra: str) -> int:
+    return main(["run", "--model", "random", "--data", str(data), "--out", str(out), "--no-progress", *extra])
+
+
+def test_same_seed_byte_identical_and_other_seed_differs(official_data: Path, tmp_path: Path) -> None:
+    assert cli_run(official_data, tmp_path / "a", "--seed", "5") == 0
+    assert cli_run(official_data, tmp_path / "b", "--seed", "5") == 0
+    assert cli_run(official_data, tmp_path / "c", "--seed", "6") == 0
+    a = (tmp_path / "a" / "predictions.jsonl").read_bytes()
+    assert a == (tmp_path / "b" / "predictions.jsonl").read_bytes()
+    orders = lambda run_dir: [list(p.options.values()) for p in read_predictions(run_dir / "predictions.jsonl")]
+    assert orders(tmp_path / "a") != orders(tmp_path / "c")
+    for name in ("scores.csv", "scores.json", "heatmap.png"):
+        assert (tmp_path / "a" / name).is_file()
+
+
+def test_no_shuffle_keeps_file_order(official_data: Path, official_records: dict, tmp_path: Path) -> None:
+    assert cli_run(official_data, tmp_path / "r", "--no-shuffle") == 0
+    for p in read_predictions(tmp_path / "r" / "predictions.jsonl"):
+        item = official_records[p.image]["conversation"][int(p.id.rsplit("#", 1)[1])]
+        assert p.options == item["Options"] and p.answer == item["Answer"]
+
+
+def test_shuffled_answer_points_at_same_text(official_data: Path, official_records: dict, tmp_path: Path) -> None:
+    assert cli_run(official_data, tmp_path / "r", "--seed", "11") == 0
+    for p in read_predictions(tmp_path / "r" / "predictions.jsonl"):
+        item = official_records[p.image]["conversation"][int(p.id.rsplit("#", 1)[1])]
+        assert p.options[p.answer] == item["Options"][item["Answer"]]
+
+
+def test_different_config_refuses_same_dir(official_data: Path, tmp_path: Path, capsys) -> None:
+    assert cli_run(official_data, tmp_path / "r", "--seed", "1") == 0
+    assert cli_run(official_data, tmp_path / "r", "--seed", "2") == 2
+    assert "different config" in capsys.readouterr().err
+    assert cli_run(official_data, tmp_path / "r", "--seed", "2", "--overwrite") == 0
+    assert {p.config for p in read_predictions(tmp_path / "r" / "predictions.jsonl")} == {
+        RunConfig(model="random", data=str(official_data.resolve()), shots=1, seed=2).digest()}
+
+
+class Interrupting(RandomAdapter):
+    """Answers a few questions, then raises as Ctrl-C would."""
+
+    def __init__(self, after: int, seed: int) -> None:
+        super().__init__("random", seed=seed)
+        self.after, self.batch_size = after, 2
+
+    def predict(self, batch: Sequence[Request]) -> Iterator[Response]:
+        for r in super().predict(batch):
+            if self.after == 0:
+                raise KeyboardInterrupt
+            self.after -= 1
+            yield r
+
+
+def test_interrupt_then_resume_equals_uninterrupted(official_data: Path, tmp_path: Path) -> None:
+    cfg = RunConfig(model="random", data=str(official_data), shots=1, seed=3)
+    run(cfg, tmp_path / "full", progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg, tmp_path / "cut", progress=False, adapter=Interrupting(after=5, seed=3))
+    assert len(read_predictions(tmp_path / "cut" / "predictions.jsonl")) == 5
+    with open(tmp_path / "cut" / "predictions.jsonl", "a") as fh:  # a torn line, as a killed write leaves
+        fh.write('{"id":"DS-MVTec/bottle/image/good/003.png#1","ima')
+    run(cfg, tmp_path / "cut", progress=False)
+    assert (tmp_path / "cut" / "predictions.jsonl").read_bytes() == (tmp_path / "full" / "predictions.jsonl").read_bytes()
+
+
+def test_limit_then_continue(official_data: Path, tmp_path: Path) -> None:
+    assert cli_run(official_data, tmp_path / "full") == 0
+    assert cli_run(official_data, tmp_path / "part", "--limit", "4") == 0
+    assert len(read_predictions(tmp_path / "part" / "predictions.jsonl")) == 4
+    assert cli_run(official_data, tmp_path / "part") == 0
+    assert (tmp_path / "part" / "predictions.jsonl").read_bytes() == (tmp_path / "full" / "predictions.jsonl").read_bytes()
+
+
+class Flaky(RandomAdapter):
+    """Fails on some questions (as an API past its retry budget would)."""
+
+    def __init__(self, fail: set[str]) -> None:
+        super().__init__("random", seed=0)
+        self.fail, self.asked = fail, []
+
+    def predict(self, batch: Sequence[Request]) -> Iterator[Response]:
+        for r in super().predict(batch):
+            self.asked.append(r.id)
+            yield Response(id=r.id, error="HTTP 500 after 5 attempts") if r.id in self.fail else r
+
+
+def test_errors_are_recorded_and_only_they_are_retried(official_data: Path, tmp_path: Path) -> None:
+    cfg = RunConfig(model="random", data=str(official_data), shots=1)
+    bad = {"DS-MVTec/bottle/image/broken_large/000.png#3", "MVTec-LOCO/breakfast_box/test/good/000.png#0"}
+    result = run(cfg, tmp_path / "r", progress=False, adapter=Flaky(bad))
+    assert result.errors == 2
+    preds = read_predictions(tmp_path / "r" / "predictions.jsonl")
+    assert {p.id for p in preds if p.error} == bad and all(p.choice is None for p in preds if p.error)
+    again = Flaky(set())
+    result = run(cfg, tmp_path / "r", progress=False, adapter=again)
+    assert sorted(again.asked) == sorted(bad) and result.errors == 0
+    ids = [p.id for p in read_predictions(tmp_path / "r" / "predictions.jsonl")]
+    assert len(ids) == len(set(ids)) == result.total
+
+
+SLOW_RUN = textwrap.dedent('''
+    import sys, time
+    from pathlib import Path
+    from mmeval.config import RunConfig
+    from mmeval.runner import run
+    from model_adapters.baselines import RandomAdapter
+
+    class Slow(RandomAdapter):
+        batch_size = 1
+        def predict(self, batch):
+            for r in super().predict(batch):
+                time.sleep(0.15)
+                yield r
+
+    cfg = RunConfig(model="random", data=sys.argv[1], shots=1, seed=4)
+    run(cfg, Path(sys.argv[2]), progress=False, adapter=Slow("random", seed=4))
+''')
+
+
+def test_sigkill_midway_then_rerun_identical(official_data: Path, tmp_path: Path) -> None:
+    cfg = RunConfig(model="random", data=str(official_data), shots=1, seed=4)
+    run(cfg, tmp_path / "full", progress=False)
+    script = tmp_path / "slow_run.py"
+    script.write_text(SLOW_RUN)
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, str(script), str(official_data), str(out)])
+    pred = out / "predictions.jsonl"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (pred.exists() and pred.read_bytes().count(b"\n") >= 3):
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = pred.read_bytes().count(b"\n")
+    assert 3 <= done < 12, "the kill should land midway"
+    run(cfg, out, progress=False)
+    assert pred.read_bytes() == (tmp_path / "full" / "predictions.jsonl").read_bytes()
+
+
+def test_cli_bad_flag_and_data_exit_2(official_data: Path, tmp_path: Path, capsys) -> None:
+    assert main(["run", "--model", "nosuch", "--data", str(official_data), "--out", str(tmp_path / "x")]) == 2
+    assert "unknown model 'nosuch'" in capsys.readouterr().err
+    assert main(["run", "--model", "random", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "x")]) == 2
+    assert "--data" in capsys.readouterr().err
+    assert main(["run", "--model", "random", "--data", str(official_data), "--strict", "--shots", "2",
+                 "--out", str(tmp_path / "x")]) == 2
+    assert "record 'MVTec-LOCO/breakfast_box/test/good/000.png'" in capsys.readouterr().err
+
+
+def test_skipped_records_listed_in_report(tmp_path: Path, official_records: dict) -> None:
+    from conftest import materialise
+
+    official_records["DS-MVTec/bottle/image/good/003.png"]["conversation"][0]["Answer"] = "Z"
+    data = materialise(official_records, tmp_path / "d")
+    assert cli_run(data, tmp_path / "r") == 0
+    report = json.loads((tmp_path / "r" / "scores.json").read_text())
+    assert report["skipped"]["count"] == 1
+    rec = report["skipped"]["records"][0]
+    assert rec["key"] == "DS-MVTec/bottle/image/good/003.png" and "answer 'Z'" in rec["reason"]
+
+
+@pytest.mark.parametrize("command", [[], ["run"], ["report"], ["score-mmad"], ["build"], ["models"], ["tasks"]])
+def test_help_explains_every_flag(command: list[str], capsys) -> None:
+    with pytest.raises(SystemExit) as info:
+        main([*command, "--help"])
+    assert info.value.code == 0
+    text = capsys.readouterr().out
+    assert "usage: mmeval" in text
+    if command == ["run"]:
+        for flag in ("--model", "--data", "--shots", "--templates", "--seed", "--limit", "--out", "--no-shuffle",
+                     "--image-root", "--strict"):
+            assert flag in text

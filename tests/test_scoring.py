@@ -1,0 +1,149 @@
+"""Scores on hand-built predictions with known answers, and re-scoring official answers files."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mmeval import scoring
+from mmeval.cli import main
+from mmeval.official import answers_frame, read_answers
+from mmeval.predictions import Prediction
+
+TASKS = ["Anomaly Detection", "Defect Classification", "Defect Localization", "Defect Description",
+         "Defect Analysis", "Object Classification", "Object Analysis"]
+
+
+def pred(i: int, task: str, normal: bool, correct: bool | None, dataset: str = "D1") -> Prediction:
+    """correct=None makes an invalid answer (no option named)."""
+    choice = None if correct is None else ("A" if correct else "B")
+    return Prediction(id=f"{dataset}/c/{'good' if normal else 'bad'}/{i}.png#0", image=f"{dataset}/c/x/{i}.png",
+                      dataset=dataset, category="c", type=task, task=task, is_normal=normal, question="q",
+                      options={"A": "a", "B": "b"}, answer="A", response="", choice=choice, model="m", config="x")
+
+
+def test_balanced_detection_and_detection_metrics() -> None:
+    preds = ([pred(i, "Anomaly Detection", False, i < 3) for i in range(4)]      # 3/4 anomalous right
+             + [pred(10 + i, "Anomaly Detection", True, i < 1) for i in range(2)])  # 1/2 normal right
+    row = scoring.score_table(scoring.frame(preds)).loc["D1"]
+    assert row["Anomaly Detection"] == pytest.approx(100 * (0.75 + 0.5) / 2)
+    assert row["Recall"] == pytest.approx(75.0)
+    assert row["Precision"] == pytest.approx(100 * 3 / (3 + 1))
+    assert row["F1"] == pytest.approx(75.0)
+    assert row["Overkill"] == pytest.approx(50.0)
+    assert row["Miss"] == pytest.approx(25.0)
+
+
+def test_always_one_answer_scores_fifty_on_detection() -> None:
+    preds = ([pred(i, "Anomaly Detection", False, True) for i in range(7)]
+             + [pred(20 + i, "Anomaly Detection", True, False) for i in range(3)])
+    assert scoring.score_table(scoring.frame(preds)).loc["D1", "Anomaly Detection"] == pytest.approx(50.0)
+
+
+def test_invalid_counts_wrong_and_is_counted() -> None:
+    preds = [pred(0, "Defect Classification", False, True), pred(1, "Defect Classification", False, None),
+             pred(2, "Defect Classification", False, False), pred(3, "Defect Classification", False, True)]
+    df = scoring.frame(preds)
+    assert scoring.score_table(df).loc["D1", "Defect Classification"] == pytest.approx(50.0)
+    assert scoring.score_table(df, drop_invalid=True).loc["D1", "Defect Classification"] == pytest.approx(200 / 3)
+    assert scoring.counts(df)["invalid"] == 1
+    assert scoring.counts(df)["per_task"]["Defect Classification"] == {"questions": 4, "invalid": 1, "errors": 0,
+                                                                        "correct": 2}
+
+
+def test_average_row_and_column_order() -> None:
+    preds = [pred(i, t, False, i % 2 == 0, d) for d in ("D1", "D2") for t in TASKS[1:5] for i in range(4)]
+    preds += [pred(9, "Object Classification", True, True, "D1"), pred(9, "Object Classification", True, False, "D2")]
+    table = scoring.score_table(scoring.frame(preds))
+    assert list(table.columns) == TASKS + ["Average", "Recall", "Precision", "F1", "Overkill", "Miss"]
+    assert list(table.index) == ["D1", "D2", "Average"]
+    assert table.loc["D1", "Object Classification"] == 100 and table.loc["D2", "Object Classification"] == 0
+    assert np.isnan(table.loc["D1", "Object Analysis"])  # absent task: NaN, not a 0 that drags the mean
+    assert table.loc["D1", "Average"] == pytest.approx(np.mean([50, 50, 50, 50, 100]))
+    assert table.loc["Average", "Object Classification"] == pytest.approx(50)
+    assert table.loc["Average", "Average"] == pytest.approx(table.loc[["D1", "D2"], "Average"].mean())
+
+
+def official_summary(answers: list[dict]) -> pd.DataFrame:
+    """The MMAD summary algorithm, written out independently from its description (valid answers only)."""
+    total, correct, ad = {}, {}, {}
+    for a in answers:
+        ds = a["image"].split("/")[0]
+        t = a["question_type"]
+        t = "Object Analysis" if t in ("Object Structure", "Object Details") else t
+        total.setdefault(ds, {}).setdefault(t, 0)
+        correct.setdefault(ds, {}).setdefault(t, 0)
+        total[ds][t] += 1
+        correct[ds][t] += a["gpt_answer"] == a["correct_answer"]
+        if t == "Anomaly Detection":
+            g = "normal" if "good" in a["image"] else "abnormal"
+            cell = ad.setdefault(ds, {}).setdefault(g, [0, 0])
+            cell[0] += 1
+            cell[1] += a["gpt_answer"] == a["correct_answer"]
+    rows = {}
+    for ds in total:
+        acc = {t: 100 * correct[ds][t] / total[ds][t] for t in total[ds]}
+        n_acc = ad[ds]["normal"][1] / ad[ds]["normal"][0]
+        a_acc = ad[ds]["abnormal"][1] / ad[ds]["abnormal"][0]
+        acc["Anomaly Detection"] = 100 * (n_acc + a_acc) / 2
+        acc["Average"] = np.mean([acc[t] for t in TASKS])
+        acc["Overkill"], acc["Miss"] = 100 * (1 - n_acc), 100 * (1 - a_acc)
+        rows[ds] = acc
+    table = pd.DataFrame(rows).T
+    table.loc["Average"] = table.mean(axis=0)
+    return table
+
+
+def fake_official_answers(seed: int) -> list[dict]:
+    rng = random.Random(seed)
+    out = []
+    for ds in ("DS-MVTec", "VisA", "GoodsAD"):
+        for i in range(60):
+            normal = i % 3 == 0
+            image = f"{ds}/cat{i % 4}/test/{'good' if normal else 'broken'}/{i:03d}.png"
+            types = (["Anomaly Detection", "Object Classification", "Object Structure", "Object Details"] if normal
+                     else ["Anomaly Detection"] + TASKS[1:5])
+            for t in types:
+                letters = "AB" if t == "Anomaly Detection" else "ABCD"
+                right = rng.choice(letters)
+                given = right if rng.random() < 0.6 else rng.choice(letters)
+                out.append({"image": image, "question": {"type": "text", "text": "q"}, "question_type": t,
+                            "correct_answer": right, "gpt_answer": given})
+    return out
+
+
+def test_score_mmad_equals_official_summary(tmp_path: Path) -> None:
+    answers = fake_official_answers(1)
+    path = tmp_path / "answers_1_shot_model.json"
+    path.write_text(json.dumps(answers), encoding="utf-8")
+    assert main(["score-mmad", str(path), "--out", str(tmp_path / "out")]) == 0
+    ours = pd.read_csv(tmp_path / "out" / "scores.csv", index_col=0)
+    ref = official_summary(answers)
+    for col in TASKS + ["Average", "Overkill", "Miss"]:
+        np.testing.assert_allclose(ours.loc[ref.index, col].to_numpy(), ref[col].to_numpy(), atol=1e-3, err_msg=col)
+    assert (tmp_path / "out" / "heatmap.png").stat().st_size > 1000
+
+
+def test_score_mmad_invalid_answers(tmp_path: Path) -> None:
+    answers = fake_official_answers(2)
+    answers[0]["gpt_answer"] = ""
+    answers[5]["gpt_answer"] = "The answer is unclear"
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps(answers), encoding="utf-8")
+    df = answers_frame(read_answers(path))
+    assert int((~df["valid"]).sum()) == 2
+    assert main(["score-mmad", str(path), "--out", str(tmp_path / "o"), "--drop-invalid"]) == 0
+    saved = json.loads((tmp_path / "o" / "scores.json").read_text())
+    assert saved["counts"]["questions"] == len(answers) - 2
+
+
+def test_score_mmad_bad_file_exit_code(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps([{"image": "x/y/z.png", "question_type": "Anomaly Detection"}]), encoding="utf-8")
+    assert main(["score-mmad", str(path), "--out", str(tmp_path / "o")]) == 2
+    assert "answer #0: correct_answer" in capsys.readouterr().err
