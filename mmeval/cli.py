@@ -111,6 +111,12 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, tuple[str, str]]]
     run.add_argument("--strict", action="store_true", help="stop at the first bad record (default: skip and list them in the report)")
     run.add_argument("--allow-unknown-types", action="store_true",
                      help="keep questions whose type is not one of the seven tasks (reported in extra columns)")
+    run.add_argument("--circular", action="store_true",
+                     help="CircularEval: also ask every rotation of each question's options; a question counts as "
+                          "right only when all rotations are (reported beside plain accuracy)")
+    run.add_argument("--probes", action="store_true",
+                     help="also ask each normal image which defect it has (its category's defect types plus "
+                          "'There is no defect.'): measures defect fabrication")
     run.add_argument("--overwrite", action="store_true", help="discard a run with a different config in --out")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     owners = _add_family_flags(run)
@@ -150,7 +156,8 @@ def cmd_run(args: argparse.Namespace, owners: dict[str, tuple[str, str]]) -> int
                            data=args.data if args.data == "synthetic" else str(Path(args.data).resolve()),
                            image_root=str(Path(args.image_root).resolve()) if args.image_root else None,
                            shots=args.shots, templates=args.templates, seed=args.seed, shuffle=not args.no_shuffle,
-                           allow_unknown_types=args.allow_unknown_types, limit=args.limit, strict=args.strict)
+                           allow_unknown_types=args.allow_unknown_types, limit=args.limit, strict=args.strict,
+                           circular=args.circular, probes=args.probes)
         family.load().Options.model_validate(config.model_options)
     except ValidationError as exc:
         err = exc.errors()[0]

@@ -30,6 +30,8 @@ class RunConfig(BaseModel):
     seed: int = 0
     shuffle: bool = True
     allow_unknown_types: bool = False
+    circular: bool = Field(False, description="also ask every rotation of each question's options")
+    probes: bool = Field(False, description="also ask defect-fabrication probes about normal images")
     limit: int | None = Field(None, ge=1)
     strict: bool = False
     prompts: str = Field(default_factory=prompts_digest, description="digest of the prompt templates")

@@ -38,6 +38,8 @@ class Prediction(BaseModel):
     scores: dict[str, float] | None = None
     error: str | None = None
     note: str | None = None
+    variant: str | None = None  # None for the benchmark's own questions; "rot1".. or "probe" (see variants.py)
+    base_id: str | None = None  # for rotations: the id of the question they rotate
     model: str
     config: str
 

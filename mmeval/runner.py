@@ -48,6 +48,8 @@ class Prepared:
     question: Question
     request: Request
     answer: str
+    variant: str | None = None
+    base_id: str | None = None
 
 
 def resolve_data(config: RunConfig) -> tuple[Path, Path]:
@@ -66,16 +68,40 @@ def load(config: RunConfig) -> Benchmark:
                           strict=config.strict, allow_unknown_types=config.allow_unknown_types)
 
 
+def _request(q: Question, qid: str, options: dict[str, str]) -> Request:
+    return Request(id=qid, task=q.task, image=q.image, options=options, message=render_message(q, options))
+
+
 def prepare(questions: Sequence[Question], config: RunConfig) -> list[Prepared]:
-    out = []
-    for q in questions:
+    """Shuffle and render every question, plus its rotations and the probes when asked for.
+
+    Each image's questions stay adjacent (probes right after the image's own questions), which
+    adapters that reuse an image's encoded prefix rely on.
+    """
+    probes: dict[str, Question] = {}
+    if config.probes:
+        from mmeval.variants import probe_questions
+
+        classification = task_registry.get("Defect Classification").name
+        probes = {p.image: p for p in probe_questions(questions, config.seed, classification)}
+    out: list[Prepared] = []
+    for i, q in enumerate(questions):
         if config.shuffle:
             options, answer = shuffle_options(q.options, q.answer, config.seed, q.id)
         else:
             options, answer = dict(q.options), q.answer
-        req = Request(id=q.id, task=q.task, image=q.image, options=options,
-                      message=render_message(q, options))
-        out.append(Prepared(q, req, answer))
+        out.append(Prepared(q, _request(q, q.id, options), answer))
+        if config.circular:
+            from mmeval.variants import rotate
+
+            for k in range(1, len(options)):
+                rot_options, rot_answer = rotate(options, answer, k)
+                rid = f"{q.id}@rot{k}"
+                out.append(Prepared(q, _request(q, rid, rot_options), rot_answer, f"rot{k}", q.id))
+        last_of_image = i + 1 == len(questions) or questions[i + 1].image != q.image
+        if last_of_image and q.image in probes:
+            p = probes[q.image]
+            out.append(Prepared(p, _request(p, p.id, p.options), p.answer, "probe"))
     return out
 
 
@@ -96,9 +122,10 @@ def decide(response: Response, options: dict[str, str], task: str) -> str | None
 def to_prediction(p: Prepared, r: Response, model: str, digest: str) -> Prediction:
     q = p.question
     return Prediction(
-        id=q.id, image=q.image, dataset=q.dataset, category=q.category, type=q.type_label, task=q.task,
+        id=p.request.id, image=q.image, dataset=q.dataset, category=q.category, type=q.type_label, task=q.task,
         is_normal=q.is_normal, question=q.question, options=p.request.options, answer=p.answer, response=r.text,
-        choice=decide(r, p.request.options, q.task), scores=r.scores, error=r.error, note=r.note, model=model, config=digest,
+        choice=decide(r, p.request.options, q.task), scores=r.scores, error=r.error, note=r.note, variant=p.variant, base_id=p.base_id,
+        model=model, config=digest,
     )
 
 
@@ -157,7 +184,7 @@ def run(config: RunConfig, out: Path, *, overwrite: bool = False, progress: bool
     pred_path = out / (PREDICTIONS if world == 1 else f"predictions.rank{rank}.jsonl")
     done = {p.id: p for p in _read_all(out, repair=True) if p.config == digest and p.error is None}
     prepared = prepare(questions, config)
-    pending = [p for p in prepared if p.question.id not in done][rank::world]
+    pending = [p for p in prepared if p.request.id not in done][rank::world]
     own = adapter or build_adapter(config.model, config.model_options, seed=config.seed)
     try:
         _answer(own, pending, pred_path, out / (TIMINGS if world == 1 else f"timings.rank{rank}.jsonl"),
@@ -172,18 +199,18 @@ def run(config: RunConfig, out: Path, *, overwrite: bool = False, progress: bool
     if world > 1:
         (out / f".rank{rank}.done").write_text("ok")
         if rank != 0:
-            return RunResult(out, pred_path, 0, len(questions), 0, len(bench.skipped))
+            return RunResult(out, pred_path, 0, len(prepared), 0, len(bench.skipped))
         for r in range(1, world):
             _wait_for(out / f".rank{r}.done")
     merged = latest_by_id(p for p in _read_all(out) if p.config == digest)
-    write_sorted(out / PREDICTIONS, merged, [p.question.id for p in prepared])
+    write_sorted(out / PREDICTIONS, merged, [p.request.id for p in prepared])
     if world > 1:
         for r in range(world):
             for name in (f"predictions.rank{r}.jsonl", f".rank{r}.done"):
                 (out / name).unlink(missing_ok=True)
     final = read_predictions(out / PREDICTIONS)
     errors = sum(1 for p in final if p.error)
-    return RunResult(out, out / PREDICTIONS, len(final), len(questions), errors, len(bench.skipped))
+    return RunResult(out, out / PREDICTIONS, len(final), len(prepared), errors, len(bench.skipped))
 
 
 def _read_all(out: Path, repair: bool = False) -> list[Prediction]:

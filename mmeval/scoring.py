@@ -31,10 +31,17 @@ def frame(preds: Iterable[Prediction]) -> pd.DataFrame:
     """One row per question with the fields scoring needs."""
     rows = [{"id": p.id, "image": p.image, "dataset": p.dataset, "category": p.category, "task": p.task,
              "is_normal": p.is_normal, "answer": p.answer, "choice": p.choice,
-             "valid": p.choice is not None, "error": p.error is not None, "correct": p.correct}
+             "valid": p.choice is not None, "error": p.error is not None, "correct": p.correct,
+             "variant": p.variant, "base_id": p.base_id}
             for p in preds]
-    cols = ["id", "image", "dataset", "category", "task", "is_normal", "answer", "choice", "valid", "error", "correct"]
+    cols = ["id", "image", "dataset", "category", "task", "is_normal", "answer", "choice", "valid", "error", "correct",
+            "variant", "base_id"]
     return pd.DataFrame(rows, columns=cols)
+
+
+def plain(df: pd.DataFrame) -> pd.DataFrame:
+    """The benchmark's own questions, without rotations and probes."""
+    return df[df["variant"].isna()] if "variant" in df else df
 
 
 def _balanced(group: pd.DataFrame) -> float:
@@ -75,6 +82,7 @@ def score_row(df: pd.DataFrame) -> dict[str, float]:
 
 def score_table(df: pd.DataFrame, *, drop_invalid: bool = False) -> pd.DataFrame:
     """Dataset x metric table with an ``Average`` row; tasks absent from a dataset are NaN, not 0."""
+    df = plain(df)
     if drop_invalid:
         df = df[df["valid"]]
     datasets = list(dict.fromkeys(df["dataset"]))
@@ -86,6 +94,7 @@ def score_table(df: pd.DataFrame, *, drop_invalid: bool = False) -> pd.DataFrame
 
 def counts(df: pd.DataFrame) -> dict[str, object]:
     """How many questions, invalid answers and errors, per task and in all."""
+    df = plain(df)
     per_task = (df.groupby("task", sort=False)
                 .agg(questions=("id", "size"), invalid=("valid", lambda v: int((~v).sum())),
                      errors=("error", "sum"), correct=("correct", "sum")))

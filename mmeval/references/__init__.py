@@ -1,0 +1,1 @@
+"""Reference figures shipped with mmeval: MMAD human baselines and published model results."""
