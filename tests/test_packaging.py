@@ -1,0 +1,45 @@
+"""A non-editable install carries the task definitions and prompt templates inside the wheel."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out),
+                    str(ROOT)], check=True, capture_output=True, timeout=300)
+    return next(out.glob("mmeval-*.whl"))
+
+
+def test_wheel_contains_data_files(wheel: Path) -> None:
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for task in (ROOT / "tasks").glob("*.toml"):
+        assert f"mmeval/tasks/{task.name}" in names
+    for tpl in (ROOT / "prompts").glob("*.j2"):
+        assert f"mmeval/prompts/{tpl.name}" in names
+    assert "model_adapters/base.py" in names
+
+
+def test_installed_wheel_runs_outside_the_source_tree(wheel: Path, tmp_path: Path) -> None:
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
+                   check=True, capture_output=True, timeout=300)
+    code = ("import mmeval, model_adapters; from mmeval import task_registry, render; "
+            "assert mmeval.__file__.startswith(%r), mmeval.__file__; "
+            "print(len(task_registry.all_tasks()), render.prompts_digest())" % str(target))
+    env = {"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    from mmeval.render import prompts_digest
+
+    assert done.stdout.split() == ["7", prompts_digest()]
