@@ -1,4 +1,4 @@
-"""Command line: ``mmeval run | report | score-mmad | build synthetic | models``.
+"""Command line: ``mmeval run | report | compare | score-mmad | build synthetic | models``.
 
 Exit codes: 0 ok, 2 bad input (data, flags, files; the message names the culprit), 1 internal error,
 130 interrupted (predictions so far are kept; rerun the same command to resume).
@@ -119,11 +119,30 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, tuple[str, str]]]
                           "'There is no defect.'): measures defect fabrication")
     run.add_argument("--overwrite", action="store_true", help="discard a run with a different config in --out")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--cycle-ms", type=float, metavar="MS",
+                     help="production line cycle time in milliseconds: the report says whether the model keeps up")
     owners = _add_family_flags(run)
 
     rep = sub.add_parser("report", help="(re)write the report of a run directory",
                          description="Score RUN_DIR/predictions.jsonl into scores.csv, scores.json and heatmap.png.")
     rep.add_argument("run_dir", help="a directory written by 'mmeval run'")
+    rep.add_argument("--cycle-ms", type=float, metavar="MS",
+                     help="production line cycle time in milliseconds: the report says whether the model keeps up")
+
+    cmp = sub.add_parser(
+        "compare", help="compare runs with each other, the human baseline and published MMAD results",
+        description="Put runs side by side (their Average-over-datasets accuracy per task), beside the human expert "
+                    "baseline and published MMAD rows; test each run against the first with a paired McNemar test "
+                    "per task. With --out: compare.html, compare.csv, compare.json and heatmap.png in OUT.")
+    cmp.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories; the first is the baseline (A)")
+    cmp.add_argument("--with", dest="with_refs", action="append", metavar="NAMES",
+                     help="comma-separated references, matched case-insensitively: 'human' (expert, approximate), "
+                          "'human-ordinary', or a published model such as 'gpt-4o', 'claude-3-5-sonnet-20241022'")
+    cmp.add_argument("--out", help="directory for compare.html, compare.csv, compare.json, heatmap.png")
+    cmp.add_argument("--cycle-ms", type=float, metavar="MS", help="production line cycle time in milliseconds")
+    cmp.add_argument("--bootstrap", type=int, default=1000, metavar="N",
+                     help="bootstrap resamples for the confidence intervals (default: 1000)")
+    cmp.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
 
     sm = sub.add_parser("score-mmad", help="score an answers file written by the official MMAD scripts",
                         description="Re-score an official MMAD answers JSON (a list of {image, question, "
@@ -165,7 +184,7 @@ def cmd_run(args: argparse.Namespace, owners: dict[str, tuple[str, str]]) -> int
     data_name = "synthetic" if args.data == "synthetic" else Path(args.data).stem
     out = Path(args.out) if args.out else Path("reports") / _slug(f"{args.model}_{data_name}_{args.shots}shot_seed{args.seed}")
     result = run(config, out, overwrite=args.overwrite, progress=not args.no_progress)
-    table = write_run_report(out)
+    table = write_run_report(out, cycle_ms=args.cycle_ms)
     print(table.round(2).to_string(), file=sys.stderr)
     if result.skipped:
         print(f"skipped {result.skipped} bad record(s); see {out / 'scores.json'}", file=sys.stderr)
@@ -178,9 +197,23 @@ def cmd_run(args: argparse.Namespace, owners: dict[str, tuple[str, str]]) -> int
 def cmd_report(args: argparse.Namespace) -> int:
     from mmeval.reports import write_run_report
 
-    table = write_run_report(Path(args.run_dir))
+    table = write_run_report(Path(args.run_dir), cycle_ms=args.cycle_ms)
     print(table.round(2).to_string(), file=sys.stderr)
     print(f"report: {Path(args.run_dir).resolve()}")
+    return EXIT_OK
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from mmeval import compare
+
+    if args.bootstrap < 1:
+        raise InputError("--bootstrap must be at least 1")
+    comp = compare.compare([Path(r) for r in args.runs], args.with_refs or [], cycle_ms=args.cycle_ms,
+                           n_boot=args.bootstrap, seed=args.seed)
+    print(compare.text_summary(comp), file=sys.stderr)
+    if args.out:
+        files = compare.write(comp, Path(args.out), cycle_ms=args.cycle_ms)
+        print(f"report: {files['html'].resolve()}")
     return EXIT_OK
 
 
@@ -230,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_run(args, owners)
         if args.command == "report":
             return cmd_report(args)
+        if args.command == "compare":
+            return cmd_compare(args)
         if args.command == "score-mmad":
             return cmd_score_mmad(args)
         if args.command == "build":

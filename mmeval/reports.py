@@ -10,8 +10,6 @@ from typing import Any
 import pandas as pd
 
 from mmeval import scoring, task_registry
-from mmeval.errors import InputError
-from mmeval.predictions import read_predictions
 
 #: one fixed colour scale for every heatmap, so two heatmaps can be compared by eye
 VMIN, VMAX, CMAP = 0.0, 100.0, "RdYlGn"
@@ -61,18 +59,30 @@ def write_tables(df: pd.DataFrame, out: Path, title: str, extra: dict[str, Any])
     return table
 
 
-def write_run_report(run_dir: Path) -> pd.DataFrame:
-    """Score a run directory (predictions.jsonl + run.json) into its report files."""
-    pred_path = run_dir / "predictions.jsonl"
-    if not pred_path.is_file():
-        raise InputError(f"{run_dir}: no predictions.jsonl (is this a run directory?)")
-    preds = read_predictions(pred_path)
-    if not preds:
-        raise InputError(f"{pred_path}: no predictions yet")
-    run = json.loads((run_dir / "run.json").read_text(encoding="utf-8")) if (run_dir / "run.json").exists() else {}
-    skipped = (json.loads((run_dir / "skipped.json").read_text(encoding="utf-8"))
-               if (run_dir / "skipped.json").exists() else [])
-    cfg = run.get("config", {})
-    title = f"{cfg.get('model', preds[0].model)} · {cfg.get('shots', '?')}-shot · seed {cfg.get('seed', '?')}"
-    extra = {"run": run, "skipped": {"count": len(skipped), "records": skipped}}
-    return write_tables(scoring.frame(preds), run_dir, title, extra)
+def write_run_report(run_dir: Path, *, cycle_ms: float | None = None, html: bool = True,
+                     n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Score a run directory (predictions.jsonl + run.json) into its report files.
+
+    scores.csv, scores.json, heatmap.png (as before), plus analysis.json (hallucination, bootstrap CIs,
+    calibration, latency, CircularEval: see :mod:`mmeval.analysis`), ci.csv, mmad_answers.json (the
+    benchmark questions in the official MMAD answers format) and report.html.
+    """
+    from mmeval import analysis
+    from mmeval.official import export_answers
+
+    rd = analysis.load_run(run_dir)
+    preds = rd.preds
+    extra = {"run": rd.run, "skipped": {"count": len(rd.skipped), "records": rd.skipped}}
+    table = write_tables(scoring.frame(preds), run_dir, rd.title, extra)
+    res = analysis.analyse(preds, run_dir=run_dir, cycle_ms=cycle_ms, n_boot=n_boot, seed=seed)
+    (run_dir / "analysis.json").write_text(
+        json.dumps({"title": rd.title, **analysis.to_jsonable(res)}, indent=1, ensure_ascii=False, default=str),
+        encoding="utf-8")
+    res["ci"].to_csv(run_dir / "ci.csv", index=False, float_format="%.4f")
+    export_answers(analysis.plain_preds(preds), run_dir / "mmad_answers.json")
+    if html:
+        from mmeval.html_report import write_run_html
+
+        files = ["scores.csv", "scores.json", "ci.csv", "analysis.json", "mmad_answers.json", "heatmap.png"]
+        write_run_html(rd, res, run_dir / "report.html", heatmap_png=run_dir / "heatmap.png", files=files)
+    return table

@@ -1,0 +1,178 @@
+"""The self-contained HTML reports: escaping, no external resources, and a real browser rendering them."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mmeval import compare
+from mmeval.predictions import Prediction, dumps
+from mmeval.reports import write_run_report
+
+CHROMIUM = Path("/usr/bin/chromium")
+RUN_SECTIONS = ["summary", "heatmap", "tasks-vs-human", "ci", "hallucination", "scores-calibration", "latency",
+                "robustness", "wrong-answers"]
+COMPARE_SECTIONS = ["summary", "heatmap", "tasks-vs-human", "ci", "significance", "hallucination", "wrong-answers"]
+XSS = "<script>alert(1)</script>"
+
+AD, DC, OA = "Anomaly Detection", "Defect Classification", "Object Analysis"
+
+
+def make_run(root: Path, name: str, seed: int) -> Path:
+    """A run directory by hand: images, predictions (rotations, probes, scores), run.json, timings.jsonl."""
+    rng = np.random.default_rng(seed)
+    data = root / "data"
+    run = root / name
+    run.mkdir(parents=True)
+    preds: list[Prediction] = []
+
+    def add(qid: str, image: str, task: str, normal: bool, options: dict, answer: str, choice: str | None,
+            response: str | None = None, **kw) -> None:
+        preds.append(Prediction(id=qid, image=image, dataset=image.split("/")[0], category=image.split("/")[1],
+                                type=task, task=task, is_normal=normal, question=f"Question about {task}?",
+                                options=options, answer=answer, response=response or (choice or "no idea"),
+                                choice=choice, model=name, config="cfg", **kw))
+
+    four = {"A": "Scratch.", "B": "Hole.", "C": "Stain.", "D": "Crack."}
+    for i in range(12):
+        ds = ["DS-A", "DS-B"][i % 2]
+        normal = i % 3 == 0
+        image = f"{ds}/widget/test/{'good' if normal else 'hole'}/{i:03d}.png"
+        arr = (rng.random((40, 40, 3)) * 255).astype("uint8")
+        (data / image).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(arr).save(data / image)
+        p_yes = float(np.clip(rng.normal(0.3 if normal else 0.7, 0.2), 0.01, 0.99))
+        choice = "A" if p_yes > 0.5 else "B"
+        add(f"{image}#0", image, AD, normal, {"A": "Yes.", "B": "No."}, "B" if normal else "A", choice,
+            scores={"A": math.log(p_yes), "B": math.log(1 - p_yes)})
+        if not normal:
+            c = str(rng.choice(list("ABCD")))
+            add(f"{image}#1", image, DC, normal, four, "B", c,
+                response=XSS if i == 1 else f"I think {c} <b>bold</b> & more")
+            for k in (1, 2, 3):
+                add(f"{image}#1@rot{k}", image, DC, normal, four, "ABCD"[(1 + k) % 4],
+                    str(rng.choice(list("ABCD"))), variant=f"rot{k}", base_id=f"{image}#1")
+        add(f"{image}#2", image, OA, normal, four, "C", str(rng.choice(list("ABCD"))))
+        if normal:
+            add(f"{image}#probe", image, "Defect Probe", True,
+                {"A": "Hole.", "B": "There is no defect.", "C": "Scratch.", "D": "Stain."}, "B",
+                str(rng.choice(list("ABCD"))), variant="probe")
+    (run / "predictions.jsonl").write_text("".join(dumps(p) + "\n" for p in preds), encoding="utf-8")
+    (run / "run.json").write_text(json.dumps({"digest": "cfg", "source": str(data / "mmad.json"), "config": {
+        "model": name, "shots": 1, "seed": seed, "data": str(data / "mmad.json"), "circular": True, "probes": True}}))
+    with open(run / "timings.jsonl", "w") as fh:
+        for p in preds:
+            fh.write(json.dumps({"id": p.id, "seconds": float(rng.uniform(0.005, 0.03)), "batch_size": 1}) + "\n")
+            fh.write(json.dumps({"batch_of": p.id, "batch_size": 1, "batch_seconds": 0.03}) + "\n")
+    return run
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("html")
+    a, b = make_run(root, "toy-a", 1), make_run(root, "toy-b", 2)
+    for run in (a, b):
+        write_run_report(run, cycle_ms=50, n_boot=200)
+    return a, b
+
+
+@pytest.fixture(scope="module")
+def compare_dir(runs: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("cmp")
+    comp = compare.compare(list(runs), ["human,GPT-4o"], cycle_ms=50, n_boot=200)
+    compare.write(comp, out, cycle_ms=50)
+    return out
+
+
+def test_run_report_files(runs: tuple[Path, Path]) -> None:
+    run = runs[0]
+    for name in ("report.html", "analysis.json", "ci.csv", "mmad_answers.json", "scores.csv", "heatmap.png"):
+        assert (run / name).is_file(), name
+    answers = json.loads((run / "mmad_answers.json").read_text())
+    preds = [json.loads(line) for line in (run / "predictions.jsonl").read_text().splitlines()]
+    plain = [p for p in preds if p["variant"] is None]
+    assert len(answers) == len(plain) < len(preds)  # rotations and probes are not benchmark questions
+    assert set(answers[0]) == {"image", "question", "question_type", "correct_answer", "gpt_answer"}
+    analysis = json.loads((run / "analysis.json").read_text())
+    assert analysis["latency"]["cycle_ms"] == 50 and analysis["latency"]["keeps_up"] in ("yes", "no", "on average only")
+    assert analysis["detection_scores"]["available"] is True
+
+
+def test_model_text_is_escaped(runs: tuple[Path, Path]) -> None:
+    html = (runs[0] / "report.html").read_text(encoding="utf-8")
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<script>alert" not in html
+    assert "<b>bold</b>" not in html and "&lt;b&gt;bold&lt;/b&gt; &amp; more" in html
+
+
+def test_reports_are_self_contained(runs: tuple[Path, Path], compare_dir: Path) -> None:
+    for page in (runs[0] / "report.html", compare_dir / "compare.html"):
+        html = page.read_text(encoding="utf-8")
+        assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html, re.I), page
+        assert not re.search(r"url\(\s*['\"]?(https?:)?//", html, re.I), page
+        assert "<link" not in html and "@import" not in html
+        assert html.count("data:image/png;base64,") >= 2  # heatmap + bars
+        assert "data:image/jpeg;base64," in html  # thumbnails
+        assert "approximate" in html and "arXiv:2410.09453" in html  # the caveat and the source
+        for section in (RUN_SECTIONS if page.name == "report.html" else COMPARE_SECTIONS):
+            assert f'id="{section}"' in html, (page, section)
+
+
+def test_compare_html_lists_runs_and_references(compare_dir: Path) -> None:
+    html = (compare_dir / "compare.html").read_text(encoding="utf-8")
+    for text in ("toy-a (1-shot)", "toy-b (1-shot)", "human expert (approx.)", "gpt-4o (1-shot, published)",
+                 "Paired McNemar", "&lt;script&gt;"):
+        assert text in html, text
+    assert "<script>alert" not in html
+
+
+def _browse(page: Path, tmp: Path, name: str) -> tuple[str, str, Path]:
+    shot = tmp / f"{name}.png"
+    cmd = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           f"--user-data-dir={tmp / ('profile-' + name)}", "--enable-logging=stderr", "--v=0", "--dump-dom",
+           f"--screenshot={shot}", "--window-size=1280,2000", page.resolve().as_uri()]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout, done.stderr, shot
+
+
+def _console_problems(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines()
+            if "CONSOLE" in line and re.search(r"uncaught|error|failed|refused|net::", line, re.I)]
+
+
+def _assert_not_blank(shot: Path) -> None:
+    assert shot.is_file() and shot.stat().st_size > 10_000
+    with Image.open(shot) as im:
+        grey = np.asarray(im.convert("L"), dtype=float)
+    assert grey.shape == (2000, 1280)
+    assert grey.std() > 20  # a blank or single-colour page has ~0
+    assert len(np.unique(grey)) > 50
+
+
+@pytest.mark.skipif(not CHROMIUM.is_file() or shutil.which(str(CHROMIUM)) is None,
+                    reason="/usr/bin/chromium is not installed (CI installs it: apt-get install chromium)")
+def test_reports_render_in_a_browser_without_errors(runs: tuple[Path, Path], compare_dir: Path,
+                                                     tmp_path: Path) -> None:
+    # negative control first: the console check must see an error when there is one
+    bad = tmp_path / "bad.html"
+    bad.write_text("<html><body><p>x</p><script>undefinedFunction();</script></body></html>")
+    _, stderr, _ = _browse(bad, tmp_path, "bad")
+    assert _console_problems(stderr), "the browser's console errors are not visible in its log"
+
+    for page, sections in ((runs[0] / "report.html", RUN_SECTIONS), (compare_dir / "compare.html", COMPARE_SECTIONS)):
+        dom, stderr, shot = _browse(page, tmp_path, page.stem)
+        assert not _console_problems(stderr), _console_problems(stderr)
+        for section in sections:
+            assert f'id="{section}"' in dom, (page.name, section)
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in dom and "<script>alert" not in dom
+        _assert_not_blank(shot)
