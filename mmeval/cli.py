@@ -60,7 +60,10 @@ def _add_family_flags(parser: argparse.ArgumentParser) -> dict[str, tuple[str, s
             choices = list(args) if typing.get_origin(ann) is typing.Literal else None
             default = info.get_default(call_default_factory=True)
             helptext = (info.description or "") + (f" (default: {default})" if default is not None else "")
-            if ann is bool:
+            if ann is bool and default is False:  # a plain switch: --flag turns it on
+                group.add_argument(_flag(name), dest=dest, action="store_const", const=True, default=None,
+                                   help=helptext)
+            elif ann is bool:
                 group.add_argument(_flag(name), dest=dest, action=argparse.BooleanOptionalAction, default=None,
                                    help=helptext)
             else:
@@ -79,6 +82,22 @@ def _collect_options(args: argparse.Namespace, owners: dict[str, tuple[str, str]
             raise InputError(f"{_flag(field)} applies to the '{fams}' model family, not to '{family}'")
         opts[field] = value
     return opts
+
+
+def split_options(options_cls: type[BaseModel], raw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Validate the given family options, then split them into (affects predictions, operational).
+
+    Values are normalised through the family's pydantic model ("8" -> 8), so the config hash does not
+    depend on how a flag was spelled. Fields marked ``json_schema_extra={"affects_predictions": False}``
+    (concurrency, retries, caches ...) stay out of the hash: changing them must not block a resume.
+    """
+    validated = options_cls.model_validate(raw).model_dump(mode="json")
+    hashed, runtime = {}, {}
+    for name in raw:
+        extra = options_cls.model_fields[name].json_schema_extra
+        operational = isinstance(extra, dict) and extra.get("affects_predictions") is False
+        (runtime if operational else hashed)[name] = validated[name]
+    return hashed, runtime
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, tuple[str, str]]]:
@@ -171,13 +190,13 @@ def cmd_run(args: argparse.Namespace, owners: dict[str, tuple[str, str]]) -> int
 
     family, _ = split_model(args.model)
     try:
-        config = RunConfig(model=args.model, model_options=_collect_options(args, owners, family.name),
+        hashed, runtime = split_options(family.load().Options, _collect_options(args, owners, family.name))
+        config = RunConfig(model=args.model, model_options=hashed, runtime_options=runtime,
                            data=args.data if args.data == "synthetic" else str(Path(args.data).resolve()),
                            image_root=str(Path(args.image_root).resolve()) if args.image_root else None,
                            shots=args.shots, templates=args.templates, seed=args.seed, shuffle=not args.no_shuffle,
                            allow_unknown_types=args.allow_unknown_types, limit=args.limit, strict=args.strict,
                            circular=args.circular, probes=args.probes)
-        family.load().Options.model_validate(config.model_options)
     except ValidationError as exc:
         err = exc.errors()[0]
         raise InputError(f"{_flag(str(err['loc'][-1])) if err['loc'] else 'flags'}: {err['msg']}") from None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,7 +16,21 @@ from pydantic import BaseModel, ConfigDict, Field
 from mmeval.render import prompts_digest
 
 #: fields that do not change any single prediction, so they stay out of the hash
-UNHASHED = frozenset({"limit", "strict", "progress"})
+UNHASHED = frozenset({"limit", "strict", "runtime_options"})
+
+_URL_USERINFO = re.compile(r"(://)[^/@\s]+@")
+_SECRET_QUERY = re.compile(r"([?&][^=&\s]*(?:key|token|secret|password|sig)[^=&\s]*=)[^&\s]*", re.IGNORECASE)
+
+
+def redact(value: Any) -> Any:
+    """Strip credentials that may hide in option values (``https://user:pass@host``, ``?api_key=``)."""
+    if isinstance(value, str):
+        return _SECRET_QUERY.sub(r"\1***", _URL_USERINFO.sub(r"\1***@", value))
+    if isinstance(value, dict):
+        return {k: redact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
 
 
 class RunConfig(BaseModel):
@@ -23,6 +38,7 @@ class RunConfig(BaseModel):
 
     model: str = Field(description="model spec, e.g. 'expert' or 'hf:PATH'")
     model_options: dict[str, Any] = Field(default_factory=dict)
+    runtime_options: dict[str, Any] = Field(default_factory=dict, description="operational options, not hashed")
     data: str = Field(description="path of the mmad.json, or 'synthetic'")
     image_root: str | None = None
     shots: int = Field(0, ge=0)
@@ -38,6 +54,13 @@ class RunConfig(BaseModel):
 
     def hashed_fields(self) -> dict[str, Any]:
         return self.model_dump(exclude=set(UNHASHED))
+
+    def adapter_options(self) -> dict[str, Any]:
+        return {**self.model_options, **self.runtime_options}
+
+    def public(self) -> dict[str, Any]:
+        """The config as written to disk and reports: credentials in URLs redacted."""
+        return redact(self.model_dump())
 
     def digest(self) -> str:
         blob = json.dumps(self.hashed_fields(), sort_keys=True, default=str)

@@ -194,3 +194,28 @@ def test_help_explains_every_flag(command: list[str], capsys) -> None:
         for flag in ("--model", "--data", "--shots", "--templates", "--seed", "--limit", "--out", "--no-shuffle",
                      "--image-root", "--strict"):
             assert flag in text
+
+
+def test_operational_options_stay_out_of_the_hash() -> None:
+    from pydantic import BaseModel, Field
+
+    from mmeval.cli import split_options
+
+    class Opts(BaseModel):
+        max_tokens: int = 64
+        concurrency: int = Field(8, json_schema_extra={"affects_predictions": False})
+
+    hashed, runtime = split_options(Opts, {"max_tokens": "32", "concurrency": "4"})
+    assert hashed == {"max_tokens": 32} and runtime == {"concurrency": 4}
+    base = dict(model="random", data="synthetic", model_options=hashed)
+    a = RunConfig(**base, runtime_options=runtime)
+    b = RunConfig(**base, runtime_options={"concurrency": 64})
+    assert a.digest() == b.digest() and a.adapter_options() == {"max_tokens": 32, "concurrency": 4}
+    assert RunConfig(**{**base, "model_options": {"max_tokens": 16}}).digest() != a.digest()
+
+
+def test_credentials_in_options_are_redacted_on_disk() -> None:
+    cfg = RunConfig(model="random", data="synthetic",
+                    model_options={"base_url": "https://bob:hunter2@api.example/v1?api_key=sk-123&x=1"})
+    text = json.dumps(cfg.public())
+    assert "hunter2" not in text and "sk-123" not in text and "x=1" in text
