@@ -130,8 +130,22 @@ def to_prediction(p: Prepared, r: Response, model: str, digest: str) -> Predicti
 
 
 def shard() -> tuple[int, int]:
-    """(rank, world size) from the launcher's environment; (0, 1) when run plainly."""
-    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    """(rank, world size) from the launcher's environment; (0, 1) when run plainly.
+
+    torchrun and ``accelerate launch --multi_gpu --num_processes N`` (torchrun underneath; it works on
+    CPU-only machines too) set RANK/WORLD_SIZE. accelerate's multi-CPU launch through MPI
+    (``--mpirun_hostfile``) sets only the MPI variables. Note: ``accelerate launch --cpu
+    --num_processes N`` on one machine without MPI starts a single process.
+    """
+    def first(names: tuple[str, ...], default: int) -> int:
+        for name in names:
+            if os.environ.get(name, "").strip():
+                return int(os.environ[name])
+        return default
+
+    rank = first(("RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "MV2_COMM_WORLD_RANK"), 0)
+    world = first(("WORLD_SIZE", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MV2_COMM_WORLD_SIZE"), 1)
+    return rank, world
 
 
 def check_run_dir(out: Path, config: RunConfig, overwrite: bool) -> None:
@@ -175,7 +189,7 @@ def run(config: RunConfig, out: Path, *, overwrite: bool = False, progress: bool
     rank, world = shard()
     if rank == 0:
         check_run_dir(out, config, overwrite)
-        (out / RUN_FILE).write_text(json.dumps({"digest": config.digest(), "config": config.model_dump(),
+        (out / RUN_FILE).write_text(json.dumps({"digest": config.digest(), "config": config.public(),
                                                 "source": bench.source}, indent=2, default=str), encoding="utf-8")
         (out / SKIPPED).write_text(json.dumps([s.as_dict() for s in bench.skipped], indent=1), encoding="utf-8")
     else:
@@ -185,7 +199,7 @@ def run(config: RunConfig, out: Path, *, overwrite: bool = False, progress: bool
     done = {p.id: p for p in _read_all(out, repair=True) if p.config == digest and p.error is None}
     prepared = prepare(questions, config)
     pending = [p for p in prepared if p.request.id not in done][rank::world]
-    own = adapter or build_adapter(config.model, config.model_options, seed=config.seed)
+    own = adapter or build_adapter(config.model, config.adapter_options(), seed=config.seed)
     try:
         _answer(own, pending, pred_path, out / (TIMINGS if world == 1 else f"timings.rank{rank}.jsonl"),
                 config.model, digest, progress and rank == 0)
