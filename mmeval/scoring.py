@@ -77,7 +77,15 @@ def score_row(df: pd.DataFrame) -> dict[str, float]:
         not np.isnan(row[t]) for t in task_registry.task_names()) else np.nan
     detection_task = next((t.name for t in task_registry.all_tasks() if t.scoring == "balanced"), None)
     row.update(_detection(df[df["task"] == detection_task]))
+    for extra in extra_tasks(df):  # types outside the registry (--allow-unknown-types): shown, not averaged
+        sub = df[df["task"] == extra]
+        row[extra] = float(100 * sub["correct"].mean()) if len(sub) else np.nan
     return row
+
+
+def extra_tasks(df: pd.DataFrame) -> list[str]:
+    known = set(task_registry.task_names())
+    return [t for t in dict.fromkeys(df["task"]) if t not in known]
 
 
 def score_table(df: pd.DataFrame, *, drop_invalid: bool = False) -> pd.DataFrame:
@@ -86,7 +94,8 @@ def score_table(df: pd.DataFrame, *, drop_invalid: bool = False) -> pd.DataFrame
     if drop_invalid:
         df = df[df["valid"]]
     datasets = list(dict.fromkeys(df["dataset"]))
-    table = pd.DataFrame([score_row(df[df["dataset"] == d]) for d in datasets], index=datasets, columns=columns())
+    table = pd.DataFrame([score_row(df[df["dataset"] == d]) for d in datasets], index=datasets,
+                         columns=columns() + extra_tasks(df))
     table.loc["Average"] = table.mean(axis=0, skipna=True)
     table.index.name = "dataset"
     return table

@@ -219,3 +219,17 @@ def test_credentials_in_options_are_redacted_on_disk() -> None:
                     model_options={"base_url": "https://bob:hunter2@api.example/v1?api_key=sk-123&x=1"})
     text = json.dumps(cfg.public())
     assert "hunter2" not in text and "sk-123" not in text and "x=1" in text
+
+
+def test_unknown_types_get_their_own_column(tmp_path: Path, official_records: dict) -> None:
+    from conftest import materialise
+
+    official_records["DS-MVTec/bottle/image/broken_large/000.png"]["conversation"][3]["type"] = "Defect Smell"
+    data = materialise(official_records, tmp_path / "d")
+    assert cli_run(data, tmp_path / "r", "--allow-unknown-types", "--no-shuffle") == 0
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "r" / "scores.csv", index_col=0)
+    assert list(table.columns)[-1] == "Defect Smell"
+    assert not pd.isna(table.loc["DS-MVTec", "Defect Smell"])
+    assert pd.isna(table.loc["DS-MVTec", "Defect Description"])  # the renamed question left its old column
