@@ -164,10 +164,39 @@ def check_run_dir(out: Path, config: RunConfig, overwrite: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
+def by_image(items: Sequence[Prepared]) -> list[list[Prepared]]:
+    """Consecutive runs of requests about the same image (file order keeps them adjacent)."""
+    groups: list[list[Prepared]] = []
+    for p in items:
+        if groups and groups[-1][0].request.image == p.request.image:
+            groups[-1].append(p)
+        else:
+            groups.append([p])
+    return groups
+
+
+def my_share(items: Sequence[Prepared], rank: int, world: int) -> list[Prepared]:
+    """This process's questions: whole images dealt round-robin, so no image is encoded twice."""
+    return [p for i, group in enumerate(by_image(items)) if i % world == rank for p in group]
+
+
 def batches(items: Sequence[Prepared], size: int) -> Iterator[list[Prepared]]:
-    """Consecutive chunks; questions of one image stay adjacent (file order), which prefix reuse needs."""
-    for i in range(0, len(items), max(1, size)):
-        yield list(items[i : i + size])
+    """Batches of whole images, up to ``size`` requests; an image larger than a batch is split.
+
+    Keeping an image's questions in one batch lets adapters encode its shared prefix once.
+    """
+    size = max(1, size)
+    batch: list[Prepared] = []
+    for group in by_image(items):
+        if batch and len(batch) + len(group) > size:
+            yield batch
+            batch = []
+        while len(group) > size:
+            yield group[:size]
+            group = group[size:]
+        batch.extend(group)
+    if batch:
+        yield batch
 
 
 @dataclass
@@ -198,7 +227,7 @@ def run(config: RunConfig, out: Path, *, overwrite: bool = False, progress: bool
     pred_path = out / (PREDICTIONS if world == 1 else f"predictions.rank{rank}.jsonl")
     done = {p.id: p for p in _read_all(out, repair=True) if p.config == digest and p.error is None}
     prepared = prepare(questions, config)
-    pending = [p for p in prepared if p.request.id not in done][rank::world]
+    pending = my_share([p for p in prepared if p.request.id not in done], rank, world)
     own = adapter or build_adapter(config.model, config.adapter_options(), seed=config.seed)
     try:
         _answer(own, pending, pred_path, out / (TIMINGS if world == 1 else f"timings.rank{rank}.jsonl"),

@@ -233,3 +233,23 @@ def test_unknown_types_get_their_own_column(tmp_path: Path, official_records: di
     assert list(table.columns)[-1] == "Defect Smell"
     assert not pd.isna(table.loc["DS-MVTec", "Defect Smell"])
     assert pd.isna(table.loc["DS-MVTec", "Defect Description"])  # the renamed question left its old column
+
+
+def test_batches_keep_images_whole_and_shards_split_by_image(official_data: Path) -> None:
+    from mmeval.data import load_benchmark
+    from mmeval.runner import batches, my_share, prepare
+
+    bench = load_benchmark(official_data, official_data.parent, shots=1)
+    prepared = prepare(bench.questions, RunConfig(model="random", data=str(official_data), shots=1))
+    sizes = [[p.request.image for p in b] for b in batches(prepared, 4)]
+    assert sum(len(b) for b in sizes) == len(prepared)
+    assert all(len(b) <= 4 for b in sizes)
+    # the 5-question image is split (it alone exceeds the batch); no other image spans two batches
+    spans = {}
+    for i, b in enumerate(sizes):
+        for image in b:
+            spans.setdefault(image, set()).add(i)
+    assert [img for img, s in spans.items() if len(s) > 1] == ["DS-MVTec/bottle/image/broken_large/000.png"]
+    shares = [my_share(prepared, r, 2) for r in range(2)]
+    assert sorted(p.request.id for s in shares for p in s) == sorted(p.request.id for p in prepared)
+    assert not {p.request.image for p in shares[0]} & {p.request.image for p in shares[1]}
