@@ -91,7 +91,8 @@ class HFOptions(BaseModel):
     likelihood_target: Literal["letters", "options"] = Field(
         "letters", description="likelihood mode: score each option's letter, or its full text (sum of token log-probs)")
     max_new_tokens: int = Field(16, ge=1, description="generate mode: at most this many new tokens")
-    batch_size: int = Field(8, ge=1, description="questions handed to the model at once")
+    batch_size: int = Field(8, ge=1, description="questions handed to the model at once",
+                            json_schema_extra={"affects_predictions": False})
     prefix_reuse: bool = Field(
         True, description="run the images and instruction shared by the questions of one image through the model "
                           "once and reuse its KV cache for each question")
