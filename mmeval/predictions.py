@@ -86,7 +86,7 @@ class PredictionWriter:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.exists() and path.stat().st_size and not path.read_bytes().endswith(b"\n"):
-            with open(path, "ab") as fh:  # a repaired file may end mid-line only if empty; be safe
+            with open(path, "ab") as fh:  # a last line without its newline: start appends on a fresh line
                 fh.write(b"\n")
         self._fh = open(path, "a", encoding="utf-8")
 

@@ -40,6 +40,7 @@ PREDICTIONS = "predictions.jsonl"
 RUN_FILE = "run.json"
 SKIPPED = "skipped.json"
 TIMINGS = "timings.jsonl"
+LAUNCH_SKEW_S = 120.0  # processes of one launch start within this many seconds of each other
 USAGE = "usage.jsonl"  # one line per process and session: adapter.run_info() (tokens, cost ...)
 
 
@@ -216,16 +217,23 @@ def run(config: RunConfig, out: Path, *, overwrite: bool = False, progress: bool
     if not questions:
         raise InputError(f"--data {config.data}: no valid questions (skipped {len(bench.skipped)} record(s))")
     rank, world = shard()
+    started = time.time()
     if rank == 0:
         check_run_dir(out, config, overwrite)
+        for stale in out.glob(".rank*.*"):  # markers of an earlier multi-process run that died
+            stale.unlink()
         (out / RUN_FILE).write_text(json.dumps({"digest": config.digest(), "config": config.public(),
                                                 "source": bench.source}, indent=2, default=str), encoding="utf-8")
         (out / SKIPPED).write_text(json.dumps([s.as_dict() for s in bench.skipped], indent=1), encoding="utf-8")
+        if world > 1:
+            (out / ".rank0.ready").write_text("ok")
     else:
-        _wait_for(out / RUN_FILE)
+        # ranks start together; a marker much older than this process is a leftover, not rank 0's
+        _wait_for(out / ".rank0.ready", newer_than=started - LAUNCH_SKEW_S)
     digest = config.digest()
     pred_path = out / (PREDICTIONS if world == 1 else f"predictions.rank{rank}.jsonl")
-    done = {p.id: p for p in _read_all(out, repair=True) if p.config == digest and p.error is None}
+    read_predictions(pred_path, repair=True)  # cut a torn last line off this process's own file
+    done = {p.id: p for p in _read_all(out) if p.config == digest and p.error is None}
     prepared = prepare(questions, config)
     pending = my_share([p for p in prepared if p.request.id not in done], rank, world)
     own = adapter or build_adapter(config.model, config.adapter_options(), seed=config.seed)
@@ -244,29 +252,31 @@ def run(config: RunConfig, out: Path, *, overwrite: bool = False, progress: bool
         if rank != 0:
             return RunResult(out, pred_path, 0, len(prepared), 0, len(bench.skipped))
         for r in range(1, world):
-            _wait_for(out / f".rank{r}.done")
+            _wait_for(out / f".rank{r}.done", newer_than=started - LAUNCH_SKEW_S)
     merged = latest_by_id(p for p in _read_all(out) if p.config == digest)
     write_sorted(out / PREDICTIONS, merged, [p.request.id for p in prepared])
     if world > 1:
         for r in range(world):
-            for name in (f"predictions.rank{r}.jsonl", f".rank{r}.done"):
+            for name in (f"predictions.rank{r}.jsonl", f".rank{r}.done", f".rank{r}.ready"):
                 (out / name).unlink(missing_ok=True)
     final = read_predictions(out / PREDICTIONS)
     errors = sum(1 for p in final if p.error)
     return RunResult(out, out / PREDICTIONS, len(final), len(prepared), errors, len(bench.skipped))
 
 
-def _read_all(out: Path, repair: bool = False) -> list[Prediction]:
+def _read_all(out: Path) -> list[Prediction]:
+    """Predictions of the merged file and of every process's part (others' torn lines are skipped)."""
     files = [out / PREDICTIONS] + sorted(out.glob("predictions.rank*.jsonl"))
     preds: list[Prediction] = []
     for f in files:
-        preds.extend(read_predictions(f, repair=repair))
+        preds.extend(read_predictions(f))
     return preds
 
 
-def _wait_for(path: Path, timeout: float = 24 * 3600) -> None:
+def _wait_for(path: Path, newer_than: float = 0.0, timeout: float = 24 * 3600) -> None:
+    """Wait for another process's marker file (written no earlier than ``newer_than``)."""
     start = time.monotonic()
-    while not path.exists():
+    while not (path.exists() and path.stat().st_mtime >= newer_than):
         if time.monotonic() - start > timeout:
             raise TimeoutError(f"gave up waiting for {path}")
         time.sleep(0.2)
