@@ -1,0 +1,80 @@
+"""Latency and throughput of a run, from its timings.jsonl.
+
+Latency (:func:`latency`): from timings.jsonl; per question = seconds since the previous answer of
+its batch (with batches > 1 the first answer carries the batch's compute); per image = the sum over
+the image's questions in the run; throughput = answered questions / summed batch time.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear-interpolated percentile (numpy's default); NaN for no values."""
+    return float(np.percentile(np.asarray(values, dtype=float), q)) if len(values) else float("nan")
+
+
+def read_timings(run_dir: Path) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    """(question id -> seconds, last line per id wins; batch lines) from timings*.jsonl of a run dir."""
+    per_q: dict[str, float] = {}
+    batches: list[dict[str, Any]] = []
+    files = [run_dir / "timings.jsonl"] + sorted(run_dir.glob("timings.rank*.jsonl"))
+    for path in files:
+        if not path.is_file():
+            continue
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError:  # a torn last line of an interrupted run
+                continue
+            if "id" in rec and "seconds" in rec:
+                per_q[str(rec["id"])] = float(rec["seconds"])
+            elif "batch_seconds" in rec:
+                batches.append(rec)
+    return per_q, batches
+
+
+def latency(per_question: dict[str, float], batches: Sequence[dict[str, Any]], image_of: dict[str, str],
+            cycle_ms: float | None = None) -> dict[str, Any]:
+    """Latency percentiles (ms), throughput and, with a line cycle time, whether the model keeps up.
+
+    Only questions present in ``image_of`` (the run's predictions) count. ``keeps_up``: "yes" when the
+    95th percentile of per-image time fits in the cycle, "on average only" when the mean does but the
+    p95 does not, "no" otherwise.
+    """
+    ids = [q for q in per_question if q in image_of]
+    if not ids:
+        return {"available": False, "cycle_ms": cycle_ms}
+    q_ms = [1000 * per_question[q] for q in ids]
+    per_image: dict[str, float] = defaultdict(float)
+    for q in ids:
+        per_image[image_of[q]] += 1000 * per_question[q]
+    img_ms = list(per_image.values())
+    total_s = sum(float(b["batch_seconds"]) for b in batches) if batches else sum(q_ms) / 1000
+    sizes = [int(b.get("batch_size", 1)) for b in batches]
+    out: dict[str, Any] = {
+        "available": True, "questions": len(ids), "images": len(img_ms),
+        "question_p50_ms": percentile(q_ms, 50), "question_p95_ms": percentile(q_ms, 95),
+        "question_mean_ms": float(np.mean(q_ms)),
+        "image_p50_ms": percentile(img_ms, 50), "image_p95_ms": percentile(img_ms, 95),
+        "image_mean_ms": float(np.mean(img_ms)),
+        "total_seconds": total_s,
+        "questions_per_second": len(ids) / total_s if total_s > 0 else float("nan"),
+        "images_per_second": len(img_ms) / total_s if total_s > 0 else float("nan"),
+        "max_batch_size": max(sizes) if sizes else 1,
+        "cycle_ms": cycle_ms,
+    }
+    if cycle_ms:
+        p95, mean = out["image_p95_ms"], out["image_mean_ms"]
+        out["keeps_up"] = "yes" if p95 <= cycle_ms else ("on average only" if mean <= cycle_ms else "no")
+        out["headroom"] = cycle_ms / p95 if p95 > 0 else float("inf")
+    return out
