@@ -59,6 +59,25 @@ def write_tables(df: pd.DataFrame, out: Path, title: str, extra: dict[str, Any])
     return table
 
 
+#: usage fields that are counts or money, so adding them over processes and resumed sessions makes sense
+_ADDITIVE = ("questions", "requests", "retries", "rate_limited", "errors", "refusals", "empty", "cache_hits",
+             "prompt_tokens", "completion_tokens", "total_tokens", "estimated_cost_usd", "model_seconds",
+             "answered_by_detector", "answered_by_chance")
+
+
+def usage_totals(sessions: list[dict[str, Any]]) -> dict[str, Any]:
+    """Token usage, requests and estimated cost summed over every process and resumed session."""
+    totals: dict[str, Any] = {}
+    for info in sessions:
+        for key in _ADDITIVE:
+            value = info.get(key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                totals[key] = totals.get(key, 0) + value
+    if any(info.get("estimated_cost_usd", 0) is None for info in sessions):
+        totals["estimated_cost_usd"] = None  # an unknown price anywhere makes the total unknown
+    return {"totals": totals, "sessions": len(sessions)}
+
+
 def write_run_report(run_dir: Path, *, cycle_ms: float | None = None, html: bool = True,
                      n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
     """Score a run directory (predictions.jsonl + run.json) into its report files.
@@ -72,7 +91,8 @@ def write_run_report(run_dir: Path, *, cycle_ms: float | None = None, html: bool
 
     rd = analysis.load_run(run_dir)
     preds = rd.preds
-    extra = {"run": rd.run, "skipped": {"count": len(rd.skipped), "records": rd.skipped}}
+    extra = {"run": rd.run, "skipped": {"count": len(rd.skipped), "records": rd.skipped},
+             "usage": usage_totals(rd.usage)}
     table = write_tables(scoring.frame(preds), run_dir, rd.title, extra)
     res = analysis.analyse(preds, run_dir=run_dir, cycle_ms=cycle_ms, n_boot=n_boot, seed=seed)
     (run_dir / "analysis.json").write_text(

@@ -283,6 +283,8 @@ def test_cache_hit_sends_nothing(data: str, tmp_path: Path) -> None:
     ua, ub = usage(tmp_path / "a")[0], usage(tmp_path / "b")[0]
     assert ua["cache_hits"] == 0 and ua["prompt_tokens"] > 0 and ua["estimated_cost_usd"] > 0
     assert ub["cache_hits"] == 24 and ub["requests"] == 0 and ub["estimated_cost_usd"] == 0
+    totals = json.loads((tmp_path / "a" / "scores.json").read_text())["usage"]["totals"]
+    assert totals["prompt_tokens"] == ua["prompt_tokens"] and totals["estimated_cost_usd"] == ua["estimated_cost_usd"]
 
 
 def test_concurrency_overlaps_requests(data: str, tmp_path: Path) -> None:
