@@ -1,4 +1,4 @@
-"""Where the bundled synthetic benchmark lives once built (built on first use, then reused)."""
+"""mmeval's home folder, and where the bundled synthetic benchmark lives once built (on first use)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,13 @@ SYNTHETIC_SEED = 0
 SYNTHETIC_VERSION = "v1"
 
 
+def mmeval_home() -> Path:
+    """Where mmeval keeps what it builds or caches for the user: $MMEVAL_HOME, else ~/.cache/mmeval."""
+    return Path(os.environ.get("MMEVAL_HOME") or Path.home() / ".cache" / "mmeval")
+
+
 def synthetic_home() -> Path:
-    base = os.environ.get("MMEVAL_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "mmeval")
-    return Path(base) / f"synthetic-{SYNTHETIC_VERSION}-seed{SYNTHETIC_SEED}"
+    return mmeval_home() / f"synthetic-{SYNTHETIC_VERSION}-seed{SYNTHETIC_SEED}"
 
 
 def ensure_synthetic() -> Path:

@@ -40,7 +40,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mmeval.messages import ImagePart, Part, Request, Response, TextPart
+from mmeval.messages import Part, Request, Response, TextPart
 from model_adapters.base import AdapterError, ModelAdapter
 
 #: replaces the question in a second rendering of the prompt, to find where the shared prefix ends

@@ -78,6 +78,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mmeval.messages import ImagePart, Request, Response, TextPart
+from mmeval.synthetic_cache import mmeval_home
 from model_adapters.base import AdapterError, ModelAdapter
 
 log = logging.getLogger(__name__)
@@ -187,10 +188,6 @@ class OpenAIOptions(BaseModel):
 
 
 # ------------------------------------------------------------------------------------------------ helpers
-
-
-def mmeval_home() -> Path:
-    return Path(os.environ.get("MMEVAL_HOME") or Path.home() / ".cache" / "mmeval")
 
 
 def is_loopback(url: str | None) -> bool:
