@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
 SYNTHETIC_SEED = 0
-SYNTHETIC_VERSION = "v1"
+
+
+def generator_version() -> str:
+    """A digest of the generator's source: a changed generator builds a fresh benchmark, never reuses a stale one."""
+    source = (Path(__file__).parent / "synthetic.py").read_bytes()
+    return hashlib.sha256(source).hexdigest()[:10]
 
 
 def mmeval_home() -> Path:
@@ -17,7 +23,7 @@ def mmeval_home() -> Path:
 
 
 def synthetic_home() -> Path:
-    return mmeval_home() / f"synthetic-{SYNTHETIC_VERSION}-seed{SYNTHETIC_SEED}"
+    return mmeval_home() / f"synthetic-{generator_version()}-seed{SYNTHETIC_SEED}"
 
 
 def ensure_synthetic() -> Path:

@@ -42,3 +42,16 @@ def test_always_normal_has_no_overkill(tmp_path: Path) -> None:
     table = run_synthetic(tmp_path / "lazy", "always-normal")
     assert table.loc["Average", "Overkill"] == 0 and table.loc["Average", "Miss"] == 100
     assert table.loc["Average", "Anomaly Detection"] == pytest.approx(50)
+
+
+def test_synthetic_is_built_once_per_generator_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mmeval import synthetic_cache
+
+    monkeypatch.setenv("MMEVAL_HOME", str(tmp_path))
+    first = synthetic_cache.ensure_synthetic()
+    stamp = first.stat().st_mtime_ns
+    assert synthetic_cache.ensure_synthetic() == first and first.stat().st_mtime_ns == stamp  # reused
+    monkeypatch.setattr(synthetic_cache, "generator_version", lambda: "changed")
+    second = synthetic_cache.ensure_synthetic()
+    assert second != first and second.is_file() and second.read_bytes() == first.read_bytes()
+    assert not list(tmp_path.glob("*.tmp*")) and len(list(tmp_path.iterdir())) == 2  # no half-built leftovers
