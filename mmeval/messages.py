@@ -46,11 +46,6 @@ class Message(BaseModel):
     def images(self) -> list[ImagePart]:
         return [p for p in self.parts if isinstance(p, ImagePart)]
 
-    @property
-    def text(self) -> str:
-        """All text parts joined, for adapters that have no image channel (and for tests)."""
-        return "".join(p.text for p in self.parts if isinstance(p, TextPart))
-
 
 class Request(BaseModel):
     """What an adapter is asked: the message plus what it needs to score options.
