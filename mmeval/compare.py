@@ -18,6 +18,7 @@ import pandas as pd
 
 from mmeval import analysis, references, reports, task_registry
 from mmeval.errors import InputError
+from mmeval.jsonsafe import json_safe
 
 DETECTION = ["Recall", "Precision", "F1", "Overkill", "Miss"]
 
@@ -128,7 +129,7 @@ def write(comp: Comparison, out: Path, *, cycle_ms: float | None = None) -> dict
                     for label, res in zip(labels, comp.results)},
         "cycle_ms": cycle_ms,
     }
-    (out / "compare.json").write_text(json.dumps(analysis._clean(payload), indent=1, ensure_ascii=False, default=str),
+    (out / "compare.json").write_text(json.dumps(json_safe(payload), indent=1, ensure_ascii=False, default=str),
                                       encoding="utf-8")
 
     series = []

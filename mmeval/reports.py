@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from mmeval import scoring, task_registry
+from mmeval.jsonsafe import json_safe
 
 #: one fixed colour scale for every heatmap, so two heatmaps can be compared by eye
 VMIN, VMAX, CMAP = 0.0, 100.0, "RdYlGn"
-
-
-def _clean(value: Any) -> Any:
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_clean(v) for v in value]
-    return value
 
 
 def heatmap(table: pd.DataFrame, path: Path, title: str) -> None:
@@ -51,9 +41,9 @@ def write_tables(df: pd.DataFrame, out: Path, title: str, extra: dict[str, Any])
     out.mkdir(parents=True, exist_ok=True)
     table = scoring.score_table(df)
     table.to_csv(out / "scores.csv", float_format="%.4f")
-    payload = {"title": title, "scores": _clean(table.to_dict(orient="index")),
+    payload = {"title": title, "scores": json_safe(table.to_dict(orient="index")),
                "counts": scoring.counts(df), **extra}
-    (out / "scores.json").write_text(json.dumps(_clean(payload), indent=2, ensure_ascii=False, default=str),
+    (out / "scores.json").write_text(json.dumps(json_safe(payload), indent=2, ensure_ascii=False, default=str),
                                      encoding="utf-8")
     heatmap(table, out / "heatmap.png", title)
     return table

@@ -22,12 +22,10 @@ Every public name of those modules can be imported from :mod:`mmeval.analysis` i
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from mmeval import scoring
@@ -42,6 +40,7 @@ from mmeval.analysis.robustness import circular
 from mmeval.analysis.run_data import RunData, load_run
 from mmeval.analysis.significance import MCNEMAR_EXACT_BELOW, holm, mcnemar, paired_mcnemar
 from mmeval.analysis.timings import latency, percentile, read_timings
+from mmeval.jsonsafe import json_safe
 from mmeval.predictions import Prediction
 
 __all__ = [
@@ -79,22 +78,6 @@ def analyse(preds: Sequence[Prediction], *, run_dir: Path | None = None, cycle_m
     }
 
 
-def _clean(value: Any) -> Any:
-    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
-        return None
-    if isinstance(value, (np.floating,)):
-        return _clean(float(value))
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.bool_,)):
-        return bool(value)
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return value
-
-
 def to_jsonable(result: dict[str, Any]) -> dict[str, Any]:
     """DataFrames become lists of records (the score table: dataset -> metric -> value); NaN -> null."""
     out: dict[str, Any] = {}
@@ -105,4 +88,4 @@ def to_jsonable(result: dict[str, Any]) -> dict[str, Any]:
             out[key] = value.to_dict(orient="records")
         else:
             out[key] = value
-    return _clean(out)
+    return json_safe(out)
