@@ -8,7 +8,7 @@ that waits ``--latency`` seconds (default 50 ms) before each answer.
   encode the images, send, wait, parse, next question.
 * adapter:   ``OpenAIAdapter.predict`` at ``--concurrency 32`` (cache off), fed the same batches the
   runner would hand it, every response consumed as it arrives.
-* runner:    ``mmeval.runner.run`` with ``--model openai:... --concurrency 32`` (cache off), end to end:
+* runner:    ``mmeval.run.runner.run`` with ``--model openai:... --concurrency 32`` (cache off), end to end:
   loading, rendering, requests, answer extraction, predictions.jsonl written (and fsync'ed) line by line.
 * runner, no per-line fsync: the same with ``os.fsync`` made a no-op, to show what the engine's
   per-line fsync costs on this disk (a diagnostic, not a mode mmeval offers).
@@ -69,8 +69,8 @@ def reference_loop(prepared: list, base_url: str, model: str, max_side: int) -> 
     """MMAD style: for each question, encode the images, one blocking request, parse, next."""
     import openai
 
-    from mmeval.messages import ImagePart
-    from model_adapters.openai_api import encode_image
+    from mmeval.prompting.messages import ImagePart
+    from mmeval.model_adapters.openai_api import encode_image
 
     client = openai.OpenAI(api_key=os.environ[KEY_ENV], base_url=base_url, max_retries=2)
     answers: dict[str, str] = {}
@@ -151,8 +151,8 @@ def main() -> int:
     os.environ.setdefault("MMEVAL_HOME", str(tmp / "home"))
     os.environ[KEY_ENV] = "sk-bench-not-a-real-key"
     from mmeval.config import RunConfig
-    from mmeval.runner import load, prepare, run
-    from model_adapters.openai_api import OpenAIAdapter, OpenAIOptions
+    from mmeval.run.runner import load, prepare, run
+    from mmeval.model_adapters.openai_api import OpenAIAdapter, OpenAIOptions
 
     model = "bench-vlm"
     server, root = start_server(args.latency)
@@ -213,7 +213,7 @@ def main() -> int:
         "reference": {"what": "sequential loop, openai.OpenAI client, one request per question",
                       **reference.report(ref_qps)},
         "adapter": {"what": "OpenAIAdapter.predict over the runner's batches, cache off", **adapter.report(ref_qps)},
-        "runner": {"what": "mmeval.runner.run end to end (predictions.jsonl fsync'ed per line), cache off",
+        "runner": {"what": "mmeval.run.runner.run end to end (predictions.jsonl fsync'ed per line), cache off",
                    **runner.report(ref_qps)},
         "runner_without_per_line_fsync": {"what": "as runner, os.fsync patched to a no-op (diagnostic)",
                                           **nosync.report(ref_qps)},

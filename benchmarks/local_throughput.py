@@ -15,7 +15,7 @@ of the bundled synthetic benchmark (``--shots`` templates + the query image per 
 * (c2) likelihood + prefix reuse with the default ``--batch-invariant`` (each question's suffix in its own
        call against the shared prefix's cache, so its scores never depend on its batch mates).
 
-Every configuration runs through ``mmeval.runner.run`` (the real engine: loading, rendering, the adapter,
+Every configuration runs through ``mmeval.run.runner.run`` (the real engine: loading, rendering, the adapter,
 answer extraction, predictions.jsonl written and fsync'ed line by line) after a warm-up, ``--repeat`` times.
 Speed is reported as questions per wall second and per CPU second of the process (the ratios use CPU time,
 which other jobs on a shared machine inflate much less).
@@ -147,8 +147,8 @@ def run_config(name: str, options: dict, model_dir: Path, data: str, shots: int,
                work: Path) -> dict:
     from mmeval.config import RunConfig
     from mmeval.predictions import read_predictions
-    from mmeval.runner import run
-    from model_adapters import build_adapter
+    from mmeval.run.runner import run
+    from mmeval.model_adapters import build_adapter
 
     opts = {"dtype": "fp32", **options}
     config = RunConfig(model=f"hf:{model_dir}", model_options=opts, data=data, shots=shots, limit=n)
@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     import transformers
 
     import tiny_models
-    from mmeval.synthetic import build_synthetic
+    from mmeval.data.synthetic.generator import build_synthetic
 
     torch.set_num_threads(a.threads)
     with tempfile.TemporaryDirectory(prefix="mmeval-bench-") as tmp:

@@ -78,7 +78,7 @@ from typing import Literal
 
 __all__ = ["LETTERS", "MAX_WEAK_WORDS", "extract_choice", "is_valid_letter"]
 
-#: option letters a question may use (mirrors ``mmeval.schema.LETTERS``; kept here so this module
+#: option letters a question may use (mirrors ``mmeval.data.schema.LETTERS``; kept here so this module
 #: needs only the standard library)
 LETTERS = "ABCDEFGH"
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from mmeval import __version__
 from mmeval.errors import InputError
-from model_adapters import FAMILIES, AdapterError, split_model
+from mmeval.model_adapters import FAMILIES, AdapterError, split_model
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -185,8 +185,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, tuple[str, str]]]
 
 def cmd_run(args: argparse.Namespace, owners: dict[str, tuple[str, str]]) -> int:
     from mmeval.config import RunConfig
-    from mmeval.reports import write_run_report
-    from mmeval.runner import run
+    from mmeval.report.run_report import write_run_report
+    from mmeval.run.runner import run
 
     family, _ = split_model(args.model)
     try:
@@ -214,7 +214,7 @@ def cmd_run(args: argparse.Namespace, owners: dict[str, tuple[str, str]]) -> int
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from mmeval.reports import write_run_report
+    from mmeval.report.run_report import write_run_report
 
     table = write_run_report(Path(args.run_dir), cycle_ms=args.cycle_ms)
     print(table.round(2).to_string(), file=sys.stderr)
@@ -223,7 +223,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from mmeval import compare
+    from mmeval.report import compare
 
     if args.bootstrap < 1:
         raise InputError("--bootstrap must be at least 1")
@@ -237,8 +237,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_score_mmad(args: argparse.Namespace) -> int:
-    from mmeval.official import answers_frame, read_answers
-    from mmeval.reports import write_tables
+    from mmeval.report.official import answers_frame, read_answers
+    from mmeval.report.run_report import write_tables
 
     path = Path(args.answers)
     df = answers_frame(read_answers(path))
@@ -253,7 +253,7 @@ def cmd_score_mmad(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from mmeval.synthetic import build_synthetic
+    from mmeval.data.synthetic.generator import build_synthetic
 
     path = build_synthetic(Path(args.out), seed=args.seed, progress=True)
     print(path)
@@ -267,7 +267,7 @@ def cmd_models() -> int:
 
 
 def cmd_tasks() -> int:
-    from mmeval import task_registry
+    from mmeval import tasks as task_registry
 
     for t in task_registry.all_tasks():
         print(f"{t.name:<24} asked about {t.asked_about:<9} scored by {t.scoring:<8} labels: {', '.join(t.aliases)}")

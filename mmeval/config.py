@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mmeval.render import prompts_digest
+from mmeval.prompting.render import prompts_digest
 
 #: fields that do not change any single prediction, so they stay out of the hash
 UNHASHED = frozenset({"limit", "strict", "runtime_options"})

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-from mmeval import task_registry
+from mmeval import tasks as task_registry
 from mmeval.predictions import Prediction
 
 DETECTION_METRICS = ["Recall", "Precision", "F1", "Overkill", "Miss"]

@@ -11,7 +11,7 @@ import difflib
 import importlib
 from dataclasses import dataclass
 
-from model_adapters.base import AdapterError, ModelAdapter
+from mmeval.model_adapters.base import AdapterError, ModelAdapter
 
 
 @dataclass(frozen=True)
@@ -38,16 +38,16 @@ class Family:
 FAMILIES: dict[str, Family] = {
     f.name: f
     for f in [
-        Family("random", "model_adapters.baselines:RandomAdapter", "seeded chance answers", False),
-        Family("always-normal", "model_adapters.baselines:AlwaysNormalAdapter",
+        Family("random", "mmeval.model_adapters.baselines:RandomAdapter", "seeded chance answers", False),
+        Family("always-normal", "mmeval.model_adapters.baselines:AlwaysNormalAdapter",
                "answers 'no defect' to Anomaly Detection, the first option otherwise", False),
-        Family("expert", "model_adapters.expert:ExpertAdapter",
+        Family("expert", "mmeval.model_adapters.expert:ExpertAdapter",
                "training-free few-shot patch-comparison anomaly detector (needs --shots >= 1)", False),
-        Family("hf", "model_adapters.hf:HFAdapter",
+        Family("hf", "mmeval.model_adapters.hf.adapter:HFAdapter",
                "transformers image-text-to-text model: hf:PATH_OR_HUB_ID", True),
-        Family("llava", "model_adapters.llava:LlavaAdapter",
+        Family("llava", "mmeval.model_adapters.hf.llava:LlavaAdapter",
                "LLaVA-1.5 / NeXT / OneVision via transformers: llava:PATH_OR_HUB_ID", True),
-        Family("openai", "model_adapters.openai_api:OpenAIAdapter",
+        Family("openai", "mmeval.model_adapters.openai_api:OpenAIAdapter",
                "OpenAI-compatible chat API (OpenAI, vLLM, SGLang ...): openai:MODEL_NAME", True),
     ]
 }

@@ -1,7 +1,7 @@
 """The adapter interface every model family implements.
 
-An adapter receives a batch of :class:`~mmeval.messages.Request` (rendered questions) and yields one
-:class:`~mmeval.messages.Response` per request, in any order, as soon as each is ready. The runner
+An adapter receives a batch of :class:`~mmeval.prompting.messages.Request` (rendered questions) and yields one
+:class:`~mmeval.prompting.messages.Response` per request, in any order, as soon as each is ready. The runner
 writes each response to disk the moment it arrives, so a slow or concurrent adapter loses at most
 what is in flight when the process dies.
 
@@ -20,7 +20,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from mmeval.messages import Request, Response
+from mmeval.prompting.messages import Request, Response
 
 
 class AdapterError(Exception):

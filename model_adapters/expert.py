@@ -35,9 +35,9 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 from scipy import ndimage
 
-from mmeval.messages import Request, Response
-from mmeval.options import question_rng
-from model_adapters.base import ModelAdapter
+from mmeval.prompting.messages import Request, Response
+from mmeval.prompting.shuffle import question_rng
+from mmeval.model_adapters.base import ModelAdapter
 
 
 class ExpertOptions(BaseModel):

@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from mmeval import analysis, references, scoring
+from mmeval import scoring
+from mmeval.report import analysis, references
 from mmeval.errors import InputError
 from mmeval.predictions import Prediction
 

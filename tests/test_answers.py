@@ -291,6 +291,6 @@ def test_is_valid_letter(x: object, ok: bool) -> None:
 
 
 def test_letters_match_the_schema() -> None:
-    from mmeval.schema import LETTERS as SCHEMA_LETTERS
+    from mmeval.data.schema import LETTERS as SCHEMA_LETTERS
 
     assert LETTERS == SCHEMA_LETTERS

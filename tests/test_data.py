@@ -10,7 +10,7 @@ import pytest
 from conftest import materialise
 from mmeval.data import load_benchmark, locate
 from mmeval.errors import DataError, InputError
-from mmeval.schema import ImageRecord
+from mmeval.data.schema import ImageRecord
 
 KEY = "DS-MVTec/bottle/image/broken_large/000.png"
 

@@ -45,7 +45,7 @@ def test_always_normal_has_no_overkill(tmp_path: Path) -> None:
 
 
 def test_synthetic_is_built_once_per_generator_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from mmeval import synthetic_cache
+    from mmeval.data.synthetic import cache as synthetic_cache
 
     monkeypatch.setenv("MMEVAL_HOME", str(tmp_path))
     first = synthetic_cache.ensure_synthetic()

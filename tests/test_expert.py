@@ -10,10 +10,10 @@ import pytest
 from PIL import Image
 
 from mmeval.data import Question, load_benchmark
-from mmeval.messages import ImagePart, Message, Request, Response, TextPart
-from mmeval.synthetic import build_synthetic
-from model_adapters import build_adapter
-from model_adapters.expert import ExpertAdapter, ExpertOptions, option_region, yes_no_letters
+from mmeval.prompting.messages import ImagePart, Message, Request, Response, TextPart
+from mmeval.data.synthetic.generator import build_synthetic
+from mmeval.model_adapters import build_adapter
+from mmeval.model_adapters.expert import ExpertAdapter, ExpertOptions, option_region, yes_no_letters
 
 AD, DL = "Anomaly Detection", "Defect Localization"
 

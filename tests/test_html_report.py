@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmeval import compare
+from mmeval.report import compare
 from mmeval.predictions import Prediction, dumps
-from mmeval.reports import write_run_report
+from mmeval.report.run_report import write_run_report
 
 CHROMIUM = Path("/usr/bin/chromium")
 RUN_SECTIONS = ["summary", "heatmap", "tasks-vs-human", "ci", "hallucination", "scores-calibration", "latency",

@@ -22,10 +22,10 @@ pytest.importorskip("uvicorn")
 
 from fake_openai_server import FakeOpenAIServer, write_tiny_mmad  # noqa: E402
 
-from mmeval.messages import ImagePart, Message, Request, TextPart  # noqa: E402
-from model_adapters import build_adapter  # noqa: E402
-from model_adapters.base import AdapterError  # noqa: E402
-from model_adapters.openai_api import (  # noqa: E402
+from mmeval.prompting.messages import ImagePart, Message, Request, TextPart  # noqa: E402
+from mmeval.model_adapters import build_adapter  # noqa: E402
+from mmeval.model_adapters.base import AdapterError  # noqa: E402
+from mmeval.model_adapters.openai_api import (  # noqa: E402
     OpenAIAdapter,
     OpenAIOptions,
     _Bucket,
@@ -47,7 +47,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> str:
     os.environ["MMEVAL_HOME"] = str(home)
     try:
         try:
-            from mmeval.synthetic_cache import ensure_synthetic
+            from mmeval.data.synthetic.cache import ensure_synthetic
 
             ensure_synthetic()
             value = "synthetic"

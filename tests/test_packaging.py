@@ -31,20 +31,37 @@ def test_wheel_contains_data_files(wheel: Path) -> None:
         assert f"mmeval/tasks/{task.name}" in names
     for tpl in (ROOT / "prompts").glob("*.j2"):
         assert f"mmeval/prompts/{tpl.name}" in names
-    assert "model_adapters/base.py" in names
+    assert "mmeval/model_adapters/base.py" in names
+    assert not any(n.startswith("model_adapters/") for n in names), "model_adapters must install inside mmeval"
+    assert "mmeval/py.typed" in names
+    for template in (ROOT / "mmeval" / "report" / "templates").glob("*.j2"):
+        assert f"mmeval/report/templates/{template.name}" in names
+
+
+def test_every_package_of_the_tree_is_in_the_wheel(wheel: Path) -> None:
+    """A new sub-package must be listed in pyproject.toml, or the installed tool misses its modules."""
+    names = set(zipfile.ZipFile(wheel).namelist())
+    mapped = {"tasks": "mmeval/tasks", "prompts": "mmeval/prompts", "model_adapters": "mmeval/model_adapters"}
+    for init in ROOT.glob("**/__init__.py"):
+        rel = init.relative_to(ROOT).as_posix()
+        top = rel.split("/")[0]
+        if top in ("tests", "benchmarks", ".venv", "build") or top.startswith("."):
+            continue
+        installed = mapped[top] + rel[len(top):] if top in mapped else rel
+        assert installed in names, f"{rel} is not packaged (add its package to pyproject.toml)"
 
 
 def test_installed_wheel_runs_outside_the_source_tree(wheel: Path, tmp_path: Path) -> None:
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
                    check=True, capture_output=True, timeout=300)
-    code = ("import mmeval, model_adapters; from mmeval import task_registry, render; "
+    code = ("import mmeval, mmeval.model_adapters; from mmeval import tasks; from mmeval.prompting import render; "
             "assert mmeval.__file__.startswith(%r), mmeval.__file__; "
-            "print(len(task_registry.all_tasks()), render.prompts_digest())" % str(target))
+            "print(len(tasks.all_tasks()), render.prompts_digest())" % str(target))
     env = {"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"}
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr
-    from mmeval.render import prompts_digest
+    from mmeval.prompting.render import prompts_digest
 
     assert done.stdout.split() == ["7", prompts_digest()]

@@ -13,8 +13,8 @@ import pytest
 
 from mmeval.config import RunConfig
 from mmeval.data import load_benchmark
-from mmeval.options import shuffle_options
-from mmeval.runner import prepare
+from mmeval.prompting.shuffle import shuffle_options
+from mmeval.run.runner import prepare
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 FROZEN = ["DS-MVTec/bottle/image/broken_large/000.png#0", "DS-MVTec/bottle/image/broken_large/000.png#2",

@@ -16,10 +16,10 @@ import pytest
 
 from mmeval.cli import main
 from mmeval.config import RunConfig
-from mmeval.messages import Request, Response
+from mmeval.prompting.messages import Request, Response
 from mmeval.predictions import read_predictions
-from mmeval.runner import run
-from model_adapters.baselines import RandomAdapter
+from mmeval.run.runner import run
+from mmeval.model_adapters.baselines import RandomAdapter
 
 
 def cli_run(data: Path, out: Path, *extra: str) -> int:
@@ -127,8 +127,8 @@ SLOW_RUN = textwrap.dedent('''
     import sys, time
     from pathlib import Path
     from mmeval.config import RunConfig
-    from mmeval.runner import run
-    from model_adapters.baselines import RandomAdapter
+    from mmeval.run.runner import run
+    from mmeval.model_adapters.baselines import RandomAdapter
 
     class Slow(RandomAdapter):
         batch_size = 1
@@ -237,7 +237,7 @@ def test_unknown_types_get_their_own_column(tmp_path: Path, official_records: di
 
 def test_batches_keep_images_whole_and_shards_split_by_image(official_data: Path) -> None:
     from mmeval.data import load_benchmark
-    from mmeval.runner import batches, my_share, prepare
+    from mmeval.run.runner import batches, my_share, prepare
 
     bench = load_benchmark(official_data, official_data.parent, shots=1)
     prepared = prepare(bench.questions, RunConfig(model="random", data=str(official_data), shots=1))

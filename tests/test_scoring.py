@@ -12,7 +12,7 @@ import pytest
 
 from mmeval import scoring
 from mmeval.cli import main
-from mmeval.official import answers_frame, read_answers
+from mmeval.report.official import answers_frame, read_answers
 from mmeval.predictions import Prediction
 
 TASKS = ["Anomaly Detection", "Defect Classification", "Defect Localization", "Defect Description",

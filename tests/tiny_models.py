@@ -16,7 +16,7 @@ Four kinds, one per preset plus a generic one:
   covers: it exercises the generic path.
 
 Processors of video-capable models want a video processor, which transformers builds only with
-torchvision; the builder uses :func:`model_adapters.hf.image_only_processor_class` instead.
+torchvision; the builder uses :func:`mmeval.model_adapters.hf.image_only_processor_class` instead.
 
 Run as a script to build one: ``python tests/tiny_models.py llava OUT_DIR [--hidden 256 --layers 4]``.
 """
@@ -26,7 +26,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from model_adapters.llava import LLAVA15_CHAT_TEMPLATE, ONEVISION_CHAT_TEMPLATE
+from mmeval.model_adapters.hf.presets import LLAVA15_CHAT_TEMPLATE, ONEVISION_CHAT_TEMPLATE
 
 #: the LLaVA presets, and a Qwen2-VL that goes through the generic path
 LLAVA_KINDS = ("llava", "llava_next", "llava_onevision")
@@ -134,7 +134,7 @@ def build_tiny(kind: str, out: str | Path, *, hidden: int = 32, layers: int = 2,
         LlavaOnevisionImageProcessorPil,
     )
 
-    from model_adapters.hf import image_only_processor_class
+    from mmeval.model_adapters.hf import image_only_processor_class
 
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")

@@ -1,0 +1,1 @@
+"""Request transforms applied while preparing requests (domain knowledge, an expert's hint)."""

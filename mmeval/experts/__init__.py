@@ -1,0 +1,1 @@
+"""Anomaly detectors: (query, templates) -> anomaly map, image score and decision threshold."""

@@ -1,0 +1,76 @@
+"""Rendering questions into neutral messages with the jinja2 templates in ``prompts/``.
+
+Every block of text a model reads lives in a template file, so a wording change is a reviewed diff
+(and the snapshot tests fail until it is accepted on purpose).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import lru_cache
+from importlib import resources
+
+import jinja2
+
+from mmeval.data import Question
+from mmeval.prompting.messages import ImagePart, Message, Part, TextPart
+
+TEMPLATE_NAMES = ("instruction", "knowledge", "fewshot", "query", "expert", "question")
+
+
+def _load(name: str) -> str:
+    return resources.files("mmeval.prompts").joinpath(f"{name}.j2").read_text(encoding="utf-8")
+
+
+@lru_cache(maxsize=1)
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FunctionLoader(lambda name: _load(name.removesuffix(".j2"))),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=False,
+    )
+
+
+def render_block(name: str, **context: object) -> str:
+    return _env().get_template(f"{name}.j2").render(**context).strip()
+
+
+def prompts_digest() -> str:
+    """A hash of every template: part of the run-config hash, so a wording change starts a new run."""
+    h = hashlib.sha256()
+    for name in TEMPLATE_NAMES:
+        h.update(name.encode() + b"\0" + _load(name).encode() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def render_message(
+    q: Question,
+    options: dict[str, str],
+    *,
+    knowledge: str | None = None,
+    expert_image: str | None = None,
+) -> Message:
+    """Lay out one question: instruction, [knowledge], [templates], query, [expert map], question.
+
+    Everything before the question text depends only on the image, so questions about the same
+    image share ``prefix_len`` leading parts (adapters may encode that prefix once).
+    """
+    shots = len(q.template_paths)
+    head = render_block("instruction")
+    if knowledge:
+        head += "\n\n" + render_block("knowledge", knowledge=knowledge)
+    parts: list[Part] = []
+    if shots:
+        parts.append(TextPart(text=head + "\n\n" + render_block("fewshot", shots=shots) + "\n"))
+        parts.extend(ImagePart(path=p, role="template") for p in q.template_paths)
+        parts.append(TextPart(text="\n" + render_block("query", shots=shots) + "\n"))
+    else:
+        parts.append(TextPart(text=head + "\n\n" + render_block("query", shots=0) + "\n"))
+    parts.append(ImagePart(path=q.query_path, role="query"))
+    if expert_image:
+        parts.append(TextPart(text="\n" + render_block("expert") + "\n"))
+        parts.append(ImagePart(path=expert_image, role="reference"))
+    prefix_len = len(parts)
+    parts.append(TextPart(text="\n" + render_block("question", question=q.question, options=options)))
+    return Message(parts=parts, prefix_len=prefix_len)

@@ -1,0 +1,91 @@
+"""Analyses of a run beyond the score table: hallucination, uncertainty, calibration, latency, robustness.
+
+Every function takes predictions (:class:`mmeval.predictions.Prediction`) or a run directory and
+returns plain numbers, dicts or DataFrames; nothing here writes files. :func:`analyse` runs every
+analysis of one run; :func:`to_jsonable` makes its result JSON-ready. The analyses live in modules
+named after what they hold, each with its definitions, precisely, in its docstring:
+
+- :mod:`mmeval.report.analysis.questions`: which predictions are which (plain questions, defect probes, the
+  Anomaly Detection task), an option's Yes / No meaning.
+- :mod:`mmeval.report.analysis.hallucinations`: overkill, miss, fabrication, self-inconsistency.
+- :mod:`mmeval.report.analysis.answer_patterns`: invalid answers, position bias.
+- :mod:`mmeval.report.analysis.bootstrap`: bootstrap confidence intervals of the score table.
+- :mod:`mmeval.report.analysis.significance`: McNemar's test between two runs, Holm's adjustment.
+- :mod:`mmeval.report.analysis.option_scores`: P(defect), AUROC / AUPR, calibration (ECE).
+- :mod:`mmeval.report.analysis.timings`: latency and throughput.
+- :mod:`mmeval.report.analysis.robustness`: CircularEval.
+- :mod:`mmeval.report.analysis.baselines`: the gap to the human expert (and GPT-4o).
+- :mod:`mmeval.report.analysis.run_data`: a run directory read back (:class:`RunData`, :func:`load_run`).
+
+Every public name of those modules can be imported from :mod:`mmeval.report.analysis` itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mmeval import scoring
+from mmeval.report.analysis.answer_patterns import invalid_rates, position_bias
+from mmeval.report.analysis.baselines import human_gap
+from mmeval.report.analysis.bootstrap import bootstrap_ci, ci_table
+from mmeval.report.analysis.hallucinations import ad_verdict, fabrication, hallucination, says_defect, self_inconsistency
+from mmeval.report.analysis.option_scores import (auroc, average_precision, calibration, chosen_confidence,
+                                           detection_scores, ece, p_defect, softmax)
+from mmeval.report.analysis.questions import PROBE, defect_tasks, detection_task, plain_preds, polarity, probe_preds
+from mmeval.report.analysis.robustness import circular
+from mmeval.report.analysis.run_data import RunData, load_run
+from mmeval.report.analysis.significance import MCNEMAR_EXACT_BELOW, holm, mcnemar, paired_mcnemar
+from mmeval.report.analysis.timings import latency, percentile, read_timings
+from mmeval.jsonsafe import json_safe
+from mmeval.predictions import Prediction
+
+__all__ = [
+    "MCNEMAR_EXACT_BELOW", "PROBE", "RunData", "ad_verdict", "analyse", "auroc", "average_precision",
+    "bootstrap_ci", "calibration", "chosen_confidence", "ci_table", "circular", "defect_tasks", "detection_scores",
+    "detection_task", "ece", "fabrication", "hallucination", "holm", "human_gap", "invalid_rates", "latency",
+    "load_run", "mcnemar", "p_defect", "paired_mcnemar", "percentile", "plain_preds", "polarity", "position_bias",
+    "probe_preds", "read_timings", "says_defect", "self_inconsistency", "softmax", "to_jsonable",
+]
+
+
+def analyse(preds: Sequence[Prediction], *, run_dir: Path | None = None, cycle_ms: float | None = None,
+            n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """Every analysis of one run, as DataFrames and dicts (see :func:`to_jsonable`)."""
+    df = scoring.frame(preds)
+    table = scoring.score_table(df)
+    ci = bootstrap_ci(df, n_boot=n_boot, seed=seed)
+    per_q, batches = read_timings(run_dir) if run_dir is not None else ({}, [])
+    image_of = {p.id: p.image for p in preds}
+    return {
+        "table": table,
+        "counts": scoring.counts(df),
+        "ci": ci,
+        "human_gap": human_gap(table, ci),
+        "hallucination": hallucination(preds),
+        "self_inconsistency": self_inconsistency(preds),
+        "fabrication": fabrication(preds),
+        "invalid": invalid_rates(preds),
+        "position_bias": position_bias(preds),
+        "detection_scores": detection_scores(preds),
+        "calibration": calibration(preds),
+        "latency": latency(per_q, batches, image_of, cycle_ms),
+        "circular": circular(preds),
+        "bootstrap": {"resamples": n_boot, "seed": seed, "level": 0.95, "unit": "image, within dataset"},
+    }
+
+
+def to_jsonable(result: dict[str, Any]) -> dict[str, Any]:
+    """DataFrames become lists of records (the score table: dataset -> metric -> value); NaN -> null."""
+    out: dict[str, Any] = {}
+    for key, value in result.items():
+        if key == "table":
+            out[key] = value.to_dict(orient="index")
+        elif isinstance(value, pd.DataFrame):
+            out[key] = value.to_dict(orient="records")
+        else:
+            out[key] = value
+    return json_safe(out)

@@ -1,0 +1,66 @@
+"""Patterns in which option the answers name: invalid answers per task, and position bias.
+
+Position bias (:func:`position_bias`): per task, how often each letter is chosen (of the valid
+answers) against how often it is the correct answer (of all questions).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import pandas as pd
+
+from mmeval import tasks as task_registry
+from mmeval.report.analysis.questions import PROBE, _pct, plain_preds, probe_preds
+from mmeval.predictions import Prediction
+
+
+def invalid_rates(preds: Iterable[Prediction]) -> pd.DataFrame:
+    """Answers that name no option, per task (plain questions), for the probes and for the rotations."""
+    preds = list(preds)
+    rows = []
+    order = task_registry.task_names()
+    plain = plain_preds(preds)
+    tasks = [t for t in order if any(p.task == t for p in plain)] + sorted(
+        {p.task for p in plain} - set(order))
+    groups = [(t, [p for p in plain if p.task == t]) for t in tasks]
+    groups.append(("All questions", plain))
+    probes = probe_preds(preds)
+    if probes:
+        groups.append(("Defect probes", probes))
+    rots = [p for p in preds if p.variant not in (None, PROBE)]
+    if rots:
+        groups.append(("Rotations (CircularEval)", rots))
+    for name, sub in groups:
+        invalid = sum(p.choice is None for p in sub)
+        errors = sum(p.error is not None for p in sub)
+        rows.append({"task": name, "questions": len(sub), "invalid": invalid, "errors": errors,
+                     "invalid_rate": _pct(invalid, len(sub))})
+    return pd.DataFrame(rows, columns=["task", "questions", "invalid", "errors", "invalid_rate"])
+
+
+def position_bias(preds: Iterable[Prediction]) -> pd.DataFrame:
+    """Per task (plain questions) and letter: times chosen vs times correct, in counts and percent.
+
+    ``chosen_pct`` is of the valid answers, ``correct_pct`` of all questions; ``ratio`` = chosen_pct /
+    correct_pct (1 = no preference for the position).
+    """
+    plain = plain_preds(preds)
+    order = task_registry.task_names()
+    tasks = [t for t in order if any(p.task == t for p in plain)]
+    rows = []
+    for name, sub in [(t, [p for p in plain if p.task == t]) for t in tasks] + [("All", plain)]:
+        if not sub:
+            continue
+        letters = sorted({p.answer for p in sub} | {p.choice for p in sub if p.choice} |
+                         {k for p in sub for k in p.options})
+        valid = sum(p.choice is not None for p in sub)
+        for letter in letters:
+            chosen = sum(p.choice == letter for p in sub)
+            correct = sum(p.answer == letter for p in sub)
+            cp, rp = _pct(chosen, valid), _pct(correct, len(sub))
+            rows.append({"task": name, "letter": letter, "chosen": chosen, "correct": correct,
+                         "chosen_pct": cp, "correct_pct": rp,
+                         "ratio": cp / rp if rp and not math.isnan(cp) else float("nan")})
+    return pd.DataFrame(rows, columns=["task", "letter", "chosen", "correct", "chosen_pct", "correct_pct", "ratio"])

@@ -1,0 +1,165 @@
+"""Hallucination and self-inconsistency of a run's answers. Definitions, precisely:
+
+Hallucination (:func:`hallucination`)
+    *Overkill*: share of normal images' Anomaly Detection questions not answered "no defect"
+    (an invalid answer counts, as in scores.csv). *Miss*: share of anomalous images' Anomaly
+    Detection questions not answered "defect". *Fabrication*: among defect probes (variant
+    ``probe``: a normal image, options = its category's defect types + "There is no defect.")
+    answered with a valid letter, the share that picked a defect. Invalid probe answers are
+    counted apart, not in the denominator.
+
+Self-inconsistency (:func:`self_inconsistency`), per image, from the image's plain Anomaly
+Detection answer(s) ("AD says no" = every valid AD answer of the image chose the option meaning
+No / no defect; "AD says yes" likewise with Yes):
+    *denied_but_described*: an anomalous image where AD says no, yet at least one of the image's
+    defect questions (the tasks asked only about anomalous images: classification, localization,
+    description, analysis) was answered correctly. Denominator: anomalous images where AD says no
+    and at least one defect question was asked. The defect-question accuracy on such images is
+    reported beside the accuracy on images where AD says yes: if they are alike, the AD answer is
+    disconnected from what the model sees.
+    *probe_contradiction*: a normal image where AD says no, yet the probe picked a defect.
+    Denominator: normal images where AD says no with a valid probe answer.
+    *probe_reverse*: a normal image where AD says yes (overkill), yet the probe answered "There is
+    no defect.". Denominator: normal images where AD says yes with a valid probe answer.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import pandas as pd
+
+from mmeval.report.analysis.questions import PROBE, _pct, defect_tasks, detection_task, polarity, probe_preds
+from mmeval.predictions import Prediction
+
+
+def says_defect(pred: Prediction) -> bool | None:
+    """For an Anomaly Detection answer: True = chose Yes (defect), False = chose No, None = invalid/other."""
+    if pred.choice is None or pred.choice not in pred.options:
+        return None
+    pol = polarity(pred.options[pred.choice])
+    return None if pol is None else pol == "yes"
+
+
+def _ad_by_image(preds: Sequence[Prediction]) -> dict[str, list[Prediction]]:
+    ad = detection_task()
+    out: dict[str, list[Prediction]] = defaultdict(list)
+    for p in preds:
+        if p.variant is None and p.task == ad:
+            out[p.image].append(p)
+    return out
+
+
+def ad_verdict(answers: Sequence[Prediction]) -> bool | None:
+    """An image's AD verdict: True when every valid answer says defect, False when every one says no."""
+    said = [s for s in (says_defect(p) for p in answers) if s is not None]
+    if not said:
+        return None
+    if all(said):
+        return True
+    if not any(said):
+        return False
+    return None
+
+
+def fabrication(preds: Iterable[Prediction]) -> dict[str, Any]:
+    """Defect probes: how often a defect was picked on a normal image (of the valid answers)."""
+    probes = probe_preds(preds)
+    valid = [p for p in probes if p.choice is not None]
+    fabricated = [p for p in valid if p.choice != p.answer]
+    return {"probes": len(probes), "valid": len(valid), "invalid": len(probes) - len(valid),
+            "fabricated": len(fabricated), "rate": _pct(len(fabricated), len(valid))}
+
+
+def self_inconsistency(preds: Iterable[Prediction]) -> dict[str, Any]:
+    """Contradictions between an image's AD answer and its other answers (module docstring)."""
+    preds = list(preds)
+    ad = _ad_by_image(preds)
+    dtasks = set(defect_tasks())
+    defect_q: dict[str, list[Prediction]] = defaultdict(list)
+    probe: dict[str, Prediction] = {}
+    for p in preds:
+        if p.variant is None and p.task in dtasks:
+            defect_q[p.image].append(p)
+        elif p.variant == PROBE:
+            probe[p.image] = p
+    denied_n = denied_hit = 0
+    acc = {"denied": [0, 0], "detected": [0, 0]}  # correct, asked
+    contra_n = contra_hit = reverse_n = reverse_hit = 0
+    for image, answers in ad.items():
+        verdict = ad_verdict(answers)
+        if verdict is None:
+            continue
+        normal = answers[0].is_normal
+        if not normal and defect_q.get(image):
+            qs = defect_q[image]
+            right = sum(q.correct for q in qs)
+            bucket = acc["detected" if verdict else "denied"]
+            bucket[0] += right
+            bucket[1] += len(qs)
+            if not verdict:
+                denied_n += 1
+                denied_hit += right > 0
+        pr = probe.get(image)
+        if normal and pr is not None and pr.choice is not None:
+            picked_defect = pr.choice != pr.answer
+            if not verdict:
+                contra_n += 1
+                contra_hit += picked_defect
+            else:
+                reverse_n += 1
+                reverse_hit += not picked_defect
+    total_n = denied_n + contra_n + reverse_n
+    total_hit = denied_hit + contra_hit + reverse_hit
+    return {
+        "denied_but_described": {"images": denied_n, "inconsistent": denied_hit, "rate": _pct(denied_hit, denied_n)},
+        "defect_accuracy_when_denied": _pct(*acc["denied"]), "defect_questions_when_denied": acc["denied"][1],
+        "defect_accuracy_when_detected": _pct(*acc["detected"]), "defect_questions_when_detected": acc["detected"][1],
+        "probe_contradiction": {"images": contra_n, "inconsistent": contra_hit, "rate": _pct(contra_hit, contra_n)},
+        "probe_reverse": {"images": reverse_n, "inconsistent": reverse_hit, "rate": _pct(reverse_hit, reverse_n)},
+        "all": {"images": total_n, "inconsistent": total_hit, "rate": _pct(total_hit, total_n)},
+    }
+
+
+def _hallucination_row(preds: Sequence[Prediction]) -> dict[str, Any]:
+    ad = detection_task()
+    ad_q = [p for p in preds if p.variant is None and p.task == ad]
+    normal = [p for p in ad_q if p.is_normal]
+    anom = [p for p in ad_q if not p.is_normal]
+    overkill = sum(not p.correct for p in normal)
+    miss = sum(not p.correct for p in anom)
+    fab = fabrication(preds)
+    inc = self_inconsistency(preds)
+    return {
+        "normal_questions": len(normal), "overkill_n": overkill, "overkill": _pct(overkill, len(normal)),
+        "anomalous_questions": len(anom), "miss_n": miss, "miss": _pct(miss, len(anom)),
+        "ad_invalid": sum(p.choice is None for p in ad_q),
+        "probes": fab["probes"], "probes_valid": fab["valid"], "fabricated_n": fab["fabricated"],
+        "fabrication": fab["rate"],
+        "denied_but_described_n": inc["denied_but_described"]["inconsistent"],
+        "denied_images": inc["denied_but_described"]["images"],
+        "denied_but_described": inc["denied_but_described"]["rate"],
+        "probe_contradiction_n": inc["probe_contradiction"]["inconsistent"],
+        "probe_contradiction_images": inc["probe_contradiction"]["images"],
+        "probe_contradiction": inc["probe_contradiction"]["rate"],
+    }
+
+
+def hallucination(preds: Iterable[Prediction]) -> pd.DataFrame:
+    """Per dataset and category, then per dataset (category ``*``) and overall (``*``, ``*``)."""
+    preds = list(preds)
+    groups: dict[tuple[str, str], list[Prediction]] = defaultdict(list)
+    by_ds: dict[str, list[Prediction]] = defaultdict(list)
+    for p in preds:
+        groups[(p.dataset, p.category)].append(p)
+        by_ds[p.dataset].append(p)
+    rows = []
+    for ds, ds_preds in by_ds.items():
+        for (d, cat), sub in groups.items():
+            if d == ds:
+                rows.append({"dataset": ds, "category": cat, **_hallucination_row(sub)})
+        rows.append({"dataset": ds, "category": "*", **_hallucination_row(ds_preds)})
+    rows.append({"dataset": "*", "category": "*", **_hallucination_row(preds)})
+    return pd.DataFrame(rows)

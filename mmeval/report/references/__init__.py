@@ -1,0 +1,102 @@
+"""Reference figures shipped with mmeval: MMAD human baselines and published model results.
+
+Source: Jiang et al., "MMAD: A Comprehensive Benchmark for Multimodal Large Language Models in
+Industrial Anomaly Detection", ICLR 2025, arXiv:2410.09453; the ``all_result/`` folder of the MMAD
+repository. See README.md in this package for the caveats. The human figures are approximate (read
+off the paper's radar chart).
+"""
+
+from __future__ import annotations
+
+import io
+from functools import lru_cache
+from importlib import resources
+
+import pandas as pd
+
+from mmeval.errors import InputError
+
+SOURCE = ("MMAD (Jiang et al., ICLR 2025, arXiv:2410.09453), result files in the all_result/ folder "
+          "of the MMAD repository")
+HUMAN_CAVEAT = ("Human expert figures are approximate: read off the radar chart of the MMAD paper (Jiang et al., "
+                "ICLR 2025, arXiv:2410.09453), about ±0.5 points (±1.5 for Defect Analysis). Per-task figures for "
+                "ordinary (non-expert) people are unknown; their average is about 78.9.")
+
+HUMAN = "human"  # the expert baseline; also reachable as "human-expert" / "expert"
+HUMAN_ORDINARY = "human-ordinary"
+_ALIASES = {"human": HUMAN, "human-expert": HUMAN, "expert-human": HUMAN, "humans": HUMAN,
+            "human-ordinary": HUMAN_ORDINARY, "ordinary": HUMAN_ORDINARY, "ordinary-human": HUMAN_ORDINARY}
+
+
+def _read(name: str) -> pd.DataFrame:
+    text = resources.files("mmeval.report.references").joinpath(name).read_text(encoding="utf-8")
+    return pd.read_csv(io.StringIO(text))
+
+
+@lru_cache(maxsize=1)
+def _human() -> pd.DataFrame:
+    return _read("human_baseline.csv").set_index("task")
+
+
+@lru_cache(maxsize=1)
+def _published() -> pd.DataFrame:
+    return _read("published_mmad.csv")
+
+
+def human_baseline() -> pd.DataFrame:
+    """Task (seven tasks + ``Average``) -> expert, uncertainty, ordinary, note. Approximate, see HUMAN_CAVEAT."""
+    return _human().copy()
+
+
+def human_expert() -> dict[str, float]:
+    """Task (and ``Average``) -> approximate expert accuracy in percent."""
+    return {t: float(v) for t, v in _human()["expert"].items()}
+
+
+def published() -> pd.DataFrame:
+    """Long table: one row per (model, dataset) of the published MMAD result files."""
+    return _published().copy()
+
+
+def published_models() -> list[str]:
+    return list(dict.fromkeys(_published()["model"]))
+
+
+def known_names() -> list[str]:
+    """Names ``--with`` accepts (matched case-insensitively)."""
+    return [HUMAN, HUMAN_ORDINARY] + published_models()
+
+
+def resolve(name: str) -> str:
+    """The canonical reference name for ``name`` (case-insensitive); InputError listing the known ones."""
+    key = name.strip().lower()
+    if key in _ALIASES:
+        return _ALIASES[key]
+    for model in published_models():
+        if model.lower() == key:
+            return model
+    raise InputError(f"unknown reference '{name}'; known: {', '.join(known_names())}")
+
+
+def reference_row(name: str) -> dict[str, object]:
+    """One row of a model x task table: the task columns, ``Average`` and a few describing fields.
+
+    Published models give their ``Average`` (over datasets) row with every metric column; the human
+    rows give only the task accuracies (ordinary people: only the average is known).
+    """
+    canon = resolve(name)
+    if canon == HUMAN:
+        row: dict[str, object] = {t: float(v) for t, v in _human()["expert"].items()}
+        return {**row, "label": "human expert (approx.)", "kind": "human", "shots": None,
+                "source": "MMAD paper radar chart, approximate"}
+    if canon == HUMAN_ORDINARY:
+        avg = _human().loc["Average", "ordinary"]
+        return {"Average": float(avg), "label": "human ordinary (approx., average only)", "kind": "human",
+                "shots": None, "source": "MMAD paper text, relative to GPT-4o; approximate"}
+    pub = _published()
+    rec = pub[(pub["model"] == canon) & (pub["dataset"] == "Average")].iloc[0]
+    metrics = [c for c in pub.columns if c not in ("model", "shots", "dataset", "source", "note")]
+    row = {c: (float(rec[c]) if pd.notna(rec[c]) else float("nan")) for c in metrics}
+    return {**row, "label": f"{canon} ({int(rec['shots'])}-shot, published)", "kind": "published",
+            "shots": int(rec["shots"]), "source": f"MMAD {rec['source']}",
+            "note": rec["note"] if isinstance(rec["note"], str) else ""}

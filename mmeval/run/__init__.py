@@ -1,0 +1,1 @@
+"""The run: questions -> prepared requests -> adapter -> predictions.jsonl, resumable and shardable."""
