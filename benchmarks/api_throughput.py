@@ -69,8 +69,8 @@ def reference_loop(prepared: list, base_url: str, model: str, max_side: int) -> 
     """MMAD style: for each question, encode the images, one blocking request, parse, next."""
     import openai
 
-    from mmeval.prompting.messages import ImagePart
     from mmeval.model_adapters.openai_api import encode_image
+    from mmeval.prompting.messages import ImagePart
 
     client = openai.OpenAI(api_key=os.environ[KEY_ENV], base_url=base_url, max_retries=2)
     answers: dict[str, str] = {}
@@ -151,8 +151,8 @@ def main() -> int:
     os.environ.setdefault("MMEVAL_HOME", str(tmp / "home"))
     os.environ[KEY_ENV] = "sk-bench-not-a-real-key"
     from mmeval.config import RunConfig
-    from mmeval.run.runner import load, prepare, run
     from mmeval.model_adapters.openai_api import OpenAIAdapter, OpenAIOptions
+    from mmeval.run.runner import load, prepare, run
 
     model = "bench-vlm"
     server, root = start_server(args.latency)

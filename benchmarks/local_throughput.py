@@ -146,9 +146,9 @@ def replay(adapter, calls: list[tuple[str, dict]]) -> tuple[float, float]:
 def run_config(name: str, options: dict, model_dir: Path, data: str, shots: int, n: int, repeat: int,
                work: Path) -> dict:
     from mmeval.config import RunConfig
+    from mmeval.model_adapters import build_adapter
     from mmeval.predictions import read_predictions
     from mmeval.run.runner import run
-    from mmeval.model_adapters import build_adapter
 
     opts = {"dtype": "fp32", **options}
     config = RunConfig(model=f"hf:{model_dir}", model_options=opts, data=data, shots=shots, limit=n)
@@ -207,10 +207,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "local_throughput.json"))
     a = ap.parse_args(argv)
 
+    import tiny_models
     import torch
     import transformers
 
-    import tiny_models
     from mmeval.data.synthetic.generator import build_synthetic
 
     torch.set_num_threads(a.threads)

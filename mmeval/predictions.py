@@ -98,7 +98,7 @@ class PredictionWriter:
     def close(self) -> None:
         self._fh.close()
 
-    def __enter__(self) -> "PredictionWriter":
+    def __enter__(self) -> PredictionWriter:
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -55,7 +55,7 @@ class ModelAdapter(ABC):
         """Facts for the report (token usage, cost ...); secrets never go here."""
         return {}
 
-    def __enter__(self) -> "ModelAdapter":
+    def __enter__(self) -> ModelAdapter:
         return self
 
     def __exit__(self, *exc: object) -> None:

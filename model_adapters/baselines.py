@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
+from mmeval.model_adapters.base import ModelAdapter
 from mmeval.prompting.messages import Request, Response
 from mmeval.prompting.shuffle import question_rng
-from mmeval.model_adapters.base import ModelAdapter
 
 _NO_WORDS = ("no", "no.", "no defect", "no defect.", "normal", "normal.")
 

@@ -35,9 +35,10 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 from scipy import ndimage
 
+from mmeval.model_adapters.base import ModelAdapter
 from mmeval.prompting.messages import Request, Response
 from mmeval.prompting.shuffle import question_rng
-from mmeval.model_adapters.base import ModelAdapter
+from mmeval.regions import option_region
 
 
 class ExpertOptions(BaseModel):
@@ -83,20 +84,8 @@ class _LRU(OrderedDict):
         return value
 
 
-_REGIONS = (("top left", "top", "top right"), ("left", "center", "right"), ("bottom left", "bottom", "bottom right"))
 _WORDS = re.compile(r"[a-z]+")
 _FLOOR = 0.35  # smallest channel spread, relative to its group's reference channel
-
-
-def option_region(text: str) -> tuple[int, int] | None:
-    """(row, col) on the 3x3 grid that a localization option names, or None ("Top left." -> (0, 0))."""
-    words = set(_WORDS.findall(text.lower().replace("centre", "center")))
-    row = 0 if {"top", "upper"} & words else 2 if {"bottom", "lower"} & words else None
-    col = 0 if "left" in words else 2 if "right" in words else None
-    central = bool({"center", "middle", "central"} & words)
-    if row is None and col is None:
-        return (1, 1) if central else None
-    return (1 if row is None else row, 1 if col is None else col)
 
 
 def yes_no_letters(options: dict[str, str]) -> tuple[str | None, str | None]:

@@ -77,9 +77,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from mmeval.prompting.messages import ImagePart, Request, Response, TextPart
 from mmeval.home import mmeval_home
 from mmeval.model_adapters.base import AdapterError, ModelAdapter
+from mmeval.prompting.messages import ImagePart, Request, Response, TextPart
 
 log = logging.getLogger(__name__)
 

@@ -6,11 +6,11 @@ is scored. The engine never branches on a task's name; it reads these fields.
 
 from __future__ import annotations
 
-import tomllib
 from functools import lru_cache
 from importlib import resources
 from typing import Literal
 
+import tomllib
 from pydantic import BaseModel, ConfigDict
 
 

@@ -14,9 +14,9 @@ import pytest
 from scipy import stats
 
 from mmeval import scoring
-from mmeval.report import analysis, references
 from mmeval.errors import InputError
 from mmeval.predictions import Prediction
+from mmeval.report import analysis, references
 
 AD, DC, DL, OA = "Anomaly Detection", "Defect Classification", "Defect Localization", "Object Analysis"
 YES_NO = {"A": "Yes.", "B": "No."}

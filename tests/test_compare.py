@@ -8,10 +8,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mmeval.report import analysis, references
 from mmeval.cli import main
-from mmeval.predictions import read_predictions
 from mmeval.data.synthetic.generator import build_synthetic
+from mmeval.predictions import read_predictions
+from mmeval.report import analysis, references
 
 LIMIT = "90"
 

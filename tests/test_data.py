@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import materialise
+
 from mmeval.data import load_benchmark, locate
-from mmeval.errors import DataError, InputError
 from mmeval.data.schema import ImageRecord
+from mmeval.errors import DataError, InputError
 
 KEY = "DS-MVTec/bottle/image/broken_large/000.png"
 

@@ -10,10 +10,11 @@ import pytest
 from PIL import Image
 
 from mmeval.data import Question, load_benchmark
-from mmeval.prompting.messages import ImagePart, Message, Request, Response, TextPart
 from mmeval.data.synthetic.generator import build_synthetic
 from mmeval.model_adapters import build_adapter
-from mmeval.model_adapters.expert import ExpertAdapter, ExpertOptions, option_region, yes_no_letters
+from mmeval.model_adapters.expert import ExpertAdapter, ExpertOptions, yes_no_letters
+from mmeval.regions import option_region
+from mmeval.prompting.messages import ImagePart, Message, Request, Response, TextPart
 
 AD, DL = "Anomaly Detection", "Defect Localization"
 

@@ -26,10 +26,10 @@ import tiny_models  # noqa: E402
 
 from mmeval.cli import main  # noqa: E402
 from mmeval.config import RunConfig  # noqa: E402
-from mmeval.prompting.messages import Request  # noqa: E402
-from mmeval.run.runner import load, prepare  # noqa: E402
 from mmeval.model_adapters import build_adapter  # noqa: E402
 from mmeval.model_adapters.hf import HFAdapter  # noqa: E402
+from mmeval.prompting.messages import Request  # noqa: E402
+from mmeval.run.runner import load, prepare  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

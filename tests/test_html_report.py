@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmeval.report import compare
 from mmeval.predictions import Prediction, dumps
+from mmeval.report import compare
 from mmeval.report.run_report import write_run_report
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -22,7 +22,6 @@ pytest.importorskip("uvicorn")
 
 from fake_openai_server import FakeOpenAIServer, write_tiny_mmad  # noqa: E402
 
-from mmeval.prompting.messages import ImagePart, Message, Request, TextPart  # noqa: E402
 from mmeval.model_adapters import build_adapter  # noqa: E402
 from mmeval.model_adapters.base import AdapterError  # noqa: E402
 from mmeval.model_adapters.openai_api import (  # noqa: E402
@@ -34,6 +33,7 @@ from mmeval.model_adapters.openai_api import (  # noqa: E402
     letter_scores,
     price_for,
 )
+from mmeval.prompting.messages import ImagePart, Message, Request, TextPart  # noqa: E402
 
 KEY_ENV = "MMEVAL_TEST_OPENAI_KEY"
 KEY = "sk-mmeval-test-" + secrets.token_hex(16)  # distinctive: must never reach a file or a log

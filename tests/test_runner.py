@@ -16,10 +16,10 @@ import pytest
 
 from mmeval.cli import main
 from mmeval.config import RunConfig
-from mmeval.prompting.messages import Request, Response
-from mmeval.predictions import read_predictions
-from mmeval.run.runner import run
 from mmeval.model_adapters.baselines import RandomAdapter
+from mmeval.predictions import read_predictions
+from mmeval.prompting.messages import Request, Response
+from mmeval.run.runner import run
 
 
 def cli_run(data: Path, out: Path, *extra: str) -> int:

@@ -12,8 +12,8 @@ import pytest
 
 from mmeval import scoring
 from mmeval.cli import main
-from mmeval.report.official import answers_frame, read_answers
 from mmeval.predictions import Prediction
+from mmeval.report.official import answers_frame, read_answers
 
 TASKS = ["Anomaly Detection", "Defect Classification", "Defect Localization", "Defect Description",
          "Defect Analysis", "Object Classification", "Object Analysis"]

@@ -14,7 +14,15 @@ from PIL import Image
 
 from mmeval import tasks as task_registry
 from mmeval.data import load_benchmark
-from mmeval.data.synthetic.generator import CATEGORIES, DEFECTS, PAINTERS, REGION_NAMES, RENDERERS, build_synthetic, region_of
+from mmeval.data.synthetic.generator import (
+    CATEGORIES,
+    DEFECTS,
+    PAINTERS,
+    REGION_NAMES,
+    RENDERERS,
+    build_synthetic,
+    region_of,
+)
 
 KEY = re.compile(r"^(Synth\w+)/(\w+)/test/(\w+)/(\d{3})\.png$")
 NORMAL_TYPES = ["Anomaly Detection", "Object Classification", "Object Structure", "Object Details"]

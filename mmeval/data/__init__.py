@@ -5,8 +5,18 @@ the data root into :class:`Question` objects, and :mod:`~mmeval.data.synthetic` 
 benchmark that needs no download.
 """
 
-from mmeval.data.loading import (NORMAL_MARK, Benchmark, Question, Skipped, load_benchmark, locate, question_id,
-                                 read_json, read_json_any, safe_path)
+from mmeval.data.loading import (
+                                 NORMAL_MARK,
+                                 Benchmark,
+                                 Question,
+                                 Skipped,
+                                 load_benchmark,
+                                 locate,
+                                 question_id,
+                                 read_json,
+                                 read_json_any,
+                                 safe_path,
+)
 
 __all__ = ["NORMAL_MARK", "Benchmark", "Question", "Skipped", "load_benchmark", "locate", "question_id", "read_json",
            "read_json_any", "safe_path"]

@@ -15,8 +15,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from mmeval import tasks as task_registry
-from mmeval.errors import DataError, InputError
 from mmeval.data.schema import ImageRecord
+from mmeval.errors import DataError, InputError
 
 TemplateKind = Literal["random", "similar"]
 NORMAL_MARK = "good"  # MMAD: an image is normal when its path contains "good"

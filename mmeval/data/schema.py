@@ -37,7 +37,7 @@ class ConversationItem(BaseModel):
         return v
 
     @model_validator(mode="after")
-    def _answer_among_options(self) -> "ConversationItem":
+    def _answer_among_options(self) -> ConversationItem:
         if self.answer not in self.options:
             raise ValueError(f"answer '{self.answer}' is not among the options {sorted(self.options)}")
         return self

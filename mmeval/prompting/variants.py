@@ -15,8 +15,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from mmeval.data import Question
-from mmeval.prompting.shuffle import question_rng, shuffle_options
 from mmeval.data.schema import LETTERS
+from mmeval.prompting.shuffle import question_rng, shuffle_options
 
 PROBE_TASK = "Defect Probe"
 PROBE_QUESTION = "Which defect does the object in the query image have?"

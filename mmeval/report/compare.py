@@ -17,10 +17,10 @@ from typing import Any
 import pandas as pd
 
 from mmeval import tasks as task_registry
-from mmeval.report import analysis, references
-from mmeval.report import run_report as reports
 from mmeval.errors import InputError
 from mmeval.jsonsafe import json_safe
+from mmeval.report import analysis, references
+from mmeval.report import run_report as reports
 
 DETECTION = ["Recall", "Precision", "F1", "Overkill", "Miss"]
 

@@ -17,10 +17,10 @@ from typing import Any
 import pandas as pd
 
 from mmeval import tasks as task_registry
+from mmeval.predictions import Prediction
 from mmeval.report import references
 from mmeval.report import run_report as reports
 from mmeval.report.analysis import RunData
-from mmeval.predictions import Prediction
 
 THUMB_PX = 96
 MAX_WRONG = 400

@@ -14,9 +14,9 @@ from pydantic import TypeAdapter, ValidationError
 
 from mmeval import tasks as task_registry
 from mmeval.data import NORMAL_MARK, read_json_any
+from mmeval.data.schema import LETTERS, OfficialAnswer
 from mmeval.errors import InputError
 from mmeval.predictions import Prediction
-from mmeval.data.schema import LETTERS, OfficialAnswer
 
 
 def read_answers(path: Path) -> list[OfficialAnswer]:

@@ -24,8 +24,8 @@ from mmeval.answers import extract_choice
 from mmeval.config import RunConfig
 from mmeval.data import Benchmark, Question, load_benchmark, locate
 from mmeval.errors import InputError
-from mmeval.prompting.messages import Request, Response
-from mmeval.prompting.shuffle import shuffle_options
+from mmeval.model_adapters import build_adapter
+from mmeval.model_adapters.base import ModelAdapter
 from mmeval.predictions import (
     Prediction,
     PredictionWriter,
@@ -33,9 +33,9 @@ from mmeval.predictions import (
     read_predictions,
     write_sorted,
 )
+from mmeval.prompting.messages import Request, Response
 from mmeval.prompting.render import render_message
-from mmeval.model_adapters import build_adapter
-from mmeval.model_adapters.base import ModelAdapter
+from mmeval.prompting.shuffle import shuffle_options
 
 PREDICTIONS = "predictions.jsonl"
 RUN_FILE = "run.json"

@@ -40,9 +40,9 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mmeval.prompting.messages import Part, Request, Response, TextPart
 from mmeval.model_adapters.base import AdapterError, ModelAdapter
 from mmeval.model_adapters.hf.presets import Preset, PresetName, all_presets
+from mmeval.prompting.messages import Part, Request, Response, TextPart
 
 #: replaces the question in a second rendering of the prompt, to find where the shared prefix ends
 _SPLIT_MARK = "\u2063MMEVAL-QUESTION-STARTS-HERE\u2063"
@@ -162,7 +162,7 @@ class _Timer:
     def __init__(self) -> None:
         self.seconds = 0.0
 
-    def __enter__(self) -> "_Timer":
+    def __enter__(self) -> _Timer:
         self._t = time.perf_counter()
         return self
 

@@ -29,19 +29,33 @@ from typing import Any
 import pandas as pd
 
 from mmeval import scoring
+from mmeval.jsonsafe import json_safe
+from mmeval.predictions import Prediction
 from mmeval.report.analysis.answer_patterns import invalid_rates, position_bias
 from mmeval.report.analysis.baselines import human_gap
 from mmeval.report.analysis.bootstrap import bootstrap_ci, ci_table
-from mmeval.report.analysis.hallucinations import ad_verdict, fabrication, hallucination, says_defect, self_inconsistency
-from mmeval.report.analysis.option_scores import (auroc, average_precision, calibration, chosen_confidence,
-                                           detection_scores, ece, p_defect, softmax)
+from mmeval.report.analysis.hallucinations import (
+    ad_verdict,
+    fabrication,
+    hallucination,
+    says_defect,
+    self_inconsistency,
+)
+from mmeval.report.analysis.option_scores import (
+    auroc,
+    average_precision,
+    calibration,
+    chosen_confidence,
+    detection_scores,
+    ece,
+    p_defect,
+    softmax,
+)
 from mmeval.report.analysis.questions import PROBE, defect_tasks, detection_task, plain_preds, polarity, probe_preds
 from mmeval.report.analysis.robustness import circular
 from mmeval.report.analysis.run_data import RunData, load_run
 from mmeval.report.analysis.significance import MCNEMAR_EXACT_BELOW, holm, mcnemar, paired_mcnemar
 from mmeval.report.analysis.timings import latency, percentile, read_timings
-from mmeval.jsonsafe import json_safe
-from mmeval.predictions import Prediction
 
 __all__ = [
     "MCNEMAR_EXACT_BELOW", "PROBE", "RunData", "ad_verdict", "analyse", "auroc", "average_precision",

@@ -12,8 +12,8 @@ from collections.abc import Iterable
 import pandas as pd
 
 from mmeval import tasks as task_registry
-from mmeval.report.analysis.questions import PROBE, _pct, plain_preds, probe_preds
 from mmeval.predictions import Prediction
+from mmeval.report.analysis.questions import PROBE, _pct, plain_preds, probe_preds
 
 
 def invalid_rates(preds: Iterable[Prediction]) -> pd.DataFrame:

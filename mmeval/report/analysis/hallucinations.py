@@ -31,8 +31,8 @@ from typing import Any
 
 import pandas as pd
 
-from mmeval.report.analysis.questions import PROBE, _pct, defect_tasks, detection_task, polarity, probe_preds
 from mmeval.predictions import Prediction
+from mmeval.report.analysis.questions import PROBE, _pct, defect_tasks, detection_task, polarity, probe_preds
 
 
 def says_defect(pred: Prediction) -> bool | None:

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from mmeval.report.analysis.questions import _pct, detection_task, plain_preds, polarity
 from mmeval.predictions import Prediction
+from mmeval.report.analysis.questions import _pct, detection_task, plain_preds, polarity
 
 
 def softmax(scores: dict[str, float], keys: Iterable[str] | None = None) -> dict[str, float]:

@@ -11,8 +11,8 @@ from collections.abc import Iterable
 import pandas as pd
 
 from mmeval import tasks as task_registry
-from mmeval.report.analysis.questions import PROBE, _pct, plain_preds
 from mmeval.predictions import Prediction
+from mmeval.report.analysis.questions import PROBE, _pct, plain_preds
 
 
 def circular(preds: Iterable[Prediction]) -> pd.DataFrame:

@@ -18,8 +18,8 @@ import pandas as pd
 from scipy import stats
 
 from mmeval import tasks as task_registry
-from mmeval.report.analysis.questions import _pct, plain_preds
 from mmeval.predictions import Prediction
+from mmeval.report.analysis.questions import _pct, plain_preds
 
 MCNEMAR_EXACT_BELOW = 25
 
