@@ -152,15 +152,17 @@ def main() -> int:
     os.environ[KEY_ENV] = "sk-bench-not-a-real-key"
     from mmeval.config import RunConfig
     from mmeval.model_adapters.openai_api import OpenAIAdapter, OpenAIOptions
-    from mmeval.run.runner import load, prepare, run
+    from mmeval.run.prepare import prepare
+    from mmeval.run.runner import adapter_settings, load, run
 
     model = "bench-vlm"
     server, root = start_server(args.latency)
     base_url = root + "/v1"
     try:
-        options = {"base_url": base_url, "api_key_env": KEY_ENV, "concurrency": args.concurrency, "no_api_cache": True}
-        config = RunConfig(model=f"openai:{model}", model_options=options, data="synthetic", shots=1,
-                           limit=args.questions)
+        options = {"base_url": base_url, "api_key_env": KEY_ENV, "no_cache": True}
+        config = RunConfig(model=f"openai:{model}", model_args={"base_url": base_url},
+                           runtime_args={k: v for k, v in options.items() if k != "base_url"}, data="synthetic", shots=1,
+                           limit=args.questions, concurrency=args.concurrency)
         prepared = prepare(load(config).questions[: args.questions], config)
         n = len(prepared)
         expected = {p.request.id for p in prepared}
@@ -174,7 +176,7 @@ def main() -> int:
         ref_qps = n / reference.median
 
         def adapter_only() -> list[tuple[str, str, str | None]]:
-            adapter = OpenAIAdapter(model, OpenAIOptions(**options))
+            adapter = OpenAIAdapter(model, OpenAIOptions(**options), adapter_settings(config))
             got = []
             try:
                 requests = [p.request for p in prepared]

@@ -5,12 +5,12 @@ of width 128 on 96x96 images, 144 image tokens per image; tests/tiny_models.py) 
 of the bundled synthetic benchmark (``--shots`` templates + the query image per question) with:
 
 * (a)  MMAD style: one ``generate`` call per question, images re-encoded every time
-       (``--answer-mode generate --batch-size 1 --no-prefix-reuse``, ``--max-new-tokens 16``);
+       (``--answer-mode generate --batch-size 1 -M prefix_reuse=false -M max_new_tokens=16``);
 * (a2) the same, stopping after 2 new tokens: what (a) costs when the model answers "A" and stops
        (a random model never emits EOS, so (a) always decodes 16 tokens);
 * (b)  likelihood mode, one forward pass per question (``--answer-mode likelihood --batch-size 1
-       --no-prefix-reuse``);
-* (c)  likelihood + batching + prefix reuse (``--batch-size 8 --no-batch-invariant``: the questions'
+       -M prefix_reuse=false``);
+* (c)  likelihood + batching + prefix reuse (``--batch-size 8 -M batch_invariant=false``: the questions'
        suffixes run as one right-padded batch against the shared prefix's cache);
 * (c2) likelihood + prefix reuse with the default ``--batch-invariant`` (each question's suffix in its own
        call against the shared prefix's cache, so its scores never depend on its batch mates).
@@ -150,9 +150,12 @@ def run_config(name: str, options: dict, model_dir: Path, data: str, shots: int,
     from mmeval.predictions import read_predictions
     from mmeval.run.runner import run
 
-    opts = {"dtype": "fp32", **options}
-    config = RunConfig(model=f"hf:{model_dir}", model_options=opts, data=data, shots=shots, limit=n)
-    adapter = build_adapter(config.model, opts)
+    from mmeval.run.runner import adapter_settings
+
+    run_level = {k: options[k] for k in ("answer_mode", "batch_size")}
+    opts = {"dtype": "fp32", **{k: v for k, v in options.items() if k not in run_level}}
+    config = RunConfig(model=f"hf:{model_dir}", model_args=opts, data=data, shots=shots, limit=n, **run_level)
+    adapter = build_adapter(config.model, opts, adapter_settings(config))
     rec = Recorder(adapter)
     run(config, work / f"{name}-warmup", adapter=adapter, progress=False)  # warm-up (allocator, kernels, caches)
     m: dict[str, list[float]] = {k: [] for k in ("runner_wall", "runner_cpu", "adapter_wall", "adapter_cpu",
@@ -185,7 +188,7 @@ def run_config(name: str, options: dict, model_dir: Path, data: str, shots: int,
         return statistics.median(a / b - 1 for a, b in zip(m[num], m[den]))
 
     return {
-        "options": opts, "questions": n, "model_calls": calls, "seconds": m,
+        "options": {**run_level, **opts}, "questions": n, "model_calls": calls, "seconds": m,
         "questions_per_second": n / med["runner_wall"],
         "questions_per_cpu_second": n / med["runner_cpu"],
         # harness overhead: time spent outside the model's forward/generate calls, relative to those calls

@@ -76,7 +76,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["LETTERS", "MAX_WEAK_WORDS", "extract_choice", "is_valid_letter"]
+from mmeval import tasks
+from mmeval.prompting.messages import Response
+from mmeval.tasks import yes_no_letters
+
+__all__ = ["LETTERS", "MAX_WEAK_WORDS", "choose", "extract_choice", "is_valid_letter"]
 
 #: option letters a question may use (mirrors ``mmeval.data.schema.LETTERS``; kept here so this module
 #: needs only the standard library)
@@ -379,9 +383,10 @@ def _yes_no(q: _Question) -> Found | None:
     """With ``yes_no``: a reply opening with yes/no, or saying "yes" / negating a defect word."""
     if not q.yes_no:
         return None
-    keys = {text: k for k, text in q.options.items() if text in _POLARITY_WORDS}
-    if len(keys) != 2:
+    yes, no = yes_no_letters(q.options)
+    if yes is None or no is None:
         return None
+    keys = {"yes": yes, "no": no}
     reply = _IDIOMS_RE.sub(" ", _norm(q.text))
     first = reply.split(" ", 1)[0]
     if first in keys:
@@ -448,3 +453,20 @@ def extract_choice(response: str, options: Mapping[str, str], *, yes_no: bool = 
         if found is not None:
             return _decide(found, opts)
     return None
+
+
+def choose(response: Response, options: Mapping[str, str], task: str) -> str | None:
+    """The option a response chose: its option scores decide when the model gave them, else its text.
+
+    An error is no choice; a tie between the best scores is no choice either.
+    """
+    if response.error:
+        return None
+    if response.scores:
+        known = {k: v for k, v in response.scores.items() if k in options}
+        if known:
+            best = max(known.values())
+            winners = [k for k, v in known.items() if v == best]
+            return winners[0] if len(winners) == 1 else None
+    tdef = tasks.resolve(task)
+    return extract_choice(response.text, options, yes_no=bool(tdef and tdef.yes_no))

@@ -1,7 +1,11 @@
-"""The run configuration: everything that decides what a run's predictions are.
+"""The run configuration: everything that decides what a run's predictions are, and run.json.
 
 Its hash is written into every prediction line and into the run directory; a rerun with the same
-hash resumes, a different hash refuses to mix into the same directory.
+hash resumes, a different hash refuses to mix into the same directory. Operational settings (how
+answers are fetched: batch size, concurrency, retries, caches) are kept apart and out of the hash.
+
+A run can be described in a YAML or TOML file (``mmeval run --config FILE``) with the same keys as the
+flags (see :data:`FILE_KEYS`); flags given on the command line override the file.
 """
 
 from __future__ import annotations
@@ -9,14 +13,22 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from mmeval import __version__
+from mmeval.errors import InputError
 from mmeval.prompting.render import prompts_digest
 
 #: fields that do not change any single prediction, so they stay out of the hash
-UNHASHED = frozenset({"limit", "strict", "runtime_options"})
+UNHASHED = frozenset({"limit", "strict", "runtime_args", "boost_runtime_args", "batch_size", "concurrency"})
+
+#: version of the run.json layout (bumped when its fields change meaning)
+RUN_SCHEMA_VERSION = 1
+
+AnswerMode = Literal["generate", "likelihood"]
 
 _URL_USERINFO = re.compile(r"(://)[^/@\s]+@")
 _SECRET_QUERY = re.compile(r"([?&][^=&\s]*(?:key|token|secret|password|sig)[^=&\s]*=)[^&\s]*", re.IGNORECASE)
@@ -28,7 +40,7 @@ def redact(value: Any) -> Any:
         return _SECRET_QUERY.sub(r"\1***", _URL_USERINFO.sub(r"\1***@", value))
     if isinstance(value, dict):
         return {k: redact(v) for k, v in value.items()}
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         return [redact(v) for v in value]
     return value
 
@@ -37,8 +49,12 @@ class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     model: str = Field(description="model spec, e.g. 'expert' or 'hf:PATH'")
-    model_options: dict[str, Any] = Field(default_factory=dict)
-    runtime_options: dict[str, Any] = Field(default_factory=dict, description="operational options, not hashed")
+    model_args: dict[str, Any] = Field(default_factory=dict, description="the family's options that affect answers")
+    runtime_args: dict[str, Any] = Field(default_factory=dict, description="the family's operational options")
+    answer_mode: AnswerMode = "generate"
+    boosts: tuple[str, ...] = Field(default=(), description="request transforms, applied in this order")
+    boost_args: dict[str, dict[str, Any]] = Field(default_factory=dict, description="boost name -> its options")
+    boost_runtime_args: dict[str, dict[str, Any]] = Field(default_factory=dict)
     data: str = Field(description="path of the mmad.json, or 'synthetic'")
     image_root: str | None = None
     shots: int = Field(0, ge=0)
@@ -50,18 +66,105 @@ class RunConfig(BaseModel):
     probes: bool = Field(False, description="also ask defect-fabrication probes about normal images")
     limit: int | None = Field(None, ge=1)
     strict: bool = False
+    batch_size: int | None = Field(None, ge=1, description="requests handed to the adapter at once")
+    concurrency: int | None = Field(None, ge=1, le=1024, description="requests in flight at once (API families)")
     prompts: str = Field(default_factory=prompts_digest, description="digest of the prompt templates")
 
     def hashed_fields(self) -> dict[str, Any]:
         return self.model_dump(exclude=set(UNHASHED))
 
     def adapter_options(self) -> dict[str, Any]:
-        return {**self.model_options, **self.runtime_options}
+        return {**self.model_args, **self.runtime_args}
+
+    def options_of(self, boost: str) -> dict[str, Any]:
+        return {**self.boost_args.get(boost, {}), **self.boost_runtime_args.get(boost, {})}
 
     def public(self) -> dict[str, Any]:
         """The config as written to disk and reports: credentials in URLs redacted."""
-        return redact(self.model_dump())
+        return redact(self.model_dump(mode="json"))
 
     def digest(self) -> str:
         blob = json.dumps(self.hashed_fields(), sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+class BoostRecord(BaseModel):
+    """One applied boost as the run log records it (a boost may add facts of its own, e.g. what it read)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    args: dict[str, Any] = Field(default_factory=dict)
+    summary: str = ""
+
+
+class RunRecord(BaseModel):
+    """run.json: the resolved config of a run directory, its hash, its data source and its boosts."""
+
+    model_config = ConfigDict(extra="allow")
+
+    version: int = RUN_SCHEMA_VERSION
+    mmeval: str = __version__
+    digest: str
+    config: RunConfig
+    source: str = ""
+    boosts: list[BoostRecord] = Field(default_factory=list)
+
+    @classmethod
+    def read(cls, path: Path) -> RunRecord:
+        try:
+            return cls.model_validate_json(path.read_bytes())
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"]) or "file"
+            raise InputError(f"{path}: not a run record of this mmeval version ({where}: {err['msg']}); "
+                             "rerun into a new --out, or use the mmeval version that wrote it") from None
+
+    def write(self, path: Path) -> None:
+        """Written atomically (temp file + rename): a crash never leaves a torn run.json."""
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(self.model_dump_json(indent=2), encoding="utf-8")
+        tmp.replace(path)
+
+
+# ------------------------------------------------------------------------------------------ config files
+
+#: keys a config file may hold (the names of the flags, with underscores)
+FILE_KEYS = frozenset({
+    "model", "model_args", "answer_mode", "boost", "boost_args", "data", "image_root", "shots", "templates", "seed",
+    "shuffle", "allow_unknown_types", "circular", "probes", "limit", "strict", "batch_size", "concurrency", "out",
+    "overwrite", "cycle_ms",
+})
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """A run described in YAML (``.yaml``/``.yml``) or TOML (``.toml``): a mapping of flag names to values."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise InputError(f"--config: no such file '{p}'")
+    text = p.read_text(encoding="utf-8")
+    try:
+        if p.suffix.lower() == ".toml":
+            import tomllib
+
+            data: Any = tomllib.loads(text)
+        elif p.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+        else:
+            raise InputError(f"--config {p}: give a .yaml, .yml or .toml file")
+    except InputError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - yaml and toml raise their own error classes
+        raise InputError(f"--config {p}: cannot parse it: {exc}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"--config {p}: expected a mapping of settings, got {type(data).__name__}")
+    data = {str(k).replace("-", "_"): v for k, v in data.items()}
+    unknown = sorted(set(data) - FILE_KEYS)
+    if unknown:
+        raise InputError(f"--config {p}: unknown setting(s) {', '.join(unknown)} (known: {', '.join(sorted(FILE_KEYS))})")
+    for key in ("model_args", "boost_args"):
+        if key in data and not isinstance(data[key], dict):
+            raise InputError(f"--config {p}: {key} must be a mapping of option names to values")
+    return data

@@ -75,8 +75,7 @@ def score_row(df: pd.DataFrame) -> dict[str, float]:
             row[task.name] = float(100 * sub["correct"].mean())
     row["Average"] = float(np.nanmean([row[t] for t in task_registry.task_names()])) if any(
         not np.isnan(row[t]) for t in task_registry.task_names()) else np.nan
-    detection_task = next((t.name for t in task_registry.all_tasks() if t.scoring == "balanced"), None)
-    row.update(_detection(df[df["task"] == detection_task]))
+    row.update(_detection(df[df["task"] == task_registry.detection_task()]))
     for extra in extra_tasks(df):  # types outside the registry (--allow-unknown-types): shown, not averaged
         sub = df[df["task"] == extra]
         row[extra] = float(100 * sub["correct"].mean()) if len(sub) else np.nan

@@ -11,7 +11,7 @@ import difflib
 import importlib
 from dataclasses import dataclass
 
-from mmeval.model_adapters.base import AdapterError, ModelAdapter
+from mmeval.model_adapters.base import AdapterError, AdapterSettings, ModelAdapter
 
 
 @dataclass(frozen=True)
@@ -53,14 +53,20 @@ FAMILIES: dict[str, Family] = {
 }
 
 
-def split_model(spec: str) -> tuple[Family, str]:
-    """Resolve ``--model`` into its family and the family-specific target."""
-    name, sep, target = spec.partition(":")
+def get_family(name: str, spec: str | None = None) -> Family:
+    """The family registered as ``name``; an unknown name is an AdapterError with a suggestion."""
     family = FAMILIES.get(name)
     if family is None:
         close = difflib.get_close_matches(name, FAMILIES, n=1)
         hint = f" Did you mean '{close[0]}'?" if close else ""
-        raise AdapterError(f"unknown model '{spec}'.{hint} Known: {', '.join(FAMILIES)}")
+        raise AdapterError(f"unknown model '{spec or name}'.{hint} Known: {', '.join(FAMILIES)}")
+    return family
+
+
+def split_model(spec: str) -> tuple[Family, str]:
+    """Resolve ``--model`` into its family and the family-specific target."""
+    name, sep, target = spec.partition(":")
+    family = get_family(name, spec)
     if family.needs_target and not target:
         raise AdapterError(f"model family '{name}' needs a target: --model {name}:NAME_OR_PATH")
     if not family.needs_target and sep:
@@ -68,9 +74,10 @@ def split_model(spec: str) -> tuple[Family, str]:
     return family, target
 
 
-def build_adapter(spec: str, options: dict[str, object] | None = None, seed: int = 0) -> ModelAdapter:
+def build_adapter(spec: str, options: dict[str, object] | None = None,
+                  settings: AdapterSettings | None = None) -> ModelAdapter:
     """Build the adapter for ``--model spec`` with its family options (validated by pydantic)."""
     family, target = split_model(spec)
     cls = family.load()
     opts = cls.Options.model_validate(options or {})
-    return cls(target or spec, opts, seed=seed)
+    return cls(target or spec, opts, settings)

@@ -1,26 +1,40 @@
 """The adapter interface every model family implements.
 
-An adapter receives a batch of :class:`~mmeval.prompting.messages.Request` (rendered questions) and yields one
-:class:`~mmeval.prompting.messages.Response` per request, in any order, as soon as each is ready. The runner
-writes each response to disk the moment it arrives, so a slow or concurrent adapter loses at most
-what is in flight when the process dies.
+An adapter receives a batch of :class:`~mmeval.prompting.messages.Request` (rendered questions) and
+yields one :class:`~mmeval.prompting.messages.Response` per request, in any order, as soon as each is
+ready. The runner writes each response to disk the moment it arrives, so a slow or concurrent adapter
+loses at most what is in flight when the process dies.
 
 Adapters know nothing about scoring or answer extraction: they return raw text and, where the model
 offers them, per-option scores.
 
-Each family declares its settings as a pydantic model (``Options``); the CLI turns every field into
-a ``--flag`` with the field's description as help, and the values enter the run-config hash.
+Two kinds of settings reach an adapter:
+
+- :class:`AdapterSettings`, decided by the run for every family (plain flags: ``--seed``,
+  ``--answer-mode``, ``--batch-size``, ``--concurrency``);
+- the family's own ``Options`` (a pydantic model; ``--model-arg key=value``). Fields marked
+  ``json_schema_extra={"affects_predictions": False}`` change how answers are obtained, not what they
+  are, and stay out of the run-config hash.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from typing import ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from mmeval import optionspec
+from mmeval.optionspec import OPERATIONAL, OptionDoc
 from mmeval.prompting.messages import Request, Response
+
+__all__ = ["ANSWER_MODES", "OPERATIONAL", "AdapterError", "AdapterSettings", "AnswerMode", "ModelAdapter",
+           "NoOptions"]
+
+AnswerMode = Literal["generate", "likelihood"]
+ANSWER_MODES: tuple[AnswerMode, ...] = ("generate", "likelihood")
 
 
 class AdapterError(Exception):
@@ -31,24 +45,56 @@ class NoOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+@dataclass(frozen=True)
+class AdapterSettings:
+    """What the run decides for every adapter, beside the family's own options."""
+
+    seed: int = 0
+    #: generate: the model writes an answer that the engine parses; likelihood: it scores each option
+    answer_mode: AnswerMode = "generate"
+    #: requests handed to the adapter at once; None: the family's default
+    batch_size: int | None = None
+    #: requests in flight at once, for families that send requests; None: the family's default
+    concurrency: int | None = None
+
+
 class ModelAdapter(ABC):
-    """Base class: subclasses set ``family`` and ``Options`` and implement :meth:`predict`."""
+    """Base class: subclasses set ``family``, ``Options`` and ``answer_modes`` and implement :meth:`predict`."""
 
     family: ClassVar[str] = ""
     Options: ClassVar[type[BaseModel]] = NoOptions
-    #: how many requests the runner hands over at once (an adapter may override per instance)
-    batch_size: int = 16
+    #: the answer modes this family supports; another one is refused before any work is done
+    answer_modes: ClassVar[tuple[AnswerMode, ...]] = ("generate",)
+    #: how many requests the runner hands over at once, unless ``--batch-size`` says otherwise
+    default_batch_size: ClassVar[int] = 16
 
-    def __init__(self, name: str, options: BaseModel | None = None, seed: int = 0) -> None:
+    def __init__(self, name: str, options: BaseModel | None = None, settings: AdapterSettings | None = None) -> None:
         self.name = name
         self.options = options if options is not None else self.Options()
-        self.seed = seed
+        self.settings = settings or AdapterSettings()
+        if self.settings.answer_mode not in self.answer_modes:
+            raise AdapterError(
+                f"--answer-mode {self.settings.answer_mode}: the '{self.family}' model family supports "
+                f"{' and '.join(self.answer_modes)} only")
+        self.seed = self.settings.seed
+        self.answer_mode: AnswerMode = self.settings.answer_mode
+        self.batch_size: int = self.settings.batch_size or self.default_batch_size
+
+    @classmethod
+    def split_options(cls, raw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The family options given (``--model-arg``), validated and normalised: (hashed, operational)."""
+        return optionspec.normalise(cls.Options, raw, "--model-arg")
+
+    @classmethod
+    def option_docs(cls) -> list[OptionDoc]:
+        """The family's options, for ``mmeval models show``."""
+        return optionspec.describe(cls.Options)
 
     @abstractmethod
     def predict(self, batch: Sequence[Request]) -> Iterator[Response]:
         """Yield one response per request, in any order."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, most adapters hold nothing to release
         """Release resources (threads, GPU memory). Called once by the runner."""
 
     def run_info(self) -> dict[str, object]:

@@ -7,15 +7,15 @@ from collections.abc import Iterator, Sequence
 from mmeval.model_adapters.base import ModelAdapter
 from mmeval.prompting.messages import Request, Response
 from mmeval.prompting.shuffle import question_rng
+from mmeval.tasks import yes_no_letters
 
-_NO_WORDS = ("no", "no.", "no defect", "no defect.", "normal", "normal.")
 
 
 class RandomAdapter(ModelAdapter):
     """Uniform chance, seeded per question so the answers do not depend on batching."""
 
     family = "random"
-    batch_size = 256
+    default_batch_size = 256
 
     def predict(self, batch: Sequence[Request]) -> Iterator[Response]:
         for req in batch:
@@ -24,12 +24,13 @@ class RandomAdapter(ModelAdapter):
 
 
 class AlwaysNormalAdapter(ModelAdapter):
-    """Says "no defect" whenever an option says so, else the first option: the lazy inspector."""
+    """Says "no" whenever an option means No (see :func:`mmeval.tasks.option_polarity`), else picks the first
+    option: the lazy inspector."""
 
     family = "always-normal"
-    batch_size = 256
+    default_batch_size = 256
 
     def predict(self, batch: Sequence[Request]) -> Iterator[Response]:
         for req in batch:
-            letter = next((k for k, t in req.options.items() if t.strip().lower() in _NO_WORDS), min(req.options))
+            letter = yes_no_letters(req.options)[1] or min(req.options)
             yield Response(id=req.id, text=letter)

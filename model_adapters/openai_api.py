@@ -1,26 +1,26 @@
 """OpenAI-compatible chat APIs (OpenAI, vLLM, SGLang, other OpenAI-compatible services).
 
 ``--model openai:gpt-4o`` answers every question with one chat-completion request through the official
-``openai`` client (``AsyncOpenAI``). ``--base-url`` points it at any other OpenAI-compatible server.
+``openai`` client (``AsyncOpenAI``). ``-M base_url=...`` points it at any other OpenAI-compatible server.
 
 How it works
   * The neutral message maps, part by part and in order, to the content list of one user message:
     ``{"type": "text"}`` for text, ``{"type": "image_url"}`` for images, sent as base64 JPEG data URLs
-    (quality 95) resized so the long side is at most ``--max-image-side`` (512 as in MMAD).
-  * Every request: ``temperature=0``, ``seed=--seed``, ``max_tokens=--max-tokens`` (64). It is sent with
+    (quality 95) resized so the long side is at most ``-M max_image_side=...`` (512 as in MMAD).
+  * Every request: ``temperature=0``, ``seed=--seed``, ``max_tokens`` from ``-M max_tokens=...`` (64). It is sent with
     the client's generic ``post`` (its documented route for raw bodies: same auth, base URL, timeout and
     error classes as ``chat.completions.create``) so the JSON body is encoded once, for the cache key too.
   * ``--concurrency N`` requests are in flight at once (an asyncio semaphore on a background event-loop
     thread; ``predict`` stays a plain generator and yields each answer the moment it arrives). The
     runner hands over 16 x N questions per batch, so the end-of-batch drain costs little; at most 2 x N
-    of them are being prepared (images encoded) at a time. ``--rpm`` / ``--tpm`` add token-bucket limits
+    of them are being prepared (images encoded) at a time. ``-M rpm=...`` / ``-M tpm=...`` add token-bucket limits
     on requests and (estimated, then corrected) tokens per minute.
   * Faults: 429, 408/409, 5xx, timeouts, connection errors and malformed bodies are retried with
     exponential backoff and seeded jitter, honouring ``Retry-After`` (a 429 pauses every request, not
     only the one that got it). The client's own retries are off (``max_retries=0``). After
-    ``--max-retries`` retries the question is answered with ``Response(error=...)``: recorded, never
+    ``-M max_retries=...`` retries the question is answered with ``Response(error=...)``: recorded, never
     dropped, and retried by the next run. Other 4xx errors (bad request ...) are recorded at once;
-    401/403/404 (bad key, no access, unknown model or wrong ``--base-url``) stop the run with an
+    401/403/404 (bad key, no access, unknown model or wrong ``-M base_url=...``) stop the run with an
     AdapterError, since every question would fail the same way.
   * Refusals (``message.refusal``, ``finish_reason == "content_filter"``, or a reply that opens with
     "I'm sorry / I can't ..." and names no option) come back as text with ``note="refusal"``; an empty
@@ -29,8 +29,8 @@ How it works
     each option letter by the log-probability of its token (``"A"``, ``" A"``, ``"(A"`` ... summed); a
     letter absent from the top-20 list gets a floor one nat below the lowest listed log-probability.
     When the server sends no usable logprobs the generated token is parsed like any text.
-  * A sqlite response cache (``--api-cache``, default ``$MMEVAL_HOME/api_cache.sqlite`` with
-    MMEVAL_HOME defaulting to ``~/.cache/mmeval``; ``--no-api-cache`` disables it) is keyed by the exact
+  * A sqlite response cache (``-M cache=...``, default ``$MMEVAL_HOME/api_cache.sqlite`` with
+    MMEVAL_HOME defaulting to ``~/.cache/mmeval``; ``-M no_cache=true`` disables it) is keyed by the exact
     request: base URL, model, messages including the image bytes, and every parameter. Answered
     requests (refusals and empty replies included) are cached; errors never are.
   * ``run_info()`` reports requests, retries, cache hits, token usage and an estimated cost from a
@@ -43,11 +43,11 @@ Not handled: reasoning models that reject ``temperature``/``max_tokens`` (o1, o3
 and the Batch API.
 
 The API key
-  Read from the environment variable named by ``--api-key-env`` (default ``OPENAI_API_KEY``); the option
+  Read from the environment variable named by ``-M api_key_env=...`` (default ``OPENAI_API_KEY``); the option
   holds only the variable's *name*, so the key never enters the run config, ``run.json``, predictions,
   the cache or the report. Every error string and every returned text is scrubbed of the key (and of
   any 8-character piece of it) before it leaves the adapter. If the variable is unset: an AdapterError
-  naming the variable, except for a loopback ``--base-url`` (127.0.0.1, localhost, ::1), where a local
+  naming the variable, except for a loopback ``-M base_url=...`` (127.0.0.1, localhost, ::1), where a local
   vLLM/SGLang server usually needs no key and the placeholder ``EMPTY`` is sent.
 """
 
@@ -78,8 +78,8 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mmeval.home import mmeval_home
-from mmeval.model_adapters.base import AdapterError, ModelAdapter
-from mmeval.prompting.messages import ImagePart, Request, Response, TextPart
+from mmeval.model_adapters.base import OPERATIONAL, AdapterError, AdapterSettings, ModelAdapter
+from mmeval.prompting.messages import Request, Response, to_openai_messages
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ JPEG_QUALITY = 95
 DUMMY_KEY = "EMPTY"  # what a local vLLM / SGLang server accepts when started without --api-key
 RETRY_STATUS = frozenset({408, 409, 425, 429}) | frozenset(range(500, 600))
 FATAL_STATUS = {401: "the API key was rejected", 403: "the API key has no access to this model",
-                404: "model or endpoint not found (check the model name and --base-url)"}
+                404: "model or endpoint not found (check the model name and -M base_url)"}
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _REFUSAL = re.compile(
     r"^\W*(?:i['’]?m sorry|i am sorry|sorry\b|i apologi[sz]e|unfortunately\b|"
@@ -123,9 +123,7 @@ _REFUSAL = re.compile(
 _LETTER_TOKEN = re.compile(r"^[\s(\[{*\"'`]*([A-Z])[\s)\]}.:,*\"'`]*$")
 
 
-#: marks options that change how answers are fetched, not what they are (the engine may leave them out of
-#: the run-config hash, so a resume with another --concurrency is still the same run)
-OPERATIONAL: dict[str, Any] = {"affects_predictions": False}
+DEFAULT_CONCURRENCY = 8  # requests in flight at once unless --concurrency says otherwise
 
 
 class OpenAIOptions(BaseModel):
@@ -138,15 +136,10 @@ class OpenAIOptions(BaseModel):
         "OPENAI_API_KEY", json_schema_extra=OPERATIONAL,
         description="NAME of the environment variable holding the API key (the key itself is never a flag "
                     "and never stored)")
-    answer_mode: Literal["generate", "likelihood"] = Field(
-        "generate", description="generate: answer as text, the letter is extracted; likelihood: score each "
-                                "option letter by its log-probability (API: needs logprobs support)")
     max_tokens: int = Field(64, ge=1, description="most tokens the API may generate per answer (generate mode)")
     image_detail: Literal["low", "high", "auto"] = Field("auto", description="the API's image 'detail' setting")
     max_image_side: int = Field(512, ge=16, description="images are resized so their long side is at most this "
                                                          "many pixels before upload (MMAD: 512)")
-    concurrency: int = Field(8, ge=1, le=1024, json_schema_extra=OPERATIONAL,
-                             description="API requests in flight at once")
     rpm: float | None = Field(None, gt=0, json_schema_extra=OPERATIONAL, description="API requests-per-minute limit")
     tpm: float | None = Field(None, gt=0, json_schema_extra=OPERATIONAL,
                               description="API tokens-per-minute limit (estimated before, corrected after each "
@@ -160,12 +153,12 @@ class OpenAIOptions(BaseModel):
                                                 "jitter (a longer Retry-After from the server wins)")
     request_timeout: float = Field(120.0, gt=0, json_schema_extra=OPERATIONAL,
                                    description="seconds before an API request times out (then retried)")
-    api_cache: str | None = Field(None, json_schema_extra=OPERATIONAL,
-                                  description="sqlite file caching API responses by exact request (default: "
+    cache: str | None = Field(None, json_schema_extra=OPERATIONAL,
+                              description="sqlite file caching API responses by exact request (default: "
                                               "$MMEVAL_HOME/api_cache.sqlite, MMEVAL_HOME defaults to "
                                               "~/.cache/mmeval)")
-    no_api_cache: bool = Field(False, json_schema_extra=OPERATIONAL,
-                               description="do not read or write the API response cache")
+    no_cache: bool = Field(False, json_schema_extra=OPERATIONAL,
+                           description="do not read or write the API response cache")
 
     @field_validator("api_key_env")
     @classmethod
@@ -341,8 +334,8 @@ class _Cache:
             self.conn.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, model TEXT NOT NULL, "
                               "created REAL NOT NULL, response TEXT NOT NULL)")
         except (OSError, sqlite3.Error) as exc:
-            raise AdapterError(f"--api-cache {path}: cannot use it as a sqlite cache ({exc}); "
-                               "choose another path or pass --no-api-cache") from None
+            raise AdapterError(f"-M cache={path}: cannot use it as a sqlite cache ({exc}); "
+                               "choose another path or pass -M no_cache=true") from None
         self.lock = threading.Lock()
 
     def get(self, key: str) -> dict[str, Any] | None:
@@ -389,32 +382,35 @@ class OpenAIAdapter(ModelAdapter):
 
     family = "openai"
     Options = OpenAIOptions
+    answer_modes = ("generate", "likelihood")
 
-    def __init__(self, name: str, options: BaseModel | None = None, seed: int = 0) -> None:
-        super().__init__(name, options, seed)
+    def __init__(self, name: str, options: BaseModel | None = None, settings: AdapterSettings | None = None) -> None:
+        super().__init__(name, options, settings)
         o: OpenAIOptions = self.options  # type: ignore[assignment]
         self.opts = o
         self.model = name
         # the runner waits for a whole batch before handing over the next, so the pipeline drains at each
         # batch end: a batch of 16 x concurrency keeps that tail to a sixteenth (requests wait cheaply)
-        self.batch_size = min(max(16 * o.concurrency, 64), 4096)
+        self.concurrency = self.settings.concurrency or DEFAULT_CONCURRENCY
+        if self.settings.batch_size is None:
+            self.batch_size = min(max(16 * self.concurrency, 64), 4096)
         env = o.api_key_env
         key = os.environ.get(env, "").strip()
         self.dummy_key = False
         if not key:
             if not is_loopback(o.base_url):
                 raise AdapterError(f"no API key: the environment variable {env} is not set; export {env}=... "
-                                   "(or name another variable with --api-key-env)")
+                                   "(or name another variable with -M api_key_env)")
             key, self.dummy_key = DUMMY_KEY, True
         self._key = key  # never stored in options, config or reports
         self._scrub = _Scrubber(key)
         self._cache: _Cache | None = None
-        self.cache_path = None if o.no_api_cache else (
-            Path(o.api_cache).expanduser() if o.api_cache else mmeval_home() / "api_cache.sqlite")
+        self.cache_path = None if o.no_cache else (
+            Path(o.cache).expanduser() if o.cache else mmeval_home() / "api_cache.sqlite")
         if self.cache_path is not None:
             self._cache = _Cache(self.cache_path)
         self.stats = _Stats()
-        self._rng = random.Random(f"openai-backoff-{seed}")
+        self._rng = random.Random(f"openai-backoff-{self.seed}")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._client: Any = None
@@ -458,8 +454,8 @@ class OpenAIAdapter(ModelAdapter):
                                           timeout=o.request_timeout)
         # send the pre-encoded body where the client accepts raw content (openai >= 2), else the dict
         self._raw_content = "content" in inspect.signature(self._client.post).parameters
-        self._sem = asyncio.Semaphore(o.concurrency)
-        self._prep = asyncio.Semaphore(2 * o.concurrency)
+        self._sem = asyncio.Semaphore(self.concurrency)
+        self._prep = asyncio.Semaphore(2 * self.concurrency)
         self._rpm = _Bucket(o.rpm) if o.rpm else None
         self._tpm = _Bucket(o.tpm) if o.tpm else None
 
@@ -605,16 +601,11 @@ class OpenAIAdapter(ModelAdapter):
 
     async def _body(self, req: Request) -> dict[str, Any]:
         o = self.opts
-        content: list[dict[str, Any]] = []
-        for part in req.message.parts:
-            if isinstance(part, TextPart):
-                content.append({"type": "text", "text": part.text})
-            elif isinstance(part, ImagePart):
-                url = await self._image_url(part.path)
-                content.append({"type": "image_url", "image_url": {"url": url, "detail": o.image_detail}})
-        body: dict[str, Any] = {"model": self.model, "messages": [{"role": "user", "content": content}],
+        urls = [await self._image_url(p.path) for p in req.message.images]
+        body: dict[str, Any] = {"model": self.model,
+                                "messages": to_openai_messages(req.message.parts, urls, o.image_detail),
                                 "temperature": 0, "seed": self.seed}
-        if o.answer_mode == "likelihood":
+        if self.answer_mode == "likelihood":
             body.update(max_tokens=1, logprobs=True, top_logprobs=TOP_LOGPROBS)
         else:
             body["max_tokens"] = o.max_tokens
@@ -731,7 +722,7 @@ class OpenAIAdapter(ModelAdapter):
         refusal = msg.get("refusal")
         letters = sorted(req.options)
         scores = None
-        if self.opts.answer_mode == "likelihood":
+        if self.answer_mode == "likelihood":
             lp = choice.get("logprobs") or {}
             items = lp.get("content") if isinstance(lp, dict) else None
             if items and isinstance(items[0], dict):
@@ -771,8 +762,8 @@ class OpenAIAdapter(ModelAdapter):
             "base_url": public_url(self.opts.base_url) or "https://api.openai.com/v1",
             "api_key_env": self.opts.api_key_env,
             "api_key": "placeholder (loopback server, variable unset)" if self.dummy_key else "from environment",
-            "answer_mode": self.opts.answer_mode,
-            "concurrency": self.opts.concurrency,
+            "answer_mode": self.answer_mode,
+            "concurrency": self.concurrency,
             "questions": s.questions,
             "requests": s.requests,
             "retries": s.retries,

@@ -39,11 +39,14 @@ RUNS: dict[str, tuple[list[str], list[str], list[str]]] = {
     "llava-likelihood": (["--model", "llava:{llava}", "--shots", "1", "--answer-mode", "likelihood"], [], []),
     "openai": (["--model", "openai:fake-vlm", "--shots", "1"],
                ["--base-url", "{base_url}", "--no-api-cache"],
-               ["--model-arg", "base_url={base_url}", "--model-arg", "no_api_cache=true"]),
+               ["--model-arg", "base_url={base_url}", "--model-arg", "no_cache=true"]),
 }
 
 #: prediction fields that may differ (the config hash changes with any new config field)
 IGNORED_PREDICTION_FIELDS = {"config"}
+#: fields compared by their first word only: a note names its kind ("truncated", "refusal", "empty") and
+#: may quote the flag that set a limit, whose spelling a version may change
+KIND_FIELDS = {"note"}
 #: scores.json keys that describe the run rather than its results
 IGNORED_SCORE_KEYS = {"run", "version", "schema_version", "mmeval_version"}
 #: usage fields that are measurements of time, not results
@@ -131,9 +134,15 @@ def diff_predictions(a: Path, b: Path) -> list[str]:
     if list(pa) != list(pb):
         problems.append(f"question ids differ: {len(pa)} vs {len(pb)} "
                         f"(only before: {sorted(set(pa) - set(pb))[:3]}, only after: {sorted(set(pb) - set(pa))[:3]})")
+    def comparable(rec: dict[str, Any]) -> dict[str, Any]:
+        out = {k: v for k, v in rec.items() if k not in IGNORED_PREDICTION_FIELDS}
+        for k in KIND_FIELDS:
+            if isinstance(out.get(k), str):
+                out[k] = out[k].split(" ", 1)[0]
+        return out
+
     for qid in pa.keys() & pb.keys():
-        ra = {k: v for k, v in pa[qid].items() if k not in IGNORED_PREDICTION_FIELDS}
-        rb = {k: v for k, v in pb[qid].items() if k not in IGNORED_PREDICTION_FIELDS}
+        ra, rb = comparable(pa[qid]), comparable(pb[qid])
         for key in sorted(ra.keys() | rb.keys()):
             if ra.get(key) != rb.get(key):
                 problems.append(f"{qid}: {key}: {ra.get(key)!r} != {rb.get(key)!r}")

@@ -11,10 +11,13 @@ from PIL import Image
 
 from mmeval.data import Question, load_benchmark
 from mmeval.data.synthetic.generator import build_synthetic
+from mmeval.errors import InputError
 from mmeval.model_adapters import build_adapter
-from mmeval.model_adapters.expert import ExpertAdapter, ExpertOptions, yes_no_letters
-from mmeval.regions import option_region
+from mmeval.model_adapters.base import AdapterError, AdapterSettings
+from mmeval.model_adapters.expert import ExpertAdapter
 from mmeval.prompting.messages import ImagePart, Message, Request, Response, TextPart
+from mmeval.regions import option_region
+from mmeval.tasks import yes_no_letters
 
 AD, DL = "Anomaly Detection", "Defect Localization"
 
@@ -57,7 +60,7 @@ def scores(qs: list[Question], got: dict[str, Response]) -> tuple[float, float]:
 @pytest.fixture(scope="module")
 def shared() -> ExpertAdapter:
     """One adapter for the accuracy tests: its caches carry over between shot counts."""
-    return ExpertAdapter("expert", seed=0)
+    return ExpertAdapter("expert", settings=AdapterSettings(seed=0))
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +113,7 @@ def test_same_seed_same_answers_whatever_the_batching(bench_path: Path, two_shot
     subset = [q for q in qs if q.category in ("tile", "pcb")]
     reqs = [request(q) for q in subset]
     random.Random(3).shuffle(reqs)
-    again = answers(ExpertAdapter("expert", seed=0), reqs, batch=7)
+    again = answers(ExpertAdapter("expert", settings=AdapterSettings(seed=0)), reqs, batch=7)
     for q in subset:
         assert again[q.id].text == first[q.id].text, q.id
         assert again[q.id].scores == first[q.id].scores, q.id
@@ -119,13 +122,13 @@ def test_same_seed_same_answers_whatever_the_batching(bench_path: Path, two_shot
 def test_zero_shots_still_answers_everything_by_seeded_chance(bench_path: Path) -> None:
     qs = questions(bench_path, shots=0)
     reqs = [request(q, templates=()) for q in qs]
-    a = ExpertAdapter("expert", seed=0)
+    a = ExpertAdapter("expert", settings=AdapterSettings(seed=0))
     got = answers(a, reqs)
     assert all(got[q.id].text in q.options and got[q.id].error is None for q in qs)
-    assert a.run_info() == {"answered_by_detector": 0, "answered_by_chance": len(qs)}
-    same = answers(ExpertAdapter("expert", seed=0), list(reversed(reqs)), batch=5)
+    assert a.run_info() == {"expert": "patch", "answered_by_detector": 0, "answered_by_chance": len(qs)}
+    same = answers(ExpertAdapter("expert", settings=AdapterSettings(seed=0)), list(reversed(reqs)), batch=5)
     assert all(same[q.id].text == got[q.id].text for q in qs)
-    other = answers(ExpertAdapter("expert", seed=1), reqs)
+    other = answers(ExpertAdapter("expert", settings=AdapterSettings(seed=1)), reqs)
     assert sum(other[q.id].text != got[q.id].text for q in qs) > len(qs) // 4  # the seed matters
     # chance is chance: no letter dominates the 4-option questions
     letters = [got[q.id].text for q in qs if len(q.options) == 4]
@@ -134,11 +137,12 @@ def test_zero_shots_still_answers_everything_by_seeded_chance(bench_path: Path) 
 
 def test_only_detection_and_localization_use_the_detector(two_shot) -> None:
     qs, got = two_shot
-    a = ExpertAdapter("expert", seed=0)
+    a = ExpertAdapter("expert", settings=AdapterSettings(seed=0))
     sample = [q for q in qs if q.category == "washer"]
     answers(a, [request(q) for q in sample])
     n_detector = sum(q.task in (AD, DL) for q in sample)
-    assert a.run_info() == {"answered_by_detector": n_detector, "answered_by_chance": len(sample) - n_detector}
+    assert a.run_info() == {"expert": "patch", "answered_by_detector": n_detector,
+                            "answered_by_chance": len(sample) - n_detector}
 
 
 def test_one_and_four_shots(bench_path: Path, shared: ExpertAdapter) -> None:
@@ -160,7 +164,7 @@ def test_localization_follows_the_option_wording(two_shot) -> None:
     for q in dl:
         texts = [wording[t] for t in q.options.values()][::-1]
         reworded.append(request(q, options=dict(zip("ABCD", texts))))
-    again = answers(ExpertAdapter("expert", seed=0), reworded)
+    again = answers(ExpertAdapter("expert", settings=AdapterSettings(seed=0)), reworded)
     for q, r in zip(dl, reworded):
         chosen_before = q.options[got[q.id].text]
         assert r.options[again[q.id].text] == wording[chosen_before], q.id
@@ -213,19 +217,26 @@ def test_anomaly_map_points_at_the_defect(bench_path: Path, shared: ExpertAdapte
     a = shared
     hits = 0
     for q in qs:
-        amap, score, thr = a.analyse(q.query_path, list(q.template_paths))
-        i, j = np.unravel_index(int(np.argmax(amap)), amap.shape)
-        y, x = (i + 1) * a.cell, (j + 1) * a.cell  # patch centre in pixels
+        amap = a.detector.analyse(q.query_path, list(q.template_paths))
+        i, j = np.unravel_index(int(np.argmax(amap.map)), amap.map.shape)
         mask = np.asarray(Image.open(q.mask_path)) > 0
+        y, x = int(amap.rows[i] * mask.shape[0]), int(amap.cols[j] * mask.shape[1])  # patch centre in pixels
         hits += bool(mask[max(0, y - 8):y + 8, max(0, x - 8):x + 8].any())
     assert hits / len(qs) >= 0.6, hits / len(qs)
 
 
 def test_registered_and_options_are_cli_safe() -> None:
-    adapter = build_adapter("expert", {"expert_patch": 8, "expert_threshold_scale": 1.2}, seed=3)
+    adapter = build_adapter("expert", {"patch": 8, "threshold_scale": 1.2}, AdapterSettings(seed=3))
     assert isinstance(adapter, ExpertAdapter) and adapter.family == "expert" and adapter.seed == 3
-    assert adapter.options.expert_threshold_scale == 1.2
-    fields = ExpertOptions.model_fields
-    assert fields and all(name.startswith("expert_") and f.description for name, f in fields.items())
-    with pytest.raises(Exception):
-        ExpertOptions(expert_patch=2)
+    assert adapter.detector.options.threshold_scale == 1.2 and adapter.detector.name == "patch"
+    docs = ExpertAdapter.option_docs()
+    assert {"expert", "temperature", "patch", "size", "threshold_scale"} <= {d.name for d in docs}
+    assert all(d.help for d in docs)
+    hashed, runtime = ExpertAdapter.split_options({"patch": "8", "cache": "16", "temperature": "4"})
+    assert hashed == {"patch": 8, "temperature": 4.0} and runtime == {"cache": 16}  # normalised, cache is operational
+    with pytest.raises(AdapterError, match="patch"):
+        build_adapter("expert", {"patch": 2})
+    with pytest.raises(InputError, match="unknown option"):
+        ExpertAdapter.split_options({"patchsize": 8})
+    with pytest.raises(InputError, match="Did you mean 'patch'"):
+        ExpertAdapter.split_options({"expert": "patc"})

@@ -27,9 +27,11 @@ import tiny_models  # noqa: E402
 from mmeval.cli import main  # noqa: E402
 from mmeval.config import RunConfig  # noqa: E402
 from mmeval.model_adapters import build_adapter  # noqa: E402
+from mmeval.model_adapters.base import AdapterSettings  # noqa: E402
 from mmeval.model_adapters.hf import HFAdapter  # noqa: E402
 from mmeval.prompting.messages import Request  # noqa: E402
-from mmeval.run.runner import load, prepare  # noqa: E402
+from mmeval.run.prepare import prepare  # noqa: E402
+from mmeval.run.runner import load  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -49,9 +51,11 @@ def _requests(n: int, shots: int = 2) -> list[Request]:
     return [p.request for p in prepare(load(config).questions[:n], config)]
 
 
-def _adapter(tiny: dict[str, Path], kind: str, **options: object) -> HFAdapter:
+def _adapter(tiny: dict[str, Path], kind: str, answer_mode: str = "generate", batch_size: int | None = None,
+             **options: object) -> HFAdapter:
     opts = {"dtype": "fp32", **options}
-    adapter = build_adapter(f"hf:{tiny[kind]}", opts)
+    adapter = build_adapter(f"hf:{tiny[kind]}", opts,
+                            AdapterSettings(answer_mode=answer_mode, batch_size=batch_size))  # type: ignore[arg-type]
     assert isinstance(adapter, HFAdapter)
     return adapter
 
@@ -170,7 +174,7 @@ def test_cli_run_answers_every_question(tiny: dict[str, Path], tmp_path: Path, k
     family = "llava" if kind == "llava_next" else "hf"  # the llava family goes through the same code
     out = tmp_path / "run"
     rc = _run_cli(["--model", f"{family}:{tiny[kind]}", "--data", "synthetic", "--shots", "2", "--limit", "10",
-                   "--answer-mode", mode, "--max-new-tokens", "4", "--out", str(out)])
+                   "--answer-mode", mode, "-M", "max_new_tokens=4", "--out", str(out)])
     assert rc == 0
     preds = _predictions(out)
     assert len(preds) == 10
@@ -282,14 +286,14 @@ def test_quantize_without_gpu_or_bitsandbytes_exits_2(tiny: dict[str, Path], cap
             pytest.skip("a CUDA GPU and bitsandbytes are present")
         except ImportError:
             pass
-    err = _error_run(capsys, tmp_path, "--model", f"hf:{tiny['llava']}", "--quantize", "4bit")
+    err = _error_run(capsys, tmp_path, "--model", f"hf:{tiny['llava']}", "-M", "quantize=4bit")
     assert "4-bit loading needs a CUDA GPU and `pip install bitsandbytes`" in err
 
 
 def test_llava_family_refuses_other_architectures(tiny: dict[str, Path], capsys: pytest.CaptureFixture[str],
                                                   tmp_path: Path) -> None:
-    err = _error_run(capsys, tmp_path, "--model", f"llava:{tiny['llava']}", "--hf-preset", "generic")
-    assert "--hf-preset generic is not available" in err
+    err = _error_run(capsys, tmp_path, "--model", f"llava:{tiny['llava']}", "-M", "preset=generic")
+    assert "preset=generic is not available" in err
 
 
 @pytest.mark.parametrize("kind,preset,cls", [("llava", "llava", "LlavaForConditionalGeneration"),

@@ -23,6 +23,7 @@ pytest.importorskip("uvicorn")
 from fake_openai_server import FakeOpenAIServer, write_tiny_mmad  # noqa: E402
 
 from mmeval.model_adapters import build_adapter  # noqa: E402
+from mmeval.model_adapters.base import AdapterSettings  # noqa: E402
 from mmeval.model_adapters.base import AdapterError  # noqa: E402
 from mmeval.model_adapters.openai_api import (  # noqa: E402
     OpenAIAdapter,
@@ -71,7 +72,7 @@ def run_cli(data: str, out: Path, srv: FakeOpenAIServer, *extra: str, limit: int
     from mmeval.cli import main
 
     args = ["run", "--model", f"openai:{model}", "--data", data, "--limit", str(limit), "--out", str(out),
-            "--base-url", srv.base_url, "--api-key-env", KEY_ENV, "--no-progress", *extra]
+            "-M", f"base_url={srv.base_url}", "-M", f"api_key_env={KEY_ENV}", "--no-progress", *extra]
     return main(args)
 
 
@@ -98,18 +99,21 @@ def test_options_registry_and_help() -> None:
     from mmeval.cli import build_parser
 
     fields = OpenAIOptions.model_fields
-    assert fields["answer_mode"].annotation == __import__("typing").Literal["generate", "likelihood"]
-    assert fields["answer_mode"].default == "generate" and fields["max_tokens"].default == 64
+    assert OpenAIAdapter.answer_modes == ("generate", "likelihood") and fields["max_tokens"].default == 64
     assert fields["max_image_side"].default == 512 and fields["max_retries"].default == 5
     assert not any("key" == name or name.endswith("_key") for name in fields)  # only the variable's name
-    parser, owners = build_parser()
+    parser = build_parser()
     help_text = parser._subparsers._group_actions[0].choices["run"].format_help()  # type: ignore[union-attr]
-    for flag in ("--base-url", "--api-key-env", "--concurrency", "--rpm", "--tpm", "--max-retries", "--answer-mode",
-                 "--image-detail", "--max-image-side", "--api-cache", "--no-api-cache", "--max-tokens"):
+    for flag in ("--concurrency", "--answer-mode", "--model-arg", "mmeval models show"):
         assert flag in help_text
+    docs = {d.name: d for d in OpenAIAdapter.option_docs()}
+    for name in ("base_url", "api_key_env", "rpm", "tpm", "max_retries", "image_detail", "max_image_side", "cache",
+                 "no_cache", "max_tokens"):
+        assert name in docs and docs[name].help
+    assert docs["rpm"].operational and not docs["max_tokens"].operational
     adapter = build_adapter("openai:gpt-4o", {"base_url": "http://127.0.0.1:9/v1", "api_key_env": KEY_ENV,
-                                              "concurrency": "16", "no_api_cache": True})
-    assert isinstance(adapter, OpenAIAdapter) and adapter.batch_size >= 4 * 16
+                                              "no_cache": True}, AdapterSettings(concurrency=16))
+    assert isinstance(adapter, OpenAIAdapter) and adapter.batch_size >= 4 * 16 and adapter.concurrency == 16
     assert KEY not in repr(adapter) and KEY not in json.dumps(adapter.options.model_dump())
     adapter.close()
 
@@ -120,9 +124,9 @@ def test_key_handling(monkeypatch: pytest.MonkeyPatch) -> None:
     assert KEY not in str(exc.value)
     monkeypatch.delenv("MMEVAL_TEST_UNSET", raising=False)
     with pytest.raises(AdapterError, match="MMEVAL_TEST_UNSET"):
-        OpenAIAdapter("gpt-4o", OpenAIOptions(api_key_env="MMEVAL_TEST_UNSET", no_api_cache=True))
+        OpenAIAdapter("gpt-4o", OpenAIOptions(api_key_env="MMEVAL_TEST_UNSET", no_cache=True))
     local = OpenAIAdapter("m", OpenAIOptions(base_url="http://localhost:8000/v1", api_key_env="MMEVAL_TEST_UNSET",
-                                             no_api_cache=True))
+                                             no_cache=True))
     assert "placeholder" in str(local.run_info()["api_key"])
     scrub = _Scrubber(KEY)
     assert scrub(f"bad key {KEY}!") == "bad key ***!"
@@ -168,7 +172,7 @@ def test_message_mapping_and_image_resize(tmp_path: Path) -> None:
              ImagePart(path=str(big))]
     with FakeOpenAIServer(check_images=True) as srv:
         adapter = OpenAIAdapter("fake-vlm", OpenAIOptions(base_url=srv.base_url, api_key_env=KEY_ENV,
-                                                          image_detail="low", api_cache=str(tmp_path / "c.sqlite")))
+                                                          image_detail="low", cache=str(tmp_path / "c.sqlite")))
         (resp,) = list(adapter.predict([request(0, parts)]))
         adapter.close()
         body = srv.bodies[-1]
@@ -184,7 +188,7 @@ def test_message_mapping_and_image_resize(tmp_path: Path) -> None:
 
 
 def test_retry_after_is_honoured_and_connection_errors(tmp_path: Path) -> None:
-    opts = dict(api_key_env=KEY_ENV, retry_base_delay=0.01, no_api_cache=True)
+    opts = dict(api_key_env=KEY_ENV, retry_base_delay=0.01, no_cache=True)
     with FakeOpenAIServer(fail_first=1, fail_status=429, retry_after="1") as srv:
         adapter = OpenAIAdapter("fake-vlm", OpenAIOptions(base_url=srv.base_url, **opts))
         (resp,) = list(adapter.predict([request(0)]))
@@ -201,8 +205,8 @@ def test_retry_after_is_honoured_and_connection_errors(tmp_path: Path) -> None:
 
 def test_unreadable_image_and_early_stop(tmp_path: Path) -> None:
     with FakeOpenAIServer(latency=0.3) as srv:
-        adapter = OpenAIAdapter("fake-vlm", OpenAIOptions(base_url=srv.base_url, api_key_env=KEY_ENV, concurrency=4,
-                                                          no_api_cache=True))
+        adapter = OpenAIAdapter("fake-vlm", OpenAIOptions(base_url=srv.base_url, api_key_env=KEY_ENV, no_cache=True),
+                                AdapterSettings(concurrency=4))
         bad = request(0, [ImagePart(path=str(tmp_path / "missing.png"))])
         (resp,) = list(adapter.predict([bad]))
         assert resp.error and "cannot prepare the request" in resp.error
@@ -217,7 +221,7 @@ def test_unreadable_image_and_early_stop(tmp_path: Path) -> None:
 def test_rpm_limit(tmp_path: Path) -> None:
     with FakeOpenAIServer() as srv:
         adapter = OpenAIAdapter("fake-vlm", OpenAIOptions(base_url=srv.base_url, api_key_env=KEY_ENV, rpm=1200,
-                                                          tpm=10_000_000, concurrency=64, no_api_cache=True))
+                                                          tpm=10_000_000, no_cache=True), AdapterSettings(concurrency=64))
         t0 = time.monotonic()
         out = list(adapter.predict([request(i) for i in range(40)]))
         elapsed = time.monotonic() - t0
@@ -233,8 +237,8 @@ def test_faults_every_question_answered_or_error(data: str, tmp_path: Path) -> N
     out = tmp_path / "run"
     # seed 6: the first 60 draws inject 12 faults covering every kind (the draw sequence is seeded)
     with FakeOpenAIServer(fault_rate=0.2, seed=6, retry_after="0", slow_seconds=1.3) as srv:
-        rc = run_cli(data, out, srv, "--concurrency", "8", "--retry-base-delay", "0.01", "--request-timeout", "1",
-                     "--api-cache", str(tmp_path / "cache.sqlite"), limit=60)
+        rc = run_cli(data, out, srv, "--concurrency", "8", "-M", "retry_base_delay=0.01", "-M", "request_timeout=1",
+                     "-M", f"cache={tmp_path / 'cache.sqlite'}", limit=60)
         faults = dict(srv.fault_counts)
     assert rc == 0
     preds = read_preds(out)
@@ -254,7 +258,7 @@ def test_faults_every_question_answered_or_error(data: str, tmp_path: Path) -> N
 
 def test_resume_sends_only_missing_and_failed(data: str, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    cache = ["--api-cache", str(tmp_path / "cache.sqlite"), "--max-retries", "0"]
+    cache = ["-M", f"cache={tmp_path / 'cache.sqlite'}", "-M", "max_retries=0"]
     with FakeOpenAIServer(fault_rate=0.5, faults=("500",), seed=3) as srv:
         assert run_cli(data, out, srv, *cache, limit=20) == 0
         first = read_preds(out)
@@ -271,7 +275,7 @@ def test_resume_sends_only_missing_and_failed(data: str, tmp_path: Path) -> None
 
 
 def test_cache_hit_sends_nothing(data: str, tmp_path: Path) -> None:
-    cache = ["--api-cache", str(tmp_path / "cache.sqlite")]
+    cache = ["-M", f"cache={tmp_path / 'cache.sqlite'}"]
     with FakeOpenAIServer() as srv:
         assert run_cli(data, tmp_path / "a", srv, *cache, model="gpt-4o-mini", limit=24) == 0
         assert srv.requests == 24
@@ -289,7 +293,7 @@ def test_cache_hit_sends_nothing(data: str, tmp_path: Path) -> None:
 
 def test_concurrency_overlaps_requests(data: str, tmp_path: Path) -> None:
     with FakeOpenAIServer(latency=0.25) as srv:
-        assert run_cli(data, tmp_path / "run", srv, "--concurrency", "8", "--no-api-cache", limit=40) == 0
+        assert run_cli(data, tmp_path / "run", srv, "--concurrency", "8", "-M", "no_cache=true", limit=40) == 0
     assert 6 <= srv.max_in_flight <= 8
     timings = [json.loads(line) for line in (tmp_path / "run" / "timings.jsonl").read_text().splitlines()]
     answering = sum(t["batch_seconds"] for t in timings if "batch_seconds" in t)
@@ -300,7 +304,7 @@ def test_concurrency_overlaps_requests(data: str, tmp_path: Path) -> None:
 def test_likelihood_mode_scores_every_option(data: str, tmp_path: Path) -> None:
     out = tmp_path / "run"
     with FakeOpenAIServer() as srv:
-        assert run_cli(data, out, srv, "--answer-mode", "likelihood", "--no-api-cache", limit=30) == 0
+        assert run_cli(data, out, srv, "--answer-mode", "likelihood", "-M", "no_cache=true", limit=30) == 0
         body = srv.bodies[-1]
     assert body["max_tokens"] == 1 and body["logprobs"] is True and body["top_logprobs"] == 20
     preds = read_preds(out)
@@ -317,10 +321,10 @@ def test_key_never_written_or_logged(data: str, tmp_path: Path, capfd: pytest.Ca
     caplog.set_level(logging.DEBUG)
     cache_dir = tmp_path / "cache"
     with FakeOpenAIServer(api_key=KEY, fault_rate=0.3, seed=5, retry_after="0") as srv:
-        assert run_cli(data, tmp_path / "ok", srv, "--api-cache", str(cache_dir / "c.sqlite"), "--max-retries", "1",
-                       "--retry-base-delay", "0", limit=20) == 0
+        assert run_cli(data, tmp_path / "ok", srv, "-M", f"cache={cache_dir / 'c.sqlite'}", "-M", "max_retries=1",
+                       "-M", "retry_base_delay=0", limit=20) == 0
     with FakeOpenAIServer(api_key="some-other-key") as srv:  # rejects ours and echoes it back, as OpenAI does
-        rc = run_cli(data, tmp_path / "rejected", srv, "--api-cache", str(cache_dir / "c.sqlite"), limit=5)
+        rc = run_cli(data, tmp_path / "rejected", srv, "-M", f"cache={cache_dir / 'c.sqlite'}", limit=5)
     captured = capfd.readouterr()
     assert rc == 2 and KEY_ENV in captured.err and "401" in captured.err
     needles = [KEY.encode(), KEY[8:24].encode()]

@@ -14,7 +14,7 @@ import pytest
 from mmeval.config import RunConfig
 from mmeval.data import load_benchmark
 from mmeval.prompting.shuffle import shuffle_options
-from mmeval.run.runner import prepare
+from mmeval.run.prepare import prepare
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 FROZEN = ["DS-MVTec/bottle/image/broken_large/000.png#0", "DS-MVTec/bottle/image/broken_large/000.png#2",

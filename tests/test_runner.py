@@ -16,6 +16,7 @@ import pytest
 
 from mmeval.cli import main
 from mmeval.config import RunConfig
+from mmeval.model_adapters.base import AdapterSettings
 from mmeval.model_adapters.baselines import RandomAdapter
 from mmeval.predictions import read_predictions
 from mmeval.prompting.messages import Request, Response
@@ -65,7 +66,7 @@ class Interrupting(RandomAdapter):
     """Answers a few questions, then raises as Ctrl-C would."""
 
     def __init__(self, after: int, seed: int) -> None:
-        super().__init__("random", seed=seed)
+        super().__init__("random", settings=AdapterSettings(seed=seed))
         self.after, self.batch_size = after, 2
 
     def predict(self, batch: Sequence[Request]) -> Iterator[Response]:
@@ -100,7 +101,7 @@ class Flaky(RandomAdapter):
     """Fails on some questions (as an API past its retry budget would)."""
 
     def __init__(self, fail: set[str]) -> None:
-        super().__init__("random", seed=0)
+        super().__init__("random", settings=AdapterSettings(seed=0))
         self.fail, self.asked = fail, []
 
     def predict(self, batch: Sequence[Request]) -> Iterator[Response]:
@@ -128,17 +129,18 @@ SLOW_RUN = textwrap.dedent('''
     from pathlib import Path
     from mmeval.config import RunConfig
     from mmeval.run.runner import run
+    from mmeval.model_adapters.base import AdapterSettings
     from mmeval.model_adapters.baselines import RandomAdapter
 
     class Slow(RandomAdapter):
-        batch_size = 1
+        default_batch_size = 1
         def predict(self, batch):
             for r in super().predict(batch):
                 time.sleep(0.15)
                 yield r
 
     cfg = RunConfig(model="random", data=sys.argv[1], shots=1, seed=4)
-    run(cfg, Path(sys.argv[2]), progress=False, adapter=Slow("random", seed=4))
+    run(cfg, Path(sys.argv[2]), progress=False, adapter=Slow("random", settings=AdapterSettings(seed=4)))
 ''')
 
 
@@ -183,7 +185,8 @@ def test_skipped_records_listed_in_report(tmp_path: Path, official_records: dict
     assert rec["key"] == "DS-MVTec/bottle/image/good/003.png" and "answer 'Z'" in rec["reason"]
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["report"], ["score-mmad"], ["build"], ["models"], ["tasks"]])
+@pytest.mark.parametrize("command", [[], ["run"], ["report"], ["compare"], ["score-mmad"], ["build"], ["models"],
+                                     ["tasks"], ["boosts"], ["experts"]])
 def test_help_explains_every_flag(command: list[str], capsys) -> None:
     with pytest.raises(SystemExit) as info:
         main([*command, "--help"])
@@ -192,31 +195,33 @@ def test_help_explains_every_flag(command: list[str], capsys) -> None:
     assert "usage: mmeval" in text
     if command == ["run"]:
         for flag in ("--model", "--data", "--shots", "--templates", "--seed", "--limit", "--out", "--no-shuffle",
-                     "--image-root", "--strict"):
+                     "--image-root", "--strict", "--model-arg", "--answer-mode", "--batch-size", "--concurrency",
+                     "--boost", "--boost-arg", "--config", "mmeval models show"):
             assert flag in text
 
 
 def test_operational_options_stay_out_of_the_hash() -> None:
     from pydantic import BaseModel, Field
 
-    from mmeval.cli import split_options
+    from mmeval.optionspec import normalise
 
     class Opts(BaseModel):
         max_tokens: int = 64
-        concurrency: int = Field(8, json_schema_extra={"affects_predictions": False})
+        retries: int = Field(8, json_schema_extra={"affects_predictions": False})
 
-    hashed, runtime = split_options(Opts, {"max_tokens": "32", "concurrency": "4"})
-    assert hashed == {"max_tokens": 32} and runtime == {"concurrency": 4}
-    base = dict(model="random", data="synthetic", model_options=hashed)
-    a = RunConfig(**base, runtime_options=runtime)
-    b = RunConfig(**base, runtime_options={"concurrency": 64})
-    assert a.digest() == b.digest() and a.adapter_options() == {"max_tokens": 32, "concurrency": 4}
-    assert RunConfig(**{**base, "model_options": {"max_tokens": 16}}).digest() != a.digest()
+    hashed, runtime = normalise(Opts, {"max_tokens": "32", "retries": "4"}, "--model-arg")
+    assert hashed == {"max_tokens": 32} and runtime == {"retries": 4}
+    base = dict(model="random", data="synthetic", model_args=hashed)
+    a = RunConfig(**base, runtime_args=runtime)
+    b = RunConfig(**base, runtime_args={"retries": 64}, batch_size=3, concurrency=99)
+    assert a.digest() == b.digest() and a.adapter_options() == {"max_tokens": 32, "retries": 4}
+    assert RunConfig(**{**base, "model_args": {"max_tokens": 16}}).digest() != a.digest()
+    assert RunConfig(**base, answer_mode="likelihood").digest() != a.digest()
 
 
 def test_credentials_in_options_are_redacted_on_disk() -> None:
     cfg = RunConfig(model="random", data="synthetic",
-                    model_options={"base_url": "https://bob:hunter2@api.example/v1?api_key=sk-123&x=1"})
+                    model_args={"base_url": "https://bob:hunter2@api.example/v1?api_key=sk-123&x=1"})
     text = json.dumps(cfg.public())
     assert "hunter2" not in text and "sk-123" not in text and "x=1" in text
 
@@ -237,7 +242,9 @@ def test_unknown_types_get_their_own_column(tmp_path: Path, official_records: di
 
 def test_batches_keep_images_whole_and_shards_split_by_image(official_data: Path) -> None:
     from mmeval.data import load_benchmark
-    from mmeval.run.runner import batches, my_share, prepare
+    from mmeval.run.prepare import prepare
+    from mmeval.run.runner import batches
+    from mmeval.run.shard import my_share
 
     bench = load_benchmark(official_data, official_data.parent, shots=1)
     prepared = prepare(bench.questions, RunConfig(model="random", data=str(official_data), shots=1))

@@ -1,1 +1,82 @@
-"""Request transforms applied while preparing requests (domain knowledge, an expert's hint)."""
+"""Boosts: request transforms applied, in order, while requests are prepared (see :mod:`.base`).
+
+``--boost`` takes names joined by ``+`` (``rag+agent``: RAG first, then the agent); ``none`` is the
+plain run. ``--boost-arg KEY=VALUE`` sets an option of the one boost that has it, or of a named boost
+with ``NAME.KEY=VALUE``. The registry maps names to ``module:Class`` and loads lazily.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from typing import Any
+
+from mmeval import optionspec
+from mmeval.boosts.base import Boost, BoostContext
+from mmeval.errors import InputError
+
+__all__ = ["BOOSTS", "Boost", "BoostContext", "boost_class", "build_boosts", "parse_spec", "split_args"]
+
+#: name -> "module:Class"
+BOOSTS: dict[str, str] = {
+    "none": "mmeval.boosts.none:NoBoost",
+}
+
+
+def boost_class(name: str) -> type[Boost]:
+    target = BOOSTS.get(name)
+    if target is None:
+        close = difflib.get_close_matches(name, BOOSTS, n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise InputError(f"--boost: unknown boost '{name}'.{hint} Known: {', '.join(BOOSTS)}")
+    module, _, attr = target.partition(":")
+    cls = getattr(importlib.import_module(module), attr)
+    if not (isinstance(cls, type) and issubclass(cls, Boost)):
+        raise TypeError(f"{target} is not a Boost")
+    return cls
+
+
+def parse_spec(spec: str | None) -> tuple[str, ...]:
+    """``"rag+agent"`` -> ``("rag", "agent")``; ``none`` (or nothing) -> ``()``; unknown names are refused."""
+    names = [n.strip() for n in (spec or "").split("+") if n.strip()]
+    for name in names:
+        boost_class(name)
+    if len(set(names)) != len(names):
+        raise InputError(f"--boost {spec}: a boost is named twice")
+    return tuple(n for n in names if n != "none")
+
+
+def split_args(boosts: tuple[str, ...], raw: dict[str, Any]) -> tuple[dict[str, dict[str, Any]],
+                                                                     dict[str, dict[str, Any]]]:
+    """``--boost-arg`` pairs -> per boost (options that affect answers, operational options), validated."""
+    owned: dict[str, dict[str, Any]] = {b: {} for b in boosts}
+    for key, value in raw.items():
+        name, dot, field = key.partition(".")
+        if dot:
+            if name not in owned:
+                raise InputError(f"--boost-arg {key}: boost '{name}' is not part of --boost")
+            owned[name][field] = value
+            continue
+        owners = [b for b in boosts if key in boost_class(b).Options.model_fields]
+        if len(owners) != 1:
+            reason = "no boost in --boost has it" if not owners else f"several boosts have it ({', '.join(owners)})"
+            raise InputError(f"--boost-arg {key}: {reason}; write BOOST.{key}=VALUE")
+        owned[owners[0]][key] = value
+    hashed: dict[str, dict[str, Any]] = {}
+    runtime: dict[str, dict[str, Any]] = {}
+    for name, args in owned.items():
+        h, r = optionspec.normalise(boost_class(name).Options, args, f"--boost-arg ({name})")
+        if h:
+            hashed[name] = h
+        if r:
+            runtime[name] = r
+    return hashed, runtime
+
+
+def build_boosts(boosts: tuple[str, ...], args: dict[str, dict[str, Any]], context: BoostContext) -> list[Boost]:
+    """The run's boosts, in order, built from their (already split) options."""
+    out = []
+    for name in boosts:
+        cls = boost_class(name)
+        out.append(cls(optionspec.validate(cls.Options, args.get(name, {}), f"--boost-arg ({name})"), context))
+    return out

@@ -15,8 +15,9 @@ from mmeval.data.loading import (
                                  question_id,
                                  read_json,
                                  read_json_any,
+                                 resolve,
                                  safe_path,
 )
 
 __all__ = ["NORMAL_MARK", "Benchmark", "Question", "Skipped", "load_benchmark", "locate", "question_id", "read_json",
-           "read_json_any", "safe_path"]
+           "read_json_any", "resolve", "safe_path"]

@@ -78,6 +78,16 @@ def locate(data: str, image_root: str | None = None) -> tuple[Path, Path]:
     return path.resolve(), root.resolve()
 
 
+def resolve(data: str, image_root: str | None = None) -> tuple[Path, Path]:
+    """``--data`` -> (mmad.json, image root). ``synthetic`` builds (once) and uses the bundled benchmark."""
+    if data == "synthetic":
+        from mmeval.data.synthetic.cache import ensure_synthetic
+
+        json_path = ensure_synthetic()
+        return json_path, Path(image_root).resolve() if image_root else json_path.parent
+    return locate(data, image_root)
+
+
 def read_json(path: Path) -> dict:
     """Parse an mmad.json: a JSON object keyed by image path."""
     data = read_json_any(path)

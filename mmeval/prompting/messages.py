@@ -7,8 +7,9 @@ adapter re-implements prompt wording and every model sees the same question.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -78,3 +79,30 @@ class Response(BaseModel):
     error: str | None = None
     note: str | None = None  # why a text is unusable (refusal, empty, truncated ...), kept in the prediction
     usage: dict[str, int] | None = None
+
+
+# ------------------------------------------------------------------------------ converters to model formats
+# Each model API wants the same message in its own shape; the conversions live here, beside the message,
+# so an adapter never re-implements the layout (and every family sees the parts in the same order).
+
+
+def to_hf_conversation(parts: Sequence[Part]) -> list[dict[str, Any]]:
+    """One user turn of a transformers chat: ``{"type": "text"}`` / ``{"type": "image"}`` items in order.
+
+    The images themselves go to the processor separately, in the same order.
+    """
+    content: list[dict[str, Any]] = [{"type": "text", "text": p.text} if isinstance(p, TextPart) else {"type": "image"}
+                                     for p in parts]
+    return [{"role": "user", "content": content}]
+
+
+def to_openai_messages(parts: Sequence[Part], image_urls: Sequence[str], detail: str = "auto") -> list[dict[str, Any]]:
+    """One user message of the OpenAI chat API: text parts and ``image_url`` parts (one URL per image, in order)."""
+    urls = iter(image_urls)
+    content: list[dict[str, Any]] = []
+    for part in parts:
+        if isinstance(part, TextPart):
+            content.append({"type": "text", "text": part.text})
+        else:
+            content.append({"type": "image_url", "image_url": {"url": next(urls), "detail": detail}})
+    return [{"role": "user", "content": content}]

@@ -12,7 +12,7 @@ from importlib import resources
 
 import jinja2
 
-from mmeval.data import Question
+from mmeval.prompting.draft import Draft
 from mmeval.prompting.messages import ImagePart, Message, Part, TextPart
 
 TEMPLATE_NAMES = ("instruction", "knowledge", "fewshot", "query", "expert", "question")
@@ -44,22 +44,18 @@ def prompts_digest() -> str:
     return h.hexdigest()[:16]
 
 
-def render_message(
-    q: Question,
-    options: dict[str, str],
-    *,
-    knowledge: str | None = None,
-    expert_image: str | None = None,
-) -> Message:
-    """Lay out one question: instruction, [knowledge], [templates], query, [expert map], question.
+def render_draft(draft: Draft) -> Message:
+    """Lay out one question: instruction, [knowledge], [templates], query, [references], [knowledge], question.
 
     Everything before the question text depends only on the image, so questions about the same
-    image share ``prefix_len`` leading parts (adapters may encode that prefix once).
+    image share ``prefix_len`` leading parts (adapters may encode that prefix once). Knowledge a boost
+    retrieved per question comes after that prefix, with the question.
     """
+    q = draft.question
     shots = len(q.template_paths)
     head = render_block("instruction")
-    if knowledge:
-        head += "\n\n" + render_block("knowledge", knowledge=knowledge)
+    if draft.image_knowledge:
+        head += "\n\n" + render_block("knowledge", knowledge="\n\n".join(draft.image_knowledge))
     parts: list[Part] = []
     if shots:
         parts.append(TextPart(text=head + "\n\n" + render_block("fewshot", shots=shots) + "\n"))
@@ -68,9 +64,12 @@ def render_message(
     else:
         parts.append(TextPart(text=head + "\n\n" + render_block("query", shots=0) + "\n"))
     parts.append(ImagePart(path=q.query_path, role="query"))
-    if expert_image:
-        parts.append(TextPart(text="\n" + render_block("expert") + "\n"))
-        parts.append(ImagePart(path=expert_image, role="reference"))
+    for ref in draft.references:
+        parts.append(TextPart(text="\n" + render_block("expert", notation=ref.notation) + "\n"))
+        parts.append(ImagePart(path=ref.path, role="reference"))
     prefix_len = len(parts)
-    parts.append(TextPart(text="\n" + render_block("question", question=q.question, options=options)))
+    if draft.question_knowledge:
+        parts.append(TextPart(text="\n" + render_block("knowledge", knowledge="\n\n".join(draft.question_knowledge))
+                              + "\n"))
+    parts.append(TextPart(text="\n" + render_block("question", question=q.question, options=draft.options)))
     return Message(parts=parts, prefix_len=prefix_len)

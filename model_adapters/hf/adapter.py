@@ -9,17 +9,17 @@ Two answer modes (``--answer-mode``):
 
 - ``generate``: greedy decoding of a short answer; the engine extracts the letter from the text.
 - ``likelihood``: the option whose continuation (its letter, or its full text with
-  ``--likelihood-target options``) is most probable after the prompt wins; the response carries
+  ``-M likelihood_target=options``) is most probable after the prompt wins; the response carries
   ``scores = {letter: log-prob}``. The continuation is scored as the tokenizer really splits
   ``prompt + continuation`` (so ``" A"`` after ``ASSISTANT:``, ``"A"`` after a newline).
 
-Speed: questions are batched (``--batch-size``). With ``--prefix-reuse`` (default) the part every
+Speed: questions are batched (``--batch-size``). With ``-M prefix_reuse=true`` (default) the part every
 question about one image shares (instruction, templates, query image: ``Message.prefix_len``) is run
 through the model once, vision tower included, and its KV cache is expanded over that image's
 questions, so each question only costs its own few tokens. Without it, whole prompts are batched
 (right padding for scoring, left padding for generation, sorted by length).
 
-Presets (``--hf-preset``, or ``--model llava:PATH``; see ``model_adapters/hf/presets.py``) pin the model
+Presets (``-M preset=...``, or ``--model llava:PATH``; see ``model_adapters/hf/presets.py``) pin the model
 class and the conventions of a family; ``auto`` picks one from the checkpoint's ``model_type``.
 
 Heavy imports (torch, transformers) happen inside methods: the CLI imports this module for --help.
@@ -40,40 +40,39 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mmeval.model_adapters.base import AdapterError, ModelAdapter
+from mmeval.model_adapters.base import AdapterError, AdapterSettings, ModelAdapter
 from mmeval.model_adapters.hf.presets import Preset, PresetName, all_presets
-from mmeval.prompting.messages import Part, Request, Response, TextPart
+from mmeval.prompting.messages import Part, Request, Response, TextPart, to_hf_conversation
 
 #: replaces the question in a second rendering of the prompt, to find where the shared prefix ends
 _SPLIT_MARK = "\u2063MMEVAL-QUESTION-STARTS-HERE\u2063"
 
 
 class HFOptions(BaseModel):
-    """Options of the ``hf`` (and ``llava``) model family; each becomes a CLI flag."""
+    """Options of the ``hf`` (and ``llava``) model family (``--model-arg KEY=VALUE``).
+
+    The answer mode is the run's (``--answer-mode``): generate greedy-decodes a short answer that the
+    engine parses; likelihood runs one forward pass and the option with the highest log-probability wins.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    answer_mode: Literal["generate", "likelihood"] = Field(
-        "generate", description="generate: greedy-decode a short answer that the engine parses; likelihood: one "
-                                "forward pass, the option with the highest log-probability wins")
     likelihood_target: Literal["letters", "options"] = Field(
         "letters", description="likelihood mode: score each option's letter, or its full text (sum of token log-probs)")
     max_new_tokens: int = Field(16, ge=1, description="generate mode: at most this many new tokens")
-    batch_size: int = Field(8, ge=1, description="questions handed to the model at once",
-                            json_schema_extra={"affects_predictions": False})
     prefix_reuse: bool = Field(
         True, description="run the images and instruction shared by the questions of one image through the model "
                           "once and reuse its KV cache for each question")
     batch_invariant: bool = Field(
         True, description="compute each question in model calls that hold only it (and its image's shared prefix), "
                           "so its scores are bit-identical whatever --batch-size, process count or resume; "
-                          "--no-batch-invariant batches different questions together (faster on a GPU, scores "
+                          "-M batch_invariant=false batches different questions together (faster on a GPU, scores "
                           "then move in the last digits)")
     dtype: Literal["auto", "bf16", "fp16", "fp32"] = Field(
         "auto", description="weights dtype; auto: bf16 on a GPU (fp16 where bf16 is unsupported), fp32 on CPU")
     quantize: Literal["none", "4bit", "8bit"] = Field(
         "none", description="load the weights in 4 or 8 bits with bitsandbytes (needs a CUDA GPU)")
-    hf_preset: PresetName = Field(
+    preset: PresetName = Field(
         "auto", description="model class and prompt conventions; auto: chosen from the checkpoint's model_type")
     trust_remote_code: bool = Field(
         False, description="allow checkpoints that ship their own modelling code (that code runs on this machine)")
@@ -89,17 +88,6 @@ def _lcp(a: Sequence[int], b: Sequence[int]) -> int:
     while i < n and a[i] == b[i]:
         i += 1
     return i
-
-
-def _conversation(parts: Sequence[Part]) -> list[dict[str, Any]]:
-    """The neutral message as one user turn of a transformers chat."""
-    content: list[dict[str, Any]] = []
-    for p in parts:
-        if isinstance(p, TextPart):
-            content.append({"type": "text", "text": p.text})
-        else:
-            content.append({"type": "image"})
-    return [{"role": "user", "content": content}]
 
 
 def _part_key(p: Part) -> tuple[str, str]:
@@ -179,13 +167,14 @@ class HFAdapter(ModelAdapter):
 
     family: ClassVar[str] = "hf"
     Options: ClassVar[type[BaseModel]] = HFOptions
+    answer_modes = ("generate", "likelihood")
+    default_batch_size = 8
     #: presets this family may use (None: all); ``auto`` only picks among them
     preset_names: ClassVar[tuple[str, ...] | None] = None
 
-    def __init__(self, name: str, options: BaseModel | None = None, seed: int = 0) -> None:
-        super().__init__(name, options, seed)
+    def __init__(self, name: str, options: BaseModel | None = None, settings: AdapterSettings | None = None) -> None:
+        super().__init__(name, options, settings)
         self.opts: HFOptions = self.options  # type: ignore[assignment]
-        self.batch_size = self.opts.batch_size
         self._images: OrderedDict[str, Any] = OrderedDict()
         self._marked: dict[tuple, str] = {}  # prefix parts -> prompt rendered with a mark where the question starts
         self.stats = {"questions": 0, "prompt_tokens": 0, "reused_prefix_tokens": 0, "completion_tokens": 0,
@@ -267,19 +256,19 @@ class HFAdapter(ModelAdapter):
         where = f"--model {self.family}:{self.name}"
         if isinstance(exc, (torch.cuda.OutOfMemoryError, MemoryError)) or "out of memory" in str(exc).lower():
             return AdapterError(
-                f"{where}: out of memory while loading the {what} on {self.device}. Try --dtype bf16 (or fp16), "
-                "--quantize 4bit (CUDA + bitsandbytes), a smaller checkpoint, or a machine with more memory; with "
+                f"{where}: out of memory while loading the {what} on {self.device}. Try -M dtype=bf16 (or fp16), "
+                "-M quantize=4bit (CUDA + bitsandbytes), a smaller checkpoint, or a machine with more memory; with "
                 "several GPUs run one process (device_map='auto' spreads the layers over all visible GPUs)")
         if "does not recognize this architecture" in str(exc) or "model type" in msg and "recognize" in msg:
             return AdapterError(
                 f"{where}: transformers {transformers.__version__} does not know this architecture ({msg}). "
-                "Upgrade transformers (pip install -U 'transformers<6'), or pass --trust-remote-code if the "
+                "Upgrade transformers (pip install -U 'transformers<6'), or pass -M trust_remote_code=true if the "
                 "checkpoint ships its own modelling code")
         if "Unrecognized configuration class" in str(exc) or "Unrecognized processing class" in str(exc):
             return AdapterError(
                 f"{where}: this architecture is not an image-text-to-text model in transformers "
                 f"{transformers.__version__} ({msg}). Use a vision-language checkpoint (LLaVA, LLaVA-NeXT, "
-                "LLaVA-OneVision, Qwen2-VL ...), or --trust-remote-code if it ships its own code")
+                "LLaVA-OneVision, Qwen2-VL ...), or -M trust_remote_code=true if it ships its own code")
         offline = os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("TRANSFORMERS_OFFLINE") == "1"
         if isinstance(exc, OSError) or "not a local folder" in msg or "Repository Not Found" in str(exc):
             hint = (" The hub is switched off (HF_HUB_OFFLINE=1): download the checkpoint first "
@@ -293,7 +282,7 @@ class HFAdapter(ModelAdapter):
         presets = all_presets()
         allowed = self.preset_names or tuple(presets)
         model_type = getattr(config, "model_type", "")
-        choice = self.opts.hf_preset
+        choice = self.opts.preset
         if choice == "auto":
             for name in allowed:
                 if model_type in presets[name].model_types:
@@ -305,7 +294,7 @@ class HFAdapter(ModelAdapter):
                 f"presets ({', '.join(allowed)} cover "
                 f"{', '.join(t for n in allowed for t in presets[n].model_types)}); use --model hf:{self.name}")
         if choice not in allowed:
-            raise AdapterError(f"--hf-preset {choice} is not available for --model {self.family}:...; "
+            raise AdapterError(f"--model-arg preset={choice} is not available for --model {self.family}:...; "
                                f"choose one of: auto, {', '.join(allowed)}")
         return presets[choice]
 
@@ -341,12 +330,12 @@ class HFAdapter(ModelAdapter):
         bits = self.opts.quantize[0]
         need = f"{bits}-bit loading needs a CUDA GPU and `pip install bitsandbytes`"
         if self.device.type != "cuda":
-            raise AdapterError(f"--quantize {self.opts.quantize}: {need} (no CUDA GPU is visible); "
-                               "drop --quantize to run unquantised")
+            raise AdapterError(f"-M quantize={self.opts.quantize}: {need} (no CUDA GPU is visible); "
+                               "drop -M quantize to run unquantised")
         try:
             import bitsandbytes  # noqa: F401
         except ImportError:
-            raise AdapterError(f"--quantize {self.opts.quantize}: {need} (bitsandbytes is not installed)") from None
+            raise AdapterError(f"-M quantize={self.opts.quantize}: {need} (bitsandbytes is not installed)") from None
         from transformers import BitsAndBytesConfig
 
         if bits == "4":
@@ -383,7 +372,7 @@ class HFAdapter(ModelAdapter):
                     f"--model {self.family}:{self.name}: the processor has no chat template, so the prompt cannot be "
                     "built the way the model was trained. Copy the original checkpoint's chat_template.jinja (or "
                     "chat_template.json) into the model directory, or choose a preset that brings one "
-                    "(--hf-preset llava for LLaVA-1.5, llava-onevision for LLaVA-OneVision)")
+                    "(-M preset=llava for LLaVA-1.5, llava-onevision for LLaVA-OneVision)")
             proc.chat_template = template
         return proc
 
@@ -433,7 +422,7 @@ class HFAdapter(ModelAdapter):
     # --------------------------------------------------------------------------------------- prompts
 
     def _render(self, parts: Sequence[Part]) -> str:
-        return self.processor.apply_chat_template(_conversation(parts), add_generation_prompt=True, tokenize=False)
+        return self.processor.apply_chat_template(to_hf_conversation(parts), add_generation_prompt=True, tokenize=False)
 
     def _encode(self, text: str) -> list[int]:
         return self._encode_many([text])[0]
@@ -591,8 +580,8 @@ class HFAdapter(ModelAdapter):
         if self._torch.cuda.is_available():
             self._torch.cuda.empty_cache()
         if len(items) == 1:
-            raise AdapterError(f"out of memory on a single question on {self.device}: use --dtype bf16 or "
-                               "--quantize 4bit, a smaller model, or a larger GPU")
+            raise AdapterError(f"out of memory on a single question on {self.device}: use -M dtype=bf16 or "
+                               "-M quantize=4bit, a smaller model, or a larger GPU")
         half = len(items) // 2
         yield from self._split_on_oom(fn, items[:half])
         yield from self._split_on_oom(fn, items[half:])
@@ -619,7 +608,7 @@ class HFAdapter(ModelAdapter):
             except (OSError, ValueError) as exc:
                 yield Response(id=req.id, error=f"{type(exc).__name__}: {exc}")
         with self._torch.inference_mode():
-            if self.opts.answer_mode == "likelihood":
+            if self.answer_mode == "likelihood":
                 yield from self._likelihood(items)
             else:
                 yield from self._generate(items)
@@ -806,7 +795,7 @@ class HFAdapter(ModelAdapter):
         if not text:
             note = "empty answer"
         elif n >= self.opts.max_new_tokens:
-            note = f"truncated at --max-new-tokens {self.opts.max_new_tokens}"
+            note = f"truncated at -M max_new_tokens={self.opts.max_new_tokens}"
         return Response(id=item.req.id, text=text, note=note,
                         usage={"prompt_tokens": prompt_tokens, "completion_tokens": n})
 
@@ -850,7 +839,7 @@ class HFAdapter(ModelAdapter):
     def run_info(self) -> dict[str, object]:
         return {"model": self.name, "preset": self.preset.name, "class": type(self.model).__name__,
                 "device": str(self.device), "dtype": str(self.dtype).removeprefix("torch."),
-                "quantize": self.opts.quantize, "answer_mode": self.opts.answer_mode,
+                "quantize": self.opts.quantize, "answer_mode": self.answer_mode,
                 "prefix_reuse": self.opts.prefix_reuse, "model_seconds": round(self.model_timer.seconds, 3),
                 "transformers": self.transformers_version, **self.stats}
 

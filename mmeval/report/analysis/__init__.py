@@ -51,7 +51,7 @@ from mmeval.report.analysis.option_scores import (
     p_defect,
     softmax,
 )
-from mmeval.report.analysis.questions import PROBE, defect_tasks, detection_task, plain_preds, polarity, probe_preds
+from mmeval.report.analysis.questions import PROBE, plain_preds, probe_preds
 from mmeval.report.analysis.robustness import circular
 from mmeval.report.analysis.run_data import RunData, load_run
 from mmeval.report.analysis.significance import MCNEMAR_EXACT_BELOW, holm, mcnemar, paired_mcnemar
@@ -59,9 +59,9 @@ from mmeval.report.analysis.timings import latency, percentile, read_timings
 
 __all__ = [
     "MCNEMAR_EXACT_BELOW", "PROBE", "RunData", "ad_verdict", "analyse", "auroc", "average_precision",
-    "bootstrap_ci", "calibration", "chosen_confidence", "ci_table", "circular", "defect_tasks", "detection_scores",
-    "detection_task", "ece", "fabrication", "hallucination", "holm", "human_gap", "invalid_rates", "latency",
-    "load_run", "mcnemar", "p_defect", "paired_mcnemar", "percentile", "plain_preds", "polarity", "position_bias",
+    "bootstrap_ci", "calibration", "chosen_confidence", "ci_table", "circular", "detection_scores",
+    "ece", "fabrication", "hallucination", "holm", "human_gap", "invalid_rates", "latency",
+    "load_run", "mcnemar", "p_defect", "paired_mcnemar", "percentile", "plain_preds", "position_bias",
     "probe_preds", "read_timings", "says_defect", "self_inconsistency", "softmax", "to_jsonable",
 ]
 

@@ -32,14 +32,15 @@ from typing import Any
 import pandas as pd
 
 from mmeval.predictions import Prediction
-from mmeval.report.analysis.questions import PROBE, _pct, defect_tasks, detection_task, polarity, probe_preds
+from mmeval.report.analysis.questions import PROBE, _pct, probe_preds
+from mmeval.tasks import defect_tasks, detection_task, option_polarity
 
 
 def says_defect(pred: Prediction) -> bool | None:
     """For an Anomaly Detection answer: True = chose Yes (defect), False = chose No, None = invalid/other."""
     if pred.choice is None or pred.choice not in pred.options:
         return None
-    pol = polarity(pred.options[pred.choice])
+    pol = option_polarity(pred.options[pred.choice])
     return None if pol is None else pol == "yes"
 
 

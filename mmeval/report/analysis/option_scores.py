@@ -19,7 +19,8 @@ import numpy as np
 from scipy import stats
 
 from mmeval.predictions import Prediction
-from mmeval.report.analysis.questions import _pct, detection_task, plain_preds, polarity
+from mmeval.report.analysis.questions import _pct, plain_preds
+from mmeval.tasks import detection_task, option_polarity
 
 
 def softmax(scores: dict[str, float], keys: Iterable[str] | None = None) -> dict[str, float]:
@@ -39,7 +40,7 @@ def p_defect(pred: Prediction) -> float | None:
     if not pred.scores:
         return None
     probs = softmax(pred.scores, pred.options)
-    yes = [k for k, t in pred.options.items() if polarity(t) == "yes"]
+    yes = [k for k, t in pred.options.items() if option_polarity(t) == "yes"]
     if not probs or not yes or any(k not in probs for k in pred.options):
         return None
     return float(sum(probs[k] for k in yes))

@@ -1,0 +1,49 @@
+"""Command line: ``mmeval run | report | compare | score-mmad | build | models | tasks | boosts | experts``.
+
+Each command lives in a module of this package with ``add_parser(subparsers)`` (which sets the
+command's handler as ``func``); adding a command is one module plus one line in :data:`COMMANDS`.
+
+Exit codes: 0 ok, 2 bad input (data, flags, files; the message names the culprit), 1 internal error,
+130 interrupted (predictions so far are kept; rerun the same command to resume).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from mmeval import __version__
+from mmeval.errors import InputError
+from mmeval.model_adapters import AdapterError
+
+EXIT_OK, EXIT_INTERNAL, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+#: the modules of this package that add commands, in the order --help lists them
+COMMANDS = ("run", "report", "build", "catalog")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mmeval",
+        description="Evaluate multimodal LLMs as industrial quality inspectors on MMAD-format benchmarks.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Run 'mmeval COMMAND --help' for each command's flags.")
+    parser.add_argument("--version", action="version", version=f"mmeval {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"mmeval.cli.{name}").add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (InputError, AdapterError) as exc:
+        print(f"mmeval: error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        print("mmeval: interrupted; predictions so far are saved, rerun the same command to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED

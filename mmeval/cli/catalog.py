@@ -1,0 +1,80 @@
+"""``mmeval models [show FAMILY]``, ``mmeval tasks``, ``mmeval boosts`` and ``mmeval experts``: what exists."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from mmeval import optionspec
+
+
+def add_parser(sub: Any) -> None:
+    models = sub.add_parser("models", help="list model families, or show one family's options",
+                            description="List the model families --model accepts; 'mmeval models show FAMILY' lists "
+                                        "that family's options (--model-arg KEY=VALUE) with types, defaults and help.")
+    models.add_argument("action", nargs="?", choices=["show"], help="show one family's options")
+    models.add_argument("family", nargs="?", help="the family to show")
+    models.set_defaults(func=cmd_models)
+    tasks = sub.add_parser("tasks", help="list the question types", description="List the task definitions in tasks/.")
+    tasks.set_defaults(func=cmd_tasks)
+    boosts = sub.add_parser("boosts", help="list boosts and their options",
+                            description="List the boosts --boost accepts, with their options (--boost-arg).")
+    boosts.set_defaults(func=cmd_boosts)
+    experts = sub.add_parser("experts", help="list anomaly detectors (experts) and their options",
+                             description="List the anomaly detectors that the expert model family and boosts use.")
+    experts.set_defaults(func=cmd_experts)
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from mmeval.errors import InputError
+    from mmeval.model_adapters import FAMILIES, get_family
+
+    if args.action is None:
+        for name, fam in FAMILIES.items():
+            print(f"{name + (':TARGET' if fam.needs_target else ''):<20} {fam.summary}")
+        print("\n'mmeval models show FAMILY' lists a family's options.")
+        return 0
+    if not args.family:
+        raise InputError("mmeval models show: name a family, e.g. 'mmeval models show hf'")
+    family = get_family(args.family.partition(":")[0])
+    cls = family.load()
+    print(f"{family.name}: {family.summary}")
+    print(f"answer modes: {', '.join(cls.answer_modes)}; default batch size: {cls.default_batch_size}")
+    docs = cls.option_docs()
+    print("options (--model-arg KEY=VALUE):" if docs else "options: none")
+    if docs:
+        print(optionspec.format_docs(docs))
+    return 0
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    from mmeval import tasks
+
+    for t in tasks.all_tasks():
+        print(f"{t.name:<24} asked about {t.asked_about:<9} role {t.role:<17} scored by {t.scoring:<8} "
+              f"labels: {', '.join(t.aliases)}")
+    return 0
+
+
+def cmd_boosts(args: argparse.Namespace) -> int:
+    from mmeval.boosts import BOOSTS, boost_class
+
+    for name in BOOSTS:
+        cls = boost_class(name)
+        print(f"{name:<12} {cls.summary}")
+        docs = optionspec.describe(cls.Options)
+        if docs:
+            print(optionspec.format_docs(docs, indent="    "))
+    return 0
+
+
+def cmd_experts(args: argparse.Namespace) -> int:
+    from mmeval.experts import EXPERTS, expert_class
+
+    for name in EXPERTS:
+        cls = expert_class(name)
+        print(f"{name:<12} {cls.summary}")
+        docs = optionspec.describe(cls.Options)
+        if docs:
+            print(optionspec.format_docs(docs, indent="    "))
+    return 0

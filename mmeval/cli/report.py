@@ -1,0 +1,87 @@
+"""``mmeval report``, ``mmeval compare`` and ``mmeval score-mmad``: scores and reports from answers on disk."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from mmeval.errors import InputError
+
+_CYCLE_HELP = "production line cycle time in milliseconds: the report says whether the model keeps up"
+
+
+def add_parser(sub: Any) -> None:
+    rep = sub.add_parser("report", help="(re)write the report of a run directory",
+                         description="Score RUN_DIR/predictions.jsonl into scores.csv, scores.json, analysis.json, "
+                                     "report.html and heatmap.png.")
+    rep.add_argument("run_dir", help="a directory written by 'mmeval run'")
+    rep.add_argument("--cycle-ms", type=float, metavar="MS", help=_CYCLE_HELP)
+    rep.set_defaults(func=cmd_report)
+
+    cmp = sub.add_parser(
+        "compare", help="compare runs with each other, the human baseline and published MMAD results",
+        description="Put runs side by side (their Average-over-datasets accuracy per task), beside the human expert "
+                    "baseline and published MMAD rows; test each run against the first with a paired McNemar test "
+                    "per task. With --out: compare.html, compare.csv, compare.json and heatmap.png in OUT.")
+    cmp.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories; the first is the baseline (A)")
+    cmp.add_argument("--with", dest="with_refs", action="append", metavar="NAMES",
+                     help="comma-separated references, matched case-insensitively: 'human' (expert, approximate), "
+                          "'human-ordinary', or a published model such as 'gpt-4o', 'claude-3-5-sonnet-20241022'")
+    cmp.add_argument("--out", help="directory for compare.html, compare.csv, compare.json, heatmap.png")
+    cmp.add_argument("--cycle-ms", type=float, metavar="MS", help="production line cycle time in milliseconds")
+    cmp.add_argument("--bootstrap", type=int, default=1000, metavar="N",
+                     help="bootstrap resamples for the confidence intervals (default: 1000)")
+    cmp.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
+    cmp.set_defaults(func=cmd_compare)
+
+    sm = sub.add_parser("score-mmad", help="score an answers file written by the official MMAD scripts",
+                        description="Re-score an official MMAD answers JSON (a list of {image, question, "
+                                    "question_type, correct_answer, gpt_answer}) into the same tables.")
+    sm.add_argument("answers", help="answers_*.json from the MMAD evaluation scripts")
+    sm.add_argument("--out", required=True, help="directory for scores.csv, scores.json, heatmap.png")
+    sm.add_argument("--drop-invalid", action="store_true",
+                    help="leave answers that are not a letter out of the denominators, as the MMAD summary does "
+                         "(default: count them wrong)")
+    sm.set_defaults(func=cmd_score_mmad)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from mmeval.report.run_report import write_run_report
+
+    table = write_run_report(Path(args.run_dir), cycle_ms=args.cycle_ms)
+    print(table.round(2).to_string(), file=sys.stderr)
+    print(f"report: {Path(args.run_dir).resolve()}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from mmeval.report import compare
+
+    if args.bootstrap < 1:
+        raise InputError("--bootstrap must be at least 1")
+    comp = compare.compare([Path(r) for r in args.runs], args.with_refs or [], cycle_ms=args.cycle_ms,
+                           n_boot=args.bootstrap, seed=args.seed)
+    print(compare.text_summary(comp), file=sys.stderr)
+    if args.out:
+        files = compare.write(comp, Path(args.out), cycle_ms=args.cycle_ms)
+        print(f"report: {files['html'].resolve()}")
+    return 0
+
+
+def cmd_score_mmad(args: argparse.Namespace) -> int:
+    from mmeval.report.official import answers_frame, read_answers
+    from mmeval.report.run_report import write_tables
+
+    path = Path(args.answers)
+    df = answers_frame(read_answers(path))
+    if args.drop_invalid:
+        df = df[df["valid"]]
+    if df.empty:
+        raise InputError(f"{path}: no answers to score")
+    table = write_tables(df, Path(args.out), path.stem, {"source": str(path.resolve()),
+                                                         "drop_invalid": args.drop_invalid})
+    print(table.round(2).to_string(), file=sys.stderr)
+    print(f"report: {Path(args.out).resolve()}")
+    return 0

@@ -1,0 +1,170 @@
+"""``mmeval run``: answer a benchmark with a model, then score it.
+
+Settings come from three places, later ones winning: the defaults, a config file (``--config``,
+YAML or TOML, keys named like the flags) and the command line. Family options are namespaced
+(``--model-arg KEY=VALUE``, ``-M``), boost options likewise (``--boost-arg``); a few settings every run
+has stay plain flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from mmeval import boosts, optionspec
+from mmeval.errors import InputError
+from mmeval.model_adapters import FAMILIES, split_model
+
+#: defaults of the settings a config file may also give (None: unset)
+DEFAULTS: dict[str, Any] = {
+    "data": "synthetic", "image_root": None, "shots": 1, "templates": "random", "seed": 0, "shuffle": True,
+    "answer_mode": "generate", "boost": None, "limit": None, "strict": False, "allow_unknown_types": False,
+    "circular": False, "probes": False, "batch_size": None, "concurrency": None, "out": None, "overwrite": False,
+    "cycle_ms": None,
+}
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:80] or "run"
+
+
+def add_parser(sub: Any) -> None:
+    run = sub.add_parser(
+        "run", help="answer a benchmark with a model, then score it",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Answer every question of a benchmark with a model; predictions stream to OUT/predictions.jsonl "
+                    "and a rerun of the same command resumes. Ends with the report (scores.csv, scores.json, "
+                    "analysis.json, report.html, heatmap.png) in OUT.",
+        epilog="Model options: --model-arg KEY=VALUE (or -M), repeatable; 'mmeval models show FAMILY' lists a "
+               "family's options with types and defaults.\nBoosts: --boost NAME[+NAME...] applies request "
+               "transforms in order; --boost-arg KEY=VALUE (or NAME.KEY=VALUE) sets their options; "
+               "'mmeval boosts' lists them.\nA run can also be described in a YAML or TOML file (--config): "
+               "keys named like the flags (model, model_args, data, shots, boost, boost_args ...); flags given "
+               "here override it.")
+    run.add_argument("--model", help="model: " + "; ".join(f"'{n}{':…' if f.needs_target else ''}' {f.summary}"
+                                                           for n, f in FAMILIES.items()))
+    run.add_argument("-M", "--model-arg", action="append", metavar="KEY=VALUE", default=[],
+                     help="an option of the model family (repeatable)")
+    run.add_argument("--config", metavar="FILE", help="YAML or TOML file describing the run (flags override it)")
+    run.add_argument("--data", help="an mmad.json file, a directory holding one, or 'synthetic' for the bundled "
+                                    "benchmark (built on first use) (default: synthetic)")
+    run.add_argument("--image-root", help="directory the image paths are relative to (default: the mmad.json's "
+                                          "directory)")
+    run.add_argument("--shots", type=int, help="normal template images shown before the query (default: 1, as MMAD)")
+    run.add_argument("--templates", choices=["random", "similar"],
+                     help="take templates from each record's random_templates or similar_templates (default: random)")
+    run.add_argument("--seed", type=int, help="seed of every random choice: option shuffles, chance baselines "
+                                              "(default: 0)")
+    run.add_argument("--answer-mode", choices=["generate", "likelihood"],
+                     help="generate: the model writes an answer that is parsed; likelihood: the option the model "
+                          "finds most probable wins (families that can score options) (default: generate)")
+    run.add_argument("--batch-size", type=int, metavar="N",
+                     help="questions handed to the model at once (default: the family's; never changes answers "
+                          "of hf models, which compute each question alone unless -M batch_invariant=false)")
+    run.add_argument("--concurrency", type=int, metavar="N", help="API requests in flight at once (default: 8)")
+    run.add_argument("--boost", metavar="NAME[+NAME]", help="request transforms applied in order (default: none)")
+    run.add_argument("--boost-arg", action="append", metavar="KEY=VALUE", default=[],
+                     help="an option of a boost, or BOOST.KEY=VALUE (repeatable)")
+    run.add_argument("--no-shuffle", dest="shuffle", action="store_const", const=False,
+                     help="keep the options in the file's order (default: shuffle, seeded)")
+    run.add_argument("--limit", type=int, help="answer only the first K questions (a later run without it continues)")
+    run.add_argument("--out", help="run directory (default: reports/<model>_<data>_<shots>shot_seed<seed>)")
+    run.add_argument("--strict", action="store_const", const=True,
+                     help="stop at the first bad record (default: skip and list them in the report)")
+    run.add_argument("--allow-unknown-types", action="store_const", const=True,
+                     help="keep questions whose type is not one of the seven tasks (reported in extra columns)")
+    run.add_argument("--circular", action="store_const", const=True,
+                     help="CircularEval: also ask every rotation of each question's options; a question counts as "
+                          "right only when all rotations are (reported beside plain accuracy)")
+    run.add_argument("--probes", action="store_const", const=True,
+                     help="also ask each normal image which defect it has (its category's defect types plus "
+                          "'There is no defect.'): measures defect fabrication")
+    run.add_argument("--overwrite", action="store_const", const=True, help="discard a run with a different config in "
+                                                                           "--out")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--cycle-ms", type=float, metavar="MS",
+                     help="production line cycle time in milliseconds: the report says whether the model keeps up")
+    run.set_defaults(func=cmd_run)
+
+
+def settings(args: argparse.Namespace) -> dict[str, Any]:
+    """Defaults < config file < flags; family and boost options merged key by key the same way."""
+    from mmeval.config import read_config_file
+
+    file = read_config_file(args.config) if args.config else {}
+    merged = {**DEFAULTS, **{k: v for k, v in file.items() if k not in ("model_args", "boost_args")}}
+    for key in [*DEFAULTS, "model"]:
+        value = getattr(args, key, None)
+        if value is not None:
+            merged[key] = value
+    if not merged.get("model"):
+        raise InputError("--model is required (or 'model:' in the --config file)")
+    merged["model_args"] = {**(file.get("model_args") or {}), **optionspec.parse_pairs(args.model_arg, "--model-arg")}
+    file_boost_args = _flat_boost_args(file.get("boost_args") or {})
+    merged["boost_args"] = {**file_boost_args, **optionspec.parse_pairs(args.boost_arg, "--boost-arg")}
+    return merged
+
+
+def _flat_boost_args(args: dict[str, Any]) -> dict[str, Any]:
+    """A config file may nest boost options per boost ({rag: {top_k: 3}}) or give them flat."""
+    flat: dict[str, Any] = {}
+    for key, value in args.items():
+        if isinstance(value, dict):
+            flat.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            flat[key] = value
+    return flat
+
+
+def build_config(s: dict[str, Any]) -> Any:
+    """The validated RunConfig of merged settings; every problem is an InputError naming the setting."""
+    from mmeval.config import RunConfig
+
+    family, _ = split_model(str(s["model"]))
+    hashed, runtime = family.load().split_options(s["model_args"])
+    boost = s["boost"]
+    names = boosts.parse_spec("+".join(boost) if isinstance(boost, list) else boost)
+    boost_hashed, boost_runtime = boosts.split_args(names, s["boost_args"])
+    data = str(s["data"])
+    try:
+        return RunConfig(
+            model=s["model"], model_args=hashed, runtime_args=runtime, answer_mode=s["answer_mode"], boosts=names,
+            boost_args=boost_hashed, boost_runtime_args=boost_runtime,
+            data=data if data == "synthetic" else str(Path(data).expanduser().resolve()),
+            image_root=str(Path(s["image_root"]).expanduser().resolve()) if s["image_root"] else None,
+            shots=s["shots"], templates=s["templates"], seed=s["seed"], shuffle=s["shuffle"],
+            allow_unknown_types=s["allow_unknown_types"], limit=s["limit"], strict=s["strict"],
+            circular=s["circular"], probes=s["probes"], batch_size=s["batch_size"], concurrency=s["concurrency"])
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = "--" + str(err["loc"][0]).replace("_", "-") if err["loc"] else "settings"
+        raise InputError(f"{where}: {err['msg']}") from None
+
+
+def default_out(config: Any) -> Path:
+    data_name = "synthetic" if config.data == "synthetic" else Path(config.data).stem
+    boost = "_" + "+".join(config.boosts) if config.boosts else ""
+    return Path("reports") / _slug(f"{config.model}_{data_name}_{config.shots}shot_seed{config.seed}{boost}")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from mmeval.report.run_report import write_run_report
+    from mmeval.run.runner import run
+
+    s = settings(args)
+    config = build_config(s)
+    out = Path(s["out"]) if s["out"] else default_out(config)
+    result = run(config, out, overwrite=bool(s["overwrite"]), progress=not args.no_progress)
+    table = write_run_report(out, cycle_ms=s["cycle_ms"])
+    print(table.round(2).to_string(), file=sys.stderr)
+    if result.skipped:
+        print(f"skipped {result.skipped} bad record(s); see {out / 'scores.json'}", file=sys.stderr)
+    if result.errors:
+        print(f"{result.errors} question(s) got no answer (recorded as errors); rerun to retry them", file=sys.stderr)
+    print(f"report: {out.resolve()}")
+    return 0

@@ -1,0 +1,87 @@
+"""The Expert protocol: an anomaly detector that looks at a query image and its normal templates.
+
+An expert answers one thing: *where does this image differ from normal, how much, and where is the
+line between normal and defective?* (:class:`AnomalyMap`). Whoever consumes that answer decides what
+to do with it: the ``expert`` model family turns it into answers (a policy), a boost shows it to an
+MLLM, a report scores its maps against the masks. Experts know nothing of questions or prompts.
+
+Adding an expert is one module with a subclass of :class:`Expert`, plus one line in
+:data:`mmeval.experts.EXPERTS`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from mmeval.regions import cell_of
+
+
+class NoExpertOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _centres(n: int) -> np.ndarray:
+    return (np.arange(n) + 0.5) / n
+
+
+@dataclass(frozen=True)
+class AnomalyMap:
+    """An expert's view of one query image.
+
+    ``map`` (H x W, float) covers the whole image; higher means more anomalous. ``rows`` and ``cols``
+    give the centre of each map row and column as a fraction of the image's height and width (a map of
+    overlapping patches need not tile the image evenly); by default the cells tile it. ``score`` is the
+    image-level anomaly score and ``threshold`` the expert's own decision line: above it, "defective".
+    """
+
+    map: np.ndarray
+    score: float
+    threshold: float
+    rows: np.ndarray = field(default_factory=lambda: np.empty(0))
+    cols: np.ndarray = field(default_factory=lambda: np.empty(0))
+
+    def __post_init__(self) -> None:
+        if self.map.ndim != 2:
+            raise ValueError(f"an anomaly map is 2-D (H x W), got shape {self.map.shape}")
+        if not len(self.rows):
+            object.__setattr__(self, "rows", _centres(self.map.shape[0]))
+        if not len(self.cols):
+            object.__setattr__(self, "cols", _centres(self.map.shape[1]))
+
+    @property
+    def defective(self) -> bool:
+        return self.score > self.threshold
+
+    def region_scores(self) -> dict[tuple[int, int], float]:
+        """Per cell of the 3x3 region grid: the map's maximum there (an empty cell gets the map's minimum)."""
+        band_r = np.array([cell_of(float(r), 0.0, 1.0, 1.0)[0] for r in self.rows])
+        band_c = np.array([cell_of(0.0, float(c), 1.0, 1.0)[1] for c in self.cols])
+        out = {}
+        for r in range(3):
+            for c in range(3):
+                sub = self.map[np.ix_(band_r == r, band_c == c)]
+                out[(r, c)] = float(sub.max()) if sub.size else float(self.map.min())
+        return out
+
+
+class Expert(ABC):
+    """An anomaly detector; subclasses set ``name`` and ``Options`` and implement :meth:`analyse`."""
+
+    name: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    Options: ClassVar[type[BaseModel]] = NoExpertOptions
+    #: whether :meth:`analyse` needs normal templates (few-shot experts) or works on the query alone
+    needs_templates: ClassVar[bool] = True
+
+    def __init__(self, options: BaseModel | None = None) -> None:
+        self.options = options if options is not None else self.Options()
+
+    @abstractmethod
+    def analyse(self, query: str, templates: Sequence[str]) -> AnomalyMap:
+        """The anomaly map, image score and threshold of ``query`` (a path), given normal ``templates``."""
