@@ -163,7 +163,8 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     data = {str(k).replace("-", "_"): v for k, v in data.items()}
     unknown = sorted(set(data) - FILE_KEYS)
     if unknown:
-        raise InputError(f"--config {p}: unknown setting(s) {', '.join(unknown)} (known: {', '.join(sorted(FILE_KEYS))})")
+        raise InputError(f"--config {p}: unknown setting(s) {', '.join(unknown)} "
+                         f"(known: {', '.join(sorted(FILE_KEYS))})")
     for key in ("model_args", "boost_args"):
         if key in data and not isinstance(data[key], dict):
             raise InputError(f"--config {p}: {key} must be a mapping of option names to values")

@@ -70,7 +70,8 @@ def read_predictions(path: Path, *, repair: bool = False) -> list[Prediction]:
             except ValueError:
                 is_last = all(not rest.strip() for rest in lines[n:])
                 if not is_last:
-                    raise InputError(f"{path}: line {n} is not a valid prediction (the file was edited by hand?)") from None
+                    raise InputError(f"{path}: line {n} is not a valid prediction "
+                                     "(the file was edited by hand?)") from None
                 if repair:
                     with open(path, "r+b") as fh:
                         fh.truncate(good_end)

@@ -10,7 +10,6 @@ from mmeval.prompting.shuffle import question_rng
 from mmeval.tasks import yes_no_letters
 
 
-
 class RandomAdapter(ModelAdapter):
     """Uniform chance, seeded per question so the answers do not depend on batching."""
 

@@ -71,7 +71,8 @@ class ExpertAdapter(ModelAdapter):
         hashed, runtime = optionspec.normalise(ExpertOptions, own, "--model-arg")
         detector = experts.expert_class(str(hashed.get("expert", "patch")))
         rest = {k: v for k, v in raw.items() if k not in own}
-        more_hashed, more_runtime = optionspec.normalise(detector.Options, rest, f"--model-arg (expert {detector.name})")
+        where = f"--model-arg (expert {detector.name})"
+        more_hashed, more_runtime = optionspec.normalise(detector.Options, rest, where)
         return {**hashed, **more_hashed}, {**runtime, **more_runtime}
 
     @classmethod

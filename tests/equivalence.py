@@ -158,7 +158,7 @@ def diff_values(a: Any, b: Any, where: str) -> list[str]:
             out.extend(diff_values(a.get(key), b.get(key), f"{where}.{key}"))
         return out
     if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-        return [d for i, (x, y) in enumerate(zip(a, b)) for d in diff_values(x, y, f"{where}[{i}]")]
+        return [d for i, (x, y) in enumerate(zip(a, b, strict=True)) for d in diff_values(x, y, f"{where}[{i}]")]
     return [] if a == b else [f"{where}: {a!r} != {b!r}"]
 
 

@@ -158,18 +158,20 @@ def test_localization_follows_the_option_wording(two_shot) -> None:
     qs, got = two_shot
     wording = {"Top left.": "At the upper left corner.", "Top.": "Near the top edge.", "Top right.": "Top-right area.",
                "Left.": "On the left side.", "Center.": "In the middle.", "Right.": "On the right side.",
-               "Bottom left.": "Lower left.", "Bottom.": "Along the bottom.", "Bottom right.": "In the bottom right corner."}
+               "Bottom left.": "Lower left.", "Bottom.": "Along the bottom.",
+               "Bottom right.": "In the bottom right corner."}
     dl = [q for q in qs if q.task == DL][:24]
     reworded = []
     for q in dl:
         texts = [wording[t] for t in q.options.values()][::-1]
-        reworded.append(request(q, options=dict(zip("ABCD", texts))))
+        reworded.append(request(q, options=dict(zip("ABCD", texts, strict=True))))
     again = answers(ExpertAdapter("expert", settings=AdapterSettings(seed=0)), reworded)
-    for q, r in zip(dl, reworded):
+    for q, r in zip(dl, reworded, strict=True):
         chosen_before = q.options[got[q.id].text]
         assert r.options[again[q.id].text] == wording[chosen_before], q.id
     # options that name no region at all: chance, still a valid letter
-    vague = [request(q, options={"A": "Somewhere.", "B": "Nowhere.", "C": "Everywhere.", "D": "Unclear."}) for q in dl[:4]]
+    nowhere = {"A": "Somewhere.", "B": "Nowhere.", "C": "Everywhere.", "D": "Unclear."}
+    vague = [request(q, options=nowhere) for q in dl[:4]]
     for r in answers(ExpertAdapter("expert"), vague).values():
         assert r.text in "ABCD" and r.scores is None
 

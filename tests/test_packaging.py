@@ -56,8 +56,8 @@ def test_installed_wheel_runs_outside_the_source_tree(wheel: Path, tmp_path: Pat
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
                    check=True, capture_output=True, timeout=300)
     code = ("import mmeval, mmeval.model_adapters; from mmeval import tasks; from mmeval.prompting import render; "
-            "assert mmeval.__file__.startswith(%r), mmeval.__file__; "
-            "print(len(tasks.all_tasks()), render.prompts_digest())" % str(target))
+            f"assert mmeval.__file__.startswith({str(target)!r}), mmeval.__file__; "
+            "print(len(tasks.all_tasks()), render.prompts_digest())")
     env = {"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"}
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=120)

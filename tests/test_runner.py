@@ -33,7 +33,8 @@ def test_same_seed_byte_identical_and_other_seed_differs(official_data: Path, tm
     assert cli_run(official_data, tmp_path / "c", "--seed", "6") == 0
     a = (tmp_path / "a" / "predictions.jsonl").read_bytes()
     assert a == (tmp_path / "b" / "predictions.jsonl").read_bytes()
-    orders = lambda run_dir: [list(p.options.values()) for p in read_predictions(run_dir / "predictions.jsonl")]
+    def orders(run_dir: Path) -> list[list[str]]:
+        return [list(p.options.values()) for p in read_predictions(run_dir / "predictions.jsonl")]
     assert orders(tmp_path / "a") != orders(tmp_path / "c")
     for name in ("scores.csv", "scores.json", "heatmap.png"):
         assert (tmp_path / "a" / name).is_file()
@@ -86,7 +87,8 @@ def test_interrupt_then_resume_equals_uninterrupted(official_data: Path, tmp_pat
     with open(tmp_path / "cut" / "predictions.jsonl", "a") as fh:  # a torn line, as a killed write leaves
         fh.write('{"id":"DS-MVTec/bottle/image/good/003.png#1","ima')
     run(cfg, tmp_path / "cut", progress=False)
-    assert (tmp_path / "cut" / "predictions.jsonl").read_bytes() == (tmp_path / "full" / "predictions.jsonl").read_bytes()
+    full = (tmp_path / "full" / "predictions.jsonl").read_bytes()
+    assert (tmp_path / "cut" / "predictions.jsonl").read_bytes() == full
 
 
 def test_limit_then_continue(official_data: Path, tmp_path: Path) -> None:
@@ -94,7 +96,8 @@ def test_limit_then_continue(official_data: Path, tmp_path: Path) -> None:
     assert cli_run(official_data, tmp_path / "part", "--limit", "4") == 0
     assert len(read_predictions(tmp_path / "part" / "predictions.jsonl")) == 4
     assert cli_run(official_data, tmp_path / "part") == 0
-    assert (tmp_path / "part" / "predictions.jsonl").read_bytes() == (tmp_path / "full" / "predictions.jsonl").read_bytes()
+    full = (tmp_path / "full" / "predictions.jsonl").read_bytes()
+    assert (tmp_path / "part" / "predictions.jsonl").read_bytes() == full
 
 
 class Flaky(RandomAdapter):

@@ -39,7 +39,8 @@ class PatchOptions(BaseModel):
     size: int = Field(128, ge=32, le=1024, description="side in pixels images are resized to before comparing")
     patch: int = Field(8, ge=4, le=64, description="patch side in pixels (patches overlap by half); a multiple of 2")
     window: float = Field(0.0625, ge=0, le=1, description="how far (fraction of the image side) a query patch's "
-                          "nearest template patch may lie from its aligned position; 0 or 1 searches the whole template")
+                          "nearest template patch may lie from its aligned position; 0 or 1 searches the whole "
+                          "template")
     step: int = Field(2, ge=1, le=16, description="pixel step of the search inside that window")
     threshold_scale: float = Field(1.1, gt=0, description="'defect' when the image score exceeds this times the "
                                    "highest leave-one-out score of the templates (each against the others)")
@@ -117,11 +118,11 @@ class PatchMatcher(Expert):
     # ------------------------------------------------------------------ features
 
     def _load(self, path: str) -> np.ndarray:
-        with Image.open(path) as im:
-            im = im.convert("RGB")
-            if im.size != (self.size, self.size):
-                im = im.resize((self.size, self.size), Image.BILINEAR, reducing_gap=2.0)
-            return np.asarray(im, dtype=np.float32) / 255.0
+        with Image.open(path) as opened:
+            im = opened.convert("RGB")
+        if im.size != (self.size, self.size):
+            im = im.resize((self.size, self.size), Image.Resampling.BILINEAR, reducing_gap=2.0)
+        return np.asarray(im, dtype=np.float32) / 255.0
 
     def _features(self, path: str) -> _Feat:
         return self._feats.get_or(path, lambda: self._compute_features(self._load(path)))

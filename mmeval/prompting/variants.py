@@ -30,7 +30,7 @@ def rotate(options: dict[str, str], answer: str, k: int) -> tuple[dict[str, str]
     n = len(texts)
     rotated = [texts[(i - k) % n] for i in range(n)]
     letters = list(options)
-    return dict(zip(letters, rotated)), letters[(letters.index(answer) + k) % n]
+    return dict(zip(letters, rotated, strict=True)), letters[(letters.index(answer) + k) % n]
 
 
 def _defect_types(questions: Sequence[Question], task: str) -> dict[tuple[str, str], list[str]]:

@@ -1,0 +1,161 @@
+"""The Boost and Expert protocols and their registries: one module plus one registry line each."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pytest
+from pydantic import BaseModel, ConfigDict, Field
+
+from mmeval import boosts, experts
+from mmeval.boosts.base import Boost
+from mmeval.cli import main
+from mmeval.config import RunRecord
+from mmeval.data import Question
+from mmeval.errors import InputError
+from mmeval.experts.base import AnomalyMap, Expert
+from mmeval.predictions import read_predictions
+from mmeval.prompting.draft import Draft, Reference
+from mmeval.prompting.render import render_draft
+
+
+class NoteOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field("Screws are steel.", description="the note to add")
+    per_question: bool = False
+    refs: int = Field(0, json_schema_extra={"affects_predictions": False})
+
+
+class AddNote(Boost):
+    """A test boost: adds a fixed note per image (or per question) and records what it did."""
+
+    name: ClassVar[str] = "note"
+    summary: ClassVar[str] = "adds a note"
+    Options: ClassVar[type[BaseModel]] = NoteOptions
+
+    def prepare(self, questions: Sequence[Question]) -> None:
+        self.seen = len(questions)
+
+    def apply(self, draft: Draft) -> Draft:
+        o: NoteOptions = self.options  # type: ignore[assignment]
+        if o.per_question:
+            return draft.with_(question_knowledge=(*draft.question_knowledge, o.text), notes={"note": "added"})
+        return draft.with_(image_knowledge=(*draft.image_knowledge, o.text))
+
+    def record(self) -> dict[str, object]:
+        return {"questions_seen": self.seen}
+
+
+class Shout(Boost):
+    name: ClassVar[str] = "shout"
+
+    def apply(self, draft: Draft) -> Draft:
+        return draft.with_(image_knowledge=tuple(k.upper() for k in draft.image_knowledge))
+
+
+class Flat(Expert):
+    """A test expert: the same map for every image, peak in the bottom right."""
+
+    name: ClassVar[str] = "flat"
+    needs_templates: ClassVar[bool] = False
+
+    def analyse(self, query: str, templates: Sequence[str]) -> AnomalyMap:
+        grid = np.zeros((6, 6))
+        grid[5, 5] = 1.0
+        return AnomalyMap(grid, score=1.0, threshold=0.5)
+
+
+@pytest.fixture
+def registered(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(boosts.BOOSTS, "note", f"{__name__}:AddNote")
+    monkeypatch.setitem(boosts.BOOSTS, "shout", f"{__name__}:Shout")
+    monkeypatch.setitem(experts.EXPERTS, "flat", f"{__name__}:Flat")
+
+
+def test_spec_parsing_and_suggestions(registered: None) -> None:
+    assert boosts.parse_spec("note+shout") == ("note", "shout")
+    assert boosts.parse_spec("none") == () and boosts.parse_spec(None) == ()
+    with pytest.raises(InputError, match="Did you mean 'note'"):
+        boosts.parse_spec("nte")
+    with pytest.raises(InputError, match="named twice"):
+        boosts.parse_spec("note+note")
+    hashed, runtime = boosts.split_args(("note",), {"text": "x", "refs": "2"})
+    assert hashed == {"note": {"text": "x"}} and runtime == {"note": {"refs": 2}}
+    assert boosts.split_args(("note", "shout"), {"note.per_question": "true"})[0] == {"note": {"per_question": True}}
+    with pytest.raises(InputError, match="not part of --boost"):
+        boosts.split_args(("note",), {"shout.x": "1"})
+
+
+def test_a_boost_runs_in_order_is_recorded_and_changes_the_run(registered: None, official_data: Path,
+                                                                tmp_path: Path) -> None:
+    base = ["run", "--model", "random", "--data", str(official_data), "--no-progress", "--shots", "1"]
+    assert main([*base, "--out", str(tmp_path / "plain")]) == 0
+    assert main([*base, "--out", str(tmp_path / "plain"), "--boost", "note"]) == 2  # never resumes into a plain run
+    assert main([*base, "--out", str(tmp_path / "b"), "--boost", "note+shout", "--boost-arg", "text=mind the rim"]) == 0
+    record = RunRecord.read(tmp_path / "b" / "run.json")
+    assert record.config.boosts == ("note", "shout")
+    assert [b.name for b in record.boosts] == ["note", "shout"]
+    preds = read_predictions(tmp_path / "b" / "predictions.jsonl")
+    assert len(preds) == len(read_predictions(tmp_path / "plain" / "predictions.jsonl"))
+    assert record.boosts[0].args == {"text": "mind the rim"}
+    assert record.boosts[0].model_extra == {"questions_seen": len(preds)}  # prepare() saw every question
+    assert record.digest != RunRecord.read(tmp_path / "plain" / "run.json").digest
+
+
+def test_boost_additions_land_where_prefix_reuse_needs_them(registered: None, official_data: Path) -> None:
+    from mmeval.config import RunConfig
+    from mmeval.run.prepare import prepare
+    from mmeval.run.runner import build_boosts, load
+
+    for per_question in (False, True):
+        cfg = RunConfig(model="random", data=str(official_data), shots=1, boosts=("note",),
+                        boost_args={"note": {"text": "NOTE-TEXT", "per_question": per_question}})
+        bench = load(cfg)
+        prepared = prepare(bench.questions, cfg, build_boosts(cfg, bench))
+        for p in prepared:
+            msg = p.request.message
+            texts = [getattr(part, "text", "") for part in msg.parts]
+            where = [i for i, t in enumerate(texts) if "NOTE-TEXT" in t]
+            assert len(where) == 1
+            assert (where[0] >= msg.prefix_len) == per_question  # per image: in the shared prefix
+            assert p.notes == ({"note": "added"} if per_question else {})
+
+
+def test_render_draft_places_references_after_the_query(official_data: Path) -> None:
+    from mmeval.data import load_benchmark
+
+    q = load_benchmark(official_data, official_data.parent, shots=1).questions[0]
+    msg = render_draft(Draft(q, dict(q.options), q.answer, references=(Reference("/tmp/marks.png", "bbox"),)))
+    roles = [getattr(p, "role", None) for p in msg.parts]
+    assert roles.index("reference") > roles.index("query") and msg.prefix_len == len(msg.parts) - 1
+
+
+def test_expert_registry_and_the_expert_family(registered: None, official_data: Path, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="Did you mean 'patch'"):
+        experts.expert_class("pach")
+    assert main(["run", "--model", "expert", "-M", "expert=flat", "--data", str(official_data), "--shots", "0",
+                 "--out", str(tmp_path / "r"), "--no-progress", "--no-shuffle"]) == 0
+    preds = read_predictions(tmp_path / "r" / "predictions.jsonl")
+    ad = [p for p in preds if p.task == "Anomaly Detection"]
+    assert ad and all(p.options[p.choice].startswith("Yes") for p in ad)  # score 1.0 > threshold 0.5: defect
+    dl = [p for p in preds if p.task == "Defect Localization" and "Bottom right." in p.options.values()]
+    assert dl and all(p.options[p.choice] == "Bottom right." for p in dl)
+    usage = [json.loads(line) for line in (tmp_path / "r" / "usage.jsonl").read_text().splitlines()]
+    assert usage[0]["expert"] == "flat" and usage[0]["answered_by_detector"] == len(ad) + len(
+        [p for p in preds if p.task == "Defect Localization"])
+
+
+def test_anomaly_map_regions_and_shape() -> None:
+    grid = np.zeros((4, 4))
+    grid[0, 3] = 2.0
+    amap = AnomalyMap(grid, score=2.0, threshold=1.0)
+    regions = amap.region_scores()
+    assert max(regions, key=lambda r: regions[r]) == (0, 2) and amap.defective
+    assert regions[(1, 1)] == 0.0
+    with pytest.raises(ValueError, match="2-D"):
+        AnomalyMap(np.zeros(5), score=0.0, threshold=1.0)
