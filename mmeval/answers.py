@@ -20,9 +20,14 @@ Priority order
 stage runs) or decides: the reply picks the one letter it found, or is invalid if that stage found
 several different letters, or a letter that is not one of the question's options.
 
+Letters the reply *rejects* ("A) is wrong", "B is incorrect", "not C", "rule out D") are set aside
+first and never count as its choice: "A is wrong; the answer is B" picks B, and a stage that found
+only rejected letters has nothing to say. A letter both stated as the answer and rejected makes the
+reply invalid.
+
 1. **Conclusive letters** - explicit answer markers ("The answer is C", "Answer: B", "Final answer:
    **D**", "The correct option is (B)", ``\\boxed{B}``, ``{"answer": "D"}``, "I choose B", "I'd say C",
-   "B is correct", "..., so D"), plus a letter that opens the reply ("B", "B.", "(B)", "**B**",
+   "B is correct", "..., so D", answer tags such as ``<answer>B</answer>``), plus a letter that opens the reply ("B", "B.", "(B)", "**B**",
    "B. Center.", "C: Scratch") or stands alone on its last line. These are how a model states its
    answer, so they win over letters mentioned in the reasoning; if they disagree the reply is invalid,
    as it is when one marker names several letters ("The answer is B or C", "A or B is correct").
@@ -42,11 +47,11 @@ several different letters, or a letter that is not one of the question's options
    "Scratch on the surface"), the longer one is matched first and its words are used up, so the more
    specific option wins unless the shorter text also occurs on its own. Several options -> invalid.
    There is no "closest option" fallback.
-6. **Yes/No** (only with ``yes_no=True``, the Anomaly Detection task) - a reply opening with "yes" /
-   "no" selects the option whose text is Yes / No (the opening word wins, as in "No, the object is
-   normal"); otherwise the word "yes", or a negation bound to a defect word ("There is no defect",
-   "I don't see any anomaly", "defect-free"; "no doubt" is not one) does. Both polarities -> invalid.
-   Without ``yes_no`` only the exact reply "Yes" / "No" (stage 5) selects these options.
+6. **Yes/No** (when the options are a Yes and a No, as in Anomaly Detection; what an option's Yes /
+   No means is :func:`mmeval.tasks.option_polarity`) - a reply opening with "yes" / "no" selects the
+   option meaning Yes / No (the opening word wins, as in "No, the object is normal"); otherwise the
+   word "yes", or a negation bound to a defect word ("There is no defect", "I don't see any anomaly",
+   "defect-free", "nothing was found"; "no doubt" is not one) does. Both polarities -> invalid.
 
 What is never read as a letter
 ------------------------------
@@ -59,8 +64,8 @@ marker the capitals B-H count ("The answer is B given ..."), while "A" still has
 because "The answer is a scratch" is common. Letters inside words, abbreviations
 ("e.g.", "U.S.A.") and hyphenated forms ("C-shaped") never count, nor does a letter preceded by "not".
 
-Affirmative descriptions are *not* read as "Yes": "A defect is visible" with ``yes_no=True`` is
-invalid. A negation bound to a defect word literally says "no"; an affirmative description only means
+Affirmative descriptions are *not* read as "Yes" (nor "The object looks normal" as "No"): "A defect is
+visible" is invalid. A negation bound to a defect word literally says "no"; an affirmative description only means
 "yes" by interpreting the content, and that interpretation would also read "A defect would look like
 a dark spot" as Yes. The reply has to use the answer word (or a negation) itself.
 
@@ -76,8 +81,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from mmeval import tasks
-from mmeval.prompting.messages import Response
+from mmeval.prompting.messages import Response, top_option
 from mmeval.tasks import yes_no_letters
 
 __all__ = ["LETTERS", "MAX_WEAK_WORDS", "choose", "extract_choice", "is_valid_letter"]
@@ -110,9 +114,15 @@ _TRANSLATE = str.maketrans({
 })
 
 
+#: formatting tags around text ("<b>D</b>"): the text stays, the tags go (a lone "<B>" is a wrapped letter)
+_FORMAT_TAG_RE = re.compile(r"<(b|i|u|em|strong|code|mark|span|p|div)>([^<]{0,200})</\1>", re.IGNORECASE)
+
+
 def _clean(text: str) -> str:
-    """NFKC (full-width "Ｂ" -> "B"), straight quotes, no zero-width characters, "\\n" newlines."""
+    """NFKC (full-width "Ｂ" -> "B"), straight quotes, no zero-width characters, "\\n" newlines, no
+    formatting tags."""
     text = unicodedata.normalize("NFKC", text).translate(_TRANSLATE)
+    text = _FORMAT_TAG_RE.sub(lambda m: m[2], text)
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
@@ -126,7 +136,7 @@ def _norm(text: str) -> str:
 class _Question:
     text: str                 #: the cleaned reply
     options: dict[str, str]   #: valid letter -> normalised option text
-    yes_no: bool
+    rejected: frozenset[str]  #: letters the reply rules out ("A is wrong")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -140,7 +150,7 @@ _LINKING_WORDS = frozenset("""
 """.split())
 
 #: characters after which a bare letter is a reference ("B.", "C:", "A,", "D (bottom right)")
-_PUNCT_AFTER = frozenset("\n.,:;!?()[]{}-\u2013\u2014/&|")
+_PUNCT_AFTER = frozenset("\n.,:;!?()[]{}<-\u2013\u2014/&|")
 
 #: how far after a letter we look when comparing with the option text (keeps long replies linear)
 _LOOKAHEAD = 300
@@ -212,6 +222,26 @@ def _letters_after(patterns: tuple[re.Pattern[str], ...], text: str, context: Co
 
 
 # ---------------------------------------------------------------------------------------------
+# letters the reply rules out
+
+_REJECT_AFTER_RE = re.compile(
+    r"(?<![A-Za-z0-9'])(?:(?i:option|choice)[ \t]+)?[\"'*_`(\[]{0,3}([A-H])[\"'*_`)\]]{0,3}[ \t]*"
+    r"(?i:(?:is|seems|appears|would be|must be|can be|should be)[ \t]+)?(?i:(?:clearly|definitely|certainly)[ \t]+)?"
+    r"(?i:wrong|incorrect|false|inaccurate|ruled out|excluded|eliminated|impossible"
+    r"|not[ \t]+(?:correct|right|it|true|accurate|the[ \t]+(?:correct[ \t]+|right[ \t]+)?answer))\b",
+)
+_REJECT_BEFORE_RE = re.compile(
+    r"\b(?i:not|rule[ \t]+out|ruling[ \t]+out|exclude|excluding|eliminate|eliminating|reject|rejecting)[ \t]+"
+    r"(?:(?i:option|choice)[ \t]+)?[\"'*_`(\[]{0,3}([A-H])(?![A-Za-z0-9])"
+)
+
+
+def _rejected(text: str) -> frozenset[str]:
+    """Capital letters the reply rules out: "A) is wrong", "B is incorrect", "not C", "rule out option D"."""
+    return frozenset(m[1] for pattern in (_REJECT_AFTER_RE, _REJECT_BEFORE_RE) for m in pattern.finditer(text))
+
+
+# ---------------------------------------------------------------------------------------------
 # stage 1: conclusive letters
 
 _VERB = r"(?:is|would be|will be|should be|must be|seems to be|appears to be|remains)"
@@ -229,6 +259,8 @@ _ANSWER_MARKERS = (
     re.compile(r"\b(?:so|thus|therefore|hence)\b,?[ \t]+(?:it(?:'s| is)[ \t]+)?", re.IGNORECASE),
 )
 _BOXED_RE = re.compile(r"\\boxed[ \t]*\{[ \t]*(?:\\text(?:bf|rm)?[ \t]*\{[ \t]*)?")
+# <answer>B</answer>, <final_answer> C </final_answer>, [answer]D[/answer]
+_TAG_RE = re.compile(r"[<\[][ \t]*(?:final[ _-]?)?(?:answer|choice|option)[ \t]*[>\]][ \t\n]*", re.IGNORECASE)
 _IS_CORRECT_RE = re.compile(
     r"(?<![A-Za-z0-9'])(?:(?:option|choice)[ \t]+)?[\"'*_`(\[]{0,3}([A-Ha-h])[\"'*_`)\]]{0,3}"
     r"[ \t]+is[ \t]+(?:the[ \t]+)?(?:correct|right|best|most[ \t]+(?:likely|accurate|appropriate|suitable))\b",
@@ -268,10 +300,15 @@ def _line_letters(line: str, options: dict[str, str]) -> list[str]:
 
 
 def _conclusive(q: _Question) -> Found | None:
-    """Explicit answer markers, plus a letter opening the reply or standing on its last line."""
-    found = _letters_after(_ANSWER_MARKERS, q.text, "answer", q.options)
+    """Explicit answer markers, plus a letter opening the reply or standing on its last line.
+
+    A letter an answer marker names that the reply also rejects makes the reply invalid.
+    """
+    found = _letters_after((*_ANSWER_MARKERS, _TAG_RE), q.text, "answer", q.options)
     found += _letters_after((_BOXED_RE,), q.text, "label", q.options)
     found += _letters_called_correct(q.text)
+    if q.rejected & set(found):
+        return frozenset()
     lines = [line for line in q.text.split("\n") if line.strip()]
     if lines:
         found += _line_letters(lines[0], q.options) + _line_letters(lines[-1], q.options)
@@ -377,12 +414,14 @@ _NEGATED_DEFECT_RE = re.compile(
     + r"|\b" + _DEFECT_WORD + r" free\b"
 )
 _IDIOMS_RE = re.compile(r"\b(?:no|without a|not a) doubt\b|\bnot only\b")
+# "nothing was found", "nothing abnormal", "none detected"
+_NOTHING_FOUND_RE = re.compile(
+    r"\b(?:nothing|none)(?: \w+){0,2}? (?:found|detected|seen|visible|observed|wrong|abnormal|unusual|amiss|noticeable)\b"
+)
 
 
 def _yes_no(q: _Question) -> Found | None:
-    """With ``yes_no``: a reply opening with yes/no, or saying "yes" / negating a defect word."""
-    if not q.yes_no:
-        return None
+    """Yes/No options: a reply opening with yes/no, or saying "yes" / negating a defect word."""
     yes, no = yes_no_letters(q.options)
     if yes is None or no is None:
         return None
@@ -394,7 +433,7 @@ def _yes_no(q: _Question) -> Found | None:
     found = set()
     if re.search(r"\byes\b", reply):
         found.add(keys["yes"])
-    if _NEGATED_DEFECT_RE.search(reply):
+    if _NEGATED_DEFECT_RE.search(reply) or _NOTHING_FOUND_RE.search(reply):
         found.add(keys["no"])
     return frozenset(found) or None
 
@@ -431,13 +470,13 @@ def _decide(found: Found, options: Mapping[str, str]) -> str | None:
     return None
 
 
-def extract_choice(response: str, options: Mapping[str, str], *, yes_no: bool = False) -> str | None:
+def extract_choice(response: str, options: Mapping[str, str]) -> str | None:
     """The option letter ``response`` picks among ``options`` (letter -> text), or None if invalid.
 
     Invalid means: empty, a refusal, no option named, two different options named, or a letter that
-    is not one of ``options``. ``yes_no`` (Anomaly Detection) lets "Yes"/"No" phrasings select the
-    option whose text is Yes/No. See the module docstring for the order of the rules and why.
-    Never raises on odd input; a non-string response is invalid.
+    is not one of ``options``. When the options are a Yes and a No, "Yes"/"No" phrasings select them.
+    See the module docstring for the order of the rules and why. Never raises on odd input; a
+    non-string response is invalid.
     """
     if not isinstance(response, str) or not isinstance(options, Mapping):
         return None
@@ -447,26 +486,33 @@ def extract_choice(response: str, options: Mapping[str, str], *, yes_no: bool = 
     text = _drop_option_echo(_clean(response), opts)
     if not text.strip():
         return None
-    question = _Question(text, opts, yes_no)
+    question = _Question(text, opts, _rejected(text))
     for stage in _STAGES:
         found = stage(question)
-        if found is not None:
-            return _decide(found, opts)
+        if found is None:
+            continue
+        kept = found - question.rejected
+        if found and not kept:  # every letter this stage found is ruled out: it has nothing to say
+            continue
+        return _decide(kept, opts)
     return None
 
 
-def choose(response: Response, options: Mapping[str, str], task: str) -> str | None:
+def choose(response: Response, options: Mapping[str, str]) -> str | None:
     """The option a response chose: its option scores decide when the model gave them, else its text.
 
-    An error is no choice; a tie between the best scores is no choice either.
+    The scores are read by :func:`~mmeval.prompting.messages.top_option`: non-finite scores never mean
+    "certain" (NaN makes the answer invalid, ``-inf`` rules a letter out). When several letters share
+    the best score, the text breaks the tie if it names one of them; otherwise the answer is invalid.
+    An error is no choice.
     """
     if response.error:
         return None
-    if response.scores:
-        known = {k: v for k, v in response.scores.items() if k in options}
-        if known:
-            best = max(known.values())
-            winners = [k for k, v in known.items() if v == best]
-            return winners[0] if len(winners) == 1 else None
-    tdef = tasks.resolve(task)
-    return extract_choice(response.text, options, yes_no=bool(tdef and tdef.yes_no))
+    if response.scores and any(k in options for k in response.scores):
+        top = top_option(response.scores, options)
+        if len(top) == 1:
+            return top[0]
+        if not top:
+            return None
+        return extract_choice(response.text, {k: options[k] for k in top})
+    return extract_choice(response.text, options)

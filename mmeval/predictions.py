@@ -35,7 +35,8 @@ class Prediction(BaseModel):
     answer: str
     response: str
     choice: str | None
-    scores: dict[str, float] | None = None
+    #: option letter -> score as the model gave it; null where it was not a finite number
+    scores: dict[str, float | None] | None = None
     error: str | None = None
     note: str | None = None
     variant: str | None = None  # None for the benchmark's own questions; "rot1".. or "probe" (see variants.py)

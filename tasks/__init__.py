@@ -36,7 +36,6 @@ class TaskDef(BaseModel):
     asked_about: Literal["all", "normal", "anomalous"]
     role: Role = "other"
     scoring: Literal["accuracy", "balanced"]
-    yes_no: bool = False
     order: int
     description: str = ""
 

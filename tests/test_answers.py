@@ -12,6 +12,7 @@ from typing import NamedTuple
 import pytest
 
 from mmeval.answers import LETTERS, MAX_WEAK_WORDS, extract_choice, is_valid_letter
+from mmeval.prompting.messages import Response
 
 YN = {"A": "Yes.", "B": "No."}
 NY = {"A": "No.", "B": "Yes."}  # same question, options the other way round
@@ -25,12 +26,11 @@ class Case(NamedTuple):
     id: str
     response: str
     options: dict[str, str]
-    yes_no: bool
     expected: str | None
 
 
-def case(id: str, response: str, options: dict[str, str], expected: str | None, *, yes_no: bool = False) -> Case:
-    return Case(id, response, options, yes_no, expected)
+def case(id: str, response: str, options: dict[str, str], expected: str | None) -> Case:
+    return Case(id, response, options, expected)
 
 
 TERSE = [  # LLaVA-1.5 style: the letter only
@@ -121,26 +121,61 @@ CHAIN_OF_THOUGHT = [
     case("negated-letter-then-letter", "The answer is not A, it is B.", LOC4, "B"),
 ]
 
-YES_NO = [  # AnomalyGPT style free text on the Anomaly Detection question (yes_no=True)
-    case("yn-bare-yes", "Yes", YN, "A", yes_no=True),
-    case("yn-bare-no-lower", "no", YN, "B", yes_no=True),
-    case("yn-anomalygpt-yes", "Yes, there is an anomaly in the image.", YN, "A", yes_no=True),
-    case("yn-anomalygpt-no", "No, the object is normal.", YN, "B", yes_no=True),
-    case("yn-no-defect-visible", "No defect is visible.", YN, "B", yes_no=True),
-    case("yn-there-is-no-defect", "There is no defect in the image.", YN, "B", yes_no=True),
-    case("yn-dont-see-anomalies", "I don't see any anomalies on the surface of the screw.", YN, "B", yes_no=True),
-    case("yn-defect-free", "The surface is defect-free.", YN, "B", yes_no=True),
-    case("yn-flipped-yes", "Yes.", NY, "B", yes_no=True),
-    case("yn-flipped-no", "No, there is no anomaly.", NY, "A", yes_no=True),
-    case("yn-no-doubt-is-not-no", "There is no doubt: yes, the cable insulation is damaged.", YN, "A", yes_no=True),
-    case("yn-letter-beats-words", "B. No, the object looks normal.", YN, "B", yes_no=True),
-    case("yn-both-polarities", "There is no defect on the cap, but yes, the label is crooked.", YN, None, yes_no=True),
+YES_NO = [  # AnomalyGPT style free text on the Anomaly Detection question (its options are Yes and No)
+    case("yn-bare-yes", "Yes", YN, "A"),
+    case("yn-bare-no-lower", "no", YN, "B"),
+    case("yn-anomalygpt-yes", "Yes, there is an anomaly in the image.", YN, "A"),
+    case("yn-anomalygpt-no", "No, the object is normal.", YN, "B"),
+    case("yn-no-defect-visible", "No defect is visible.", YN, "B"),
+    case("yn-there-is-no-defect", "There is no defect in the image.", YN, "B"),
+    case("yn-dont-see-anomalies", "I don't see any anomalies on the surface of the screw.", YN, "B"),
+    case("yn-defect-free", "The surface is defect-free.", YN, "B"),
+    case("yn-flipped-yes", "Yes.", NY, "B"),
+    case("yn-flipped-no", "No, there is no anomaly.", NY, "A"),
+    case("yn-no-doubt-is-not-no", "There is no doubt: yes, the cable insulation is damaged.", YN, "A"),
+    case("yn-letter-beats-words", "B. No, the object looks normal.", YN, "B"),
+    case("yn-both-polarities", "There is no defect on the cap, but yes, the label is crooked.", YN, None),
     # decision: an affirmative description is not a plain "yes" (see the module docstring)
-    case("yn-affirmative-description-is-invalid", "A defect is visible.", YN, None, yes_no=True),
-    case("yn-object-looks-normal-is-invalid", "The object looks normal.", YN, None, yes_no=True),
-    # outside the Anomaly Detection task only an exact "Yes"/"No" selects
-    case("not-yn-task-exact-yes", "Yes.", YN, "A"),
-    case("not-yn-task-free-yes-is-invalid", "Yes, there is a defect.", YN, None),
+    case("yn-affirmative-description-is-invalid", "A defect is visible.", YN, None),
+    case("yn-object-looks-normal-is-invalid", "The object looks normal.", YN, None),
+    # the options decide, not the task: a Yes and a No option make Yes/No phrasings count
+    case("yn-exact-yes", "Yes.", YN, "A"),
+    case("yn-free-yes-with-description", "Yes, there is a crack near the rim.", YN, "A"),
+    case("yn-free-no-with-description", "No, the part looks normal.", YN, "B"),
+    case("yn-nothing-found", "The product is normal; nothing was found.", YN, "B"),
+    case("yn-nothing-abnormal", "I checked the whole surface and see nothing abnormal.", NY, "A"),
+    case("yn-nothing-found-but-yes", "Nothing was found at first, but yes, there is a dent.", YN, None),
+    case("yn-words-on-other-options-stay-text", "Yes, there is a crack.", CLS4, "A"),
+    case("yn-description-alone-still-invalid", "There is a crack near the rim.", YN, None),
+]
+
+TAGS = [  # answers wrapped in tags or markup
+    case("tag-answer", "<answer>B</answer>", LOC4, "B"),
+    case("tag-answer-spaced", "<answer> C </answer>", LOC4, "C"),
+    case("tag-answer-A", "<answer>A</answer>", LOC4, "A"),
+    case("tag-final-answer", "<think>B or C?</think>\n<final_answer>C</final_answer>", LOC4, "C"),
+    case("tag-bracket", "[ANSWER] D [/ANSWER]", LOC4, "D"),
+    case("tag-answer-upper", "<ANSWER>b</ANSWER>", LOC4, "B"),
+    case("tag-bold-answer", "Answer: **B**", LOC4, "B"),
+    case("tag-bold-label", "**Answer:** C", LOC4, "C"),
+    case("tag-html-bold", "The answer: <b>D</b>", LOC4, "D"),
+    case("tag-two-answers", "<answer>B</answer> <answer>C</answer>", LOC4, None),
+    case("tag-answer-is-article", "<answer>A scratch near the top</answer>", LOC4, None),
+]
+
+REJECTIONS = [  # one option ruled out, another chosen
+    case("reject-paren-then-answer", "A) is wrong; the answer is B", LOC4, "B"),
+    case("reject-then-answer", "A is wrong, the answer is B.", LOC4, "B"),
+    case("reject-incorrect-correct", "A is incorrect. B is correct.", LOC4, "B"),
+    case("reject-wrapped-then-wrapped", "(A) is not right; (C) is.", LOC4, "C"),
+    case("reject-both-sides", "A) is wrong; B) is right", LOC4, "B"),
+    case("reject-rule-out", "We can rule out option A and option D, so it is C.", LOC4, "C"),
+    case("reject-not-the-answer", "B is not the answer. The defect is at the bottom left, C.", LOC4, "C"),
+    case("reject-only", "A is wrong.", LOC4, None),
+    case("reject-two-left", "A is wrong, so it is B or C.", LOC4, None),
+    case("reject-contradiction", "The answer is B. B is wrong.", LOC4, None),
+    case("reject-article-is-prose", "This is not a scratch; the answer is D", LOC4, "D"),
+    case("reject-html-bold-is-not-b", "The answer: <b>A</b>, top left", LOC4, "A"),
 ]
 
 OPTION_TEXT = [
@@ -190,11 +225,11 @@ OUTSIDE_OPTIONS = [  # a letter that is not one of the question's options is inv
 
 REFUSALS_AND_EMPTY = [
     case("empty", "", YN, None),
-    case("whitespace", "   \n\t ", YN, None, yes_no=True),
-    case("refusal", "I'm sorry, I can't help with that.", YN, None, yes_no=True),
+    case("whitespace", "   \n\t ", YN, None),
+    case("refusal", "I'm sorry, I can't help with that.", YN, None),
     case("refusal-mentions-options",
          "I'm sorry, but I cannot determine whether option A or B is correct from this image.", YN, None),
-    case("refusal-as-an-ai", "As an AI language model, I cannot view images.", LOC4, None, yes_no=False),
+    case("refusal-as-an-ai", "As an AI language model, I cannot view images.", LOC4, None),
     case("unsure", "I'm not sure.", LOC4, None),
     case("names-nothing", "The image shows a metal part.", LOC4, None),
 ]
@@ -210,8 +245,8 @@ WEAK_LETTERS = [  # a bare capital in prose: decides in a short reply only
          "center of the part, where the stamping tool touches it.", LOC4, "B"),
 ]
 
-CASES = (TERSE + LETTER_WITH_TEXT + MARKERS + JSON_ISH + VERBOSE + CHAIN_OF_THOUGHT + YES_NO + OPTION_TEXT
-         + TRAPS + TWO_OPTIONS_NAMED + OUTSIDE_OPTIONS + REFUSALS_AND_EMPTY + WEAK_LETTERS)
+CASES = (TERSE + LETTER_WITH_TEXT + MARKERS + JSON_ISH + VERBOSE + CHAIN_OF_THOUGHT + YES_NO + TAGS + REJECTIONS
+         + OPTION_TEXT + TRAPS + TWO_OPTIONS_NAMED + OUTSIDE_OPTIONS + REFUSALS_AND_EMPTY + WEAK_LETTERS)
 
 
 def test_corpus_is_large_and_ids_are_unique() -> None:
@@ -222,14 +257,13 @@ def test_corpus_is_large_and_ids_are_unique() -> None:
 
 @pytest.mark.parametrize("c", CASES, ids=[c.id for c in CASES])
 def test_extract_choice(c: Case) -> None:
-    assert extract_choice(c.response, c.options, yes_no=c.yes_no) == c.expected
+    assert extract_choice(c.response, c.options) == c.expected
 
 
 @pytest.mark.parametrize("c", CASES, ids=[c.id for c in CASES])
 def test_result_is_none_or_an_option_key(c: Case) -> None:
-    for yes_no in (False, True):
-        got = extract_choice(c.response, c.options, yes_no=yes_no)
-        assert got is None or got in c.options
+    got = extract_choice(c.response, c.options)
+    assert got is None or got in c.options
 
 
 def test_long_prose_threshold_is_what_the_weak_cases_assume() -> None:
@@ -241,6 +275,7 @@ ODD_INPUTS = {
     "very-long-articles": "A defect. " * 10_000,
     "very-long-letters": "B " * 50_000,
     "very-long-brackets": "(" * 100_000,
+    "very-long-open-tags": "<b>" * 30_000 + "<answer>" * 10_000,
     "very-long-markers": "answer is " * 10_000,
     "only-punctuation": "?!...;:--**()[]{}",
     "emoji": "\U0001f50d\U0001f9d0 \u2705",
@@ -255,11 +290,10 @@ ODD_INPUTS = {
 
 
 @pytest.mark.parametrize("text", ODD_INPUTS.values(), ids=ODD_INPUTS.keys())
-@pytest.mark.parametrize("yes_no", [False, True], ids=["plain", "yes_no"])
-def test_never_raises_on_odd_input(text: str, yes_no: bool) -> None:
+def test_never_raises_on_odd_input(text: str) -> None:
     start = time.perf_counter()
     for options in (YN, LOC4, OBJ5):
-        got = extract_choice(text, options, yes_no=yes_no)
+        got = extract_choice(text, options)
         assert got is None or got in options
     assert time.perf_counter() - start < 30  # linear-time regexes: no catastrophic backtracking
 
@@ -276,7 +310,7 @@ def test_odd_arguments_are_invalid_not_errors() -> None:
 
 
 def test_deterministic() -> None:
-    results = [[extract_choice(c.response, c.options, yes_no=c.yes_no) for c in CASES] for _ in range(3)]
+    results = [[extract_choice(c.response, c.options) for c in CASES] for _ in range(3)]
     assert results[0] == results[1] == results[2]
 
 
@@ -294,3 +328,46 @@ def test_letters_match_the_schema() -> None:
     from mmeval.data.schema import LETTERS as SCHEMA_LETTERS
 
     assert LETTERS == SCHEMA_LETTERS
+
+
+# ---------------------------------------------------------------------------------------------
+# choosing from option scores: one rule for ties and non-finite values
+
+def _resp(text: str = "", **scores: float) -> Response:
+    return Response(id="q", text=text, scores=scores or None)
+
+
+@pytest.mark.parametrize("response, expected", [
+    (_resp(A=-1.0, B=-2.0), "A"),
+    (_resp(A=float("-inf"), B=-5.0), "B"),                     # impossible never wins
+    (_resp(A=float("-inf"), B=float("-inf")), None),           # nothing possible: invalid
+    (_resp("A", A=-1.0, B=float("nan")), None),                # a NaN makes the scores unusable, text or not
+    (_resp("B", A=float("inf"), B=-1.0), None),                # so does +inf
+    (_resp("B", A=-1.0, B=-1.0), "B"),                         # a tie: the text breaks it
+    (_resp("The answer is A", A=-1.0, B=-1.0, C=-3.0), "A"),
+    (_resp("C", A=-1.0, B=-1.0, C=-3.0), None),                # the text names a letter outside the tie
+    (_resp("", A=-1.0, B=-1.0), None),                         # a tie and no text: invalid
+    (_resp("B", Z=-1.0), "B"),                                 # scores for no offered letter: the text decides
+])
+def test_choose_reads_scores_by_one_rule(response: object, expected: str | None) -> None:
+    from mmeval.answers import choose
+
+    assert choose(response, {"A": "Yes.", "B": "No.", "C": "Maybe."}) == expected  # type: ignore[arg-type]
+
+
+def test_non_finite_scores_are_written_as_null_not_infinity(tmp_path: Path) -> None:
+    import json
+
+    from mmeval.data import Question
+    from mmeval.predictions import dumps
+    from mmeval.prompting.messages import Message, Request, Response, TextPart
+    from mmeval.run.prepare import Prepared
+    from mmeval.run.runner import to_prediction
+
+    q = Question(id="k#0", image="k", index=0, dataset="D", category="c", type_label="Anomaly Detection",
+                 task="Anomaly Detection", question="?", options={"A": "Yes.", "B": "No."}, answer="A",
+                 is_normal=False, query_path="/x.png", template_paths=(), mask_path=None)
+    req = Request(id=q.id, task=q.task, image=q.image, options=q.options, message=Message(parts=[TextPart(text="?")]))
+    pred = to_prediction(Prepared(q, req, "A"), Response(id=q.id, scores={"A": float("-inf"), "B": -0.1}), "m", "c")
+    line = dumps(pred)
+    assert json.loads(line)["scores"] == {"A": None, "B": -0.1} and "Infinity" not in line and pred.choice == "B"

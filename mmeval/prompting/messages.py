@@ -7,7 +7,8 @@ adapter re-implements prompt wording and every model sees the same question.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -65,11 +66,29 @@ class Request(BaseModel):
         return [Path(p.path) for p in self.message.images if role is None or p.role == role]
 
 
+def top_option(scores: Mapping[str, float | None], letters: Iterable[str] | None = None) -> tuple[str, ...]:
+    """The letters with the highest option score, among ``letters`` (all when None); empty when none is usable.
+
+    One rule for every family and for the engine: ``-inf`` means impossible (never the top unless nothing
+    else is possible), NaN, ``+inf`` or a missing value make the scores unusable (no top at all), and
+    several letters sharing the highest score are a tie (all of them are returned).
+    """
+    known = {k: v for k, v in scores.items() if letters is None or k in set(letters)}
+    if not known or any(v is None or math.isnan(v) or v == math.inf for v in known.values()):
+        return ()
+    possible = {k: float(v) for k, v in known.items() if v is not None and v != -math.inf}
+    if not possible:
+        return ()
+    best = max(possible.values())
+    return tuple(k for k, v in possible.items() if v == best)
+
+
 class Response(BaseModel):
     """What an adapter answers for one request.
 
     ``text`` is the raw model output (may be empty in likelihood mode); ``scores`` maps option
-    letters to log-probabilities (or any monotone score) when the model provides them; ``error``
+    letters to log-probabilities (or any monotone score) when the model provides them (read with
+    :func:`top_option`: ``-inf`` is impossible, NaN unusable); ``error``
     is set when no answer could be obtained (the question is retried on the next run).
     """
 

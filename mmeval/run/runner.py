@@ -8,6 +8,7 @@ answers its own share of the images into its own file and rank 0 merges them (:m
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -51,9 +52,16 @@ def to_prediction(p: Prepared, r: Response, model: str, digest: str) -> Predicti
     return Prediction(
         id=p.request.id, image=q.image, dataset=q.dataset, category=q.category, type=q.type_label, task=q.task,
         is_normal=q.is_normal, question=q.question, options=p.request.options, answer=p.answer, response=r.text,
-        choice=choose(r, p.request.options, q.task), scores=r.scores, error=r.error, note=r.note,
+        choice=choose(r, p.request.options), scores=_finite(r.scores), error=r.error, note=r.note,
         variant=p.variant, base_id=p.base_id, model=model, config=digest,
     )
+
+
+def _finite(scores: dict[str, float] | None) -> dict[str, float | None] | None:
+    """Scores as strict JSON can hold them: a non-finite value (impossible, unusable) becomes null."""
+    if scores is None:
+        return None
+    return {k: v if math.isfinite(v) else None for k, v in scores.items()}
 
 
 def batches(items: Sequence[Prepared], size: int) -> Iterator[list[Prepared]]:
