@@ -355,7 +355,7 @@ def test_choose_reads_scores_by_one_rule(response: object, expected: str | None)
     assert choose(response, {"A": "Yes.", "B": "No.", "C": "Maybe."}) == expected  # type: ignore[arg-type]
 
 
-def test_non_finite_scores_are_written_as_null_not_infinity(tmp_path: Path) -> None:
+def test_non_finite_scores_are_written_as_null_not_infinity() -> None:
     import json
 
     from mmeval.data import Question
