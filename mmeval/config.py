@@ -23,7 +23,8 @@ from mmeval.errors import InputError
 from mmeval.prompting.render import prompts_digest
 
 #: fields that do not change any single prediction, so they stay out of the hash
-UNHASHED = frozenset({"limit", "strict", "runtime_args", "boost_runtime_args", "batch_size", "concurrency"})
+UNHASHED = frozenset({"limit", "strict", "runtime_args", "boost_runtime_args", "batch_size", "concurrency",
+                      "verify_images"})
 
 #: version of the run.json layout (bumped when its fields change meaning)
 RUN_SCHEMA_VERSION = 1
@@ -66,6 +67,8 @@ class RunConfig(BaseModel):
     probes: bool = Field(False, description="also ask defect-fabrication probes about normal images")
     limit: int | None = Field(None, ge=1)
     strict: bool = False
+    verify_images: Literal["none", "header", "full"] = Field(
+        "header", description="how images are checked when the data loads: header (cheap), full (decode), none")
     batch_size: int | None = Field(None, ge=1, description="requests handed to the adapter at once")
     concurrency: int | None = Field(None, ge=1, le=1024, description="requests in flight at once (API families)")
     prompts: str = Field(default_factory=prompts_digest, description="digest of the prompt templates")
@@ -109,6 +112,8 @@ class RunRecord(BaseModel):
     config: RunConfig
     source: str = ""
     boosts: list[BoostRecord] = Field(default_factory=list)
+    #: the production line cycle time given to the run (ms), so a later report keeps the latency verdict
+    cycle_ms: float | None = None
 
     @classmethod
     def read(cls, path: Path) -> RunRecord:
@@ -133,7 +138,7 @@ class RunRecord(BaseModel):
 FILE_KEYS = frozenset({
     "model", "model_args", "answer_mode", "boost", "boost_args", "data", "image_root", "shots", "templates", "seed",
     "shuffle", "allow_unknown_types", "circular", "probes", "limit", "strict", "batch_size", "concurrency", "out",
-    "overwrite", "cycle_ms",
+    "overwrite", "allow_other_files", "cycle_ms", "verify_images",
 })
 
 

@@ -43,6 +43,10 @@ class Prediction(BaseModel):
     base_id: str | None = None  # for rotations: the id of the question they rotate
     model: str
     config: str
+    #: digest of the question's data when it was answered (see mmeval.data.loading.question_digest)
+    question_digest: str | None = None
+    #: for an error: whether a rerun may fix it (False: the same request would fail again)
+    retryable: bool | None = None
 
     @property
     def correct(self) -> bool:

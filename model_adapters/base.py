@@ -67,6 +67,8 @@ class ModelAdapter(ABC):
     answer_modes: ClassVar[tuple[AnswerMode, ...]] = ("generate",)
     #: how many requests the runner hands over at once, unless ``--batch-size`` says otherwise
     default_batch_size: ClassVar[int] = 16
+    #: whether answering needs normal template images (``--shots`` >= 1)
+    needs_templates: bool = False
 
     def __init__(self, name: str, options: BaseModel | None = None, settings: AdapterSettings | None = None) -> None:
         self.name = name

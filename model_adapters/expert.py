@@ -63,6 +63,7 @@ class ExpertAdapter(ModelAdapter):
             self.detector = experts.build_expert(o.expert, dict(o.model_extra or {}))
         except InputError as exc:
             raise AdapterError(f"--model-arg: {exc}") from None
+        self.needs_templates = self.detector.needs_templates
         self.stats = {"detector": 0, "chance": 0}
 
     @classmethod
@@ -124,8 +125,8 @@ class ExpertAdapter(ModelAdapter):
         for request in batch:
             try:
                 yield self._answer(request)
-            except (OSError, ValueError) as exc:  # unreadable image: report, the runner retries later
-                yield Response(id=request.id, error=f"expert: {type(exc).__name__}: {exc}")
+            except (OSError, ValueError, MemoryError) as exc:  # an image the data check let through: same next time
+                yield Response(id=request.id, error=f"expert: {type(exc).__name__}: {exc}", retryable=False)
 
     def run_info(self) -> dict[str, object]:
         return {"expert": self.detector.name, "answered_by_detector": self.stats["detector"],

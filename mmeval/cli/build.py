@@ -19,7 +19,9 @@ def add_parser(sub: Any) -> None:
 
 def cmd_build(args: argparse.Namespace) -> int:
     from mmeval.data.synthetic.generator import build_synthetic
+    from mmeval.run.rundir import ensure_writable
 
+    ensure_writable(Path(args.out))
     path = build_synthetic(Path(args.out), seed=args.seed, progress=True)
     print(path)
     return 0

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from mmeval.cli.args import positive_ms
 from mmeval.errors import InputError
 
 _CYCLE_HELP = "production line cycle time in milliseconds: the report says whether the model keeps up"
@@ -17,7 +18,7 @@ def add_parser(sub: Any) -> None:
                          description="Score RUN_DIR/predictions.jsonl into scores.csv, scores.json, analysis.json, "
                                      "report.html and heatmap.png.")
     rep.add_argument("run_dir", help="a directory written by 'mmeval run'")
-    rep.add_argument("--cycle-ms", type=float, metavar="MS", help=_CYCLE_HELP)
+    rep.add_argument("--cycle-ms", type=positive_ms, metavar="MS", help=_CYCLE_HELP)
     rep.set_defaults(func=cmd_report)
 
     cmp = sub.add_parser(
@@ -30,7 +31,7 @@ def add_parser(sub: Any) -> None:
                      help="comma-separated references, matched case-insensitively: 'human' (expert, approximate), "
                           "'human-ordinary', or a published model such as 'gpt-4o', 'claude-3-5-sonnet-20241022'")
     cmp.add_argument("--out", help="directory for compare.html, compare.csv, compare.json, heatmap.png")
-    cmp.add_argument("--cycle-ms", type=float, metavar="MS", help="production line cycle time in milliseconds")
+    cmp.add_argument("--cycle-ms", type=positive_ms, metavar="MS", help="production line cycle time in milliseconds")
     cmp.add_argument("--bootstrap", type=int, default=1000, metavar="N",
                      help="bootstrap resamples for the confidence intervals (default: 1000)")
     cmp.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
@@ -48,9 +49,14 @@ def add_parser(sub: Any) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from mmeval.config import RunRecord
     from mmeval.report.run_report import write_run_report
 
-    table = write_run_report(Path(args.run_dir), cycle_ms=args.cycle_ms)
+    run_dir = Path(args.run_dir)
+    cycle_ms = args.cycle_ms
+    if cycle_ms is None and (run_dir / "run.json").is_file():
+        cycle_ms = RunRecord.read(run_dir / "run.json").cycle_ms  # the run's own, unless given now
+    table = write_run_report(run_dir, cycle_ms=cycle_ms)
     print(table.round(2).to_string(), file=sys.stderr)
     print(f"report: {Path(args.run_dir).resolve()}")
     return 0

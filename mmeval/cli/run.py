@@ -16,7 +16,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from mmeval import boosts, optionspec
+from mmeval import boosts, launch, optionspec
+from mmeval.cli.args import positive_ms
 from mmeval.errors import InputError
 from mmeval.model_adapters import FAMILIES, split_model
 
@@ -25,7 +26,7 @@ DEFAULTS: dict[str, Any] = {
     "data": "synthetic", "image_root": None, "shots": 1, "templates": "random", "seed": 0, "shuffle": True,
     "answer_mode": "generate", "boost": None, "limit": None, "strict": False, "allow_unknown_types": False,
     "circular": False, "probes": False, "batch_size": None, "concurrency": None, "out": None, "overwrite": False,
-    "cycle_ms": None,
+    "allow_other_files": False, "cycle_ms": None, "verify_images": "header",
 }
 
 
@@ -84,12 +85,21 @@ def add_parser(sub: Any) -> None:
     run.add_argument("--probes", action="store_const", const=True,
                      help="also ask each normal image which defect it has (its category's defect types plus "
                           "'There is no defect.'): measures defect fabrication")
-    run.add_argument("--overwrite", action="store_const", const=True, help="discard a run with a different config in "
-                                                                           "--out")
+    run.add_argument("--overwrite", action="store_const", const=True,
+                     help="discard a run with a different config in --out (only the files mmeval wrote there)")
+    run.add_argument("--allow-other-files", action="store_const", const=True,
+                     help="let --out be a directory that holds other files (mmeval never touches them); by default "
+                          "such a directory, or one holding the benchmark, is refused")
+    run.add_argument("--verify-images", choices=["header", "full", "none"],
+                     help="check the images when the data loads: header (cheap: empty, unreadable or oversized "
+                          "files), full (also decode them: finds truncated files), none (default: header)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
-    run.add_argument("--cycle-ms", type=float, metavar="MS",
-                     help="production line cycle time in milliseconds: the report says whether the model keeps up")
+    run.add_argument("--cycle-ms", type=positive_ms, metavar="MS",
+                     help="production line cycle time in milliseconds: the report says whether the model keeps up "
+                          "(saved with the run)")
     run.set_defaults(func=cmd_run)
+
+
 
 
 def settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -139,7 +149,8 @@ def build_config(s: dict[str, Any]) -> Any:
             image_root=str(Path(s["image_root"]).expanduser().resolve()) if s["image_root"] else None,
             shots=s["shots"], templates=s["templates"], seed=s["seed"], shuffle=s["shuffle"],
             allow_unknown_types=s["allow_unknown_types"], limit=s["limit"], strict=s["strict"],
-            circular=s["circular"], probes=s["probes"], batch_size=s["batch_size"], concurrency=s["concurrency"])
+            circular=s["circular"], probes=s["probes"], batch_size=s["batch_size"], concurrency=s["concurrency"],
+            verify_images=s["verify_images"])
     except ValidationError as exc:
         err = exc.errors()[0]
         where = "--" + str(err["loc"][0]).replace("_", "-") if err["loc"] else "settings"
@@ -154,17 +165,44 @@ def default_out(config: Any) -> Path:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from mmeval.report.run_report import write_run_report
+    from mmeval.run.rundir import RunDirLock, ensure_writable
     from mmeval.run.runner import run
 
     s = settings(args)
+    if s["cycle_ms"] is not None:  # a value from a config file gets the flag's check
+        try:
+            s["cycle_ms"] = positive_ms(str(s["cycle_ms"]))
+        except argparse.ArgumentTypeError as exc:
+            raise InputError(f"cycle_ms: {exc}") from None
     config = build_config(s)
     out = Path(s["out"]) if s["out"] else default_out(config)
-    result = run(config, out, overwrite=bool(s["overwrite"]), progress=not args.no_progress)
-    table = write_run_report(out, cycle_ms=s["cycle_ms"])
+    if launch.rank_and_world()[0] != 0:  # the other processes of a launch answer their share; rank 0 reports
+        run(config, out, progress=False, lock=False)
+        return 0
+    ensure_writable(out)
+    with RunDirLock(out):  # held across the run and its report
+        result = run(config, out, overwrite=bool(s["overwrite"]), allow_other_files=bool(s["allow_other_files"]),
+                     progress=not args.no_progress, lock=False, cycle_ms=s["cycle_ms"])
+        table = write_run_report(out, cycle_ms=s["cycle_ms"])
     print(table.round(2).to_string(), file=sys.stderr)
+    _summary(result, out)
+    print(f"report: {out.resolve()}")
+    if result.missing:
+        print(f"mmeval: error: incomplete run: {result.missing} of {result.total} question(s) have no prediction; "
+              "rerun the same command to finish it", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _summary(result: Any, out: Path) -> None:
     if result.skipped:
         print(f"skipped {result.skipped} bad record(s); see {out / 'scores.json'}", file=sys.stderr)
+    if result.changed or result.removed:
+        print(f"the data changed since the last session: {result.changed} question(s) asked again, "
+              f"{result.removed} prediction(s) dropped (see {out / 'changes.jsonl'})", file=sys.stderr)
     if result.errors:
-        print(f"{result.errors} question(s) got no answer (recorded as errors); rerun to retry them", file=sys.stderr)
-    print(f"report: {out.resolve()}")
-    return 0
+        lasting = result.errors - result.retryable_errors
+        print(f"{result.errors} question(s) got no answer (recorded as errors): {result.retryable_errors} may succeed "
+              f"if you rerun, {lasting} failed for a reason a rerun cannot fix (see 'error' in predictions.jsonl)",
+              file=sys.stderr)
+

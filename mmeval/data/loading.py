@@ -7,6 +7,7 @@ and listed, with its reason, in the run report; it never silently disappears.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -15,7 +16,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from mmeval import tasks as task_registry
-from mmeval.data.schema import ImageRecord
+from mmeval.data.images import ImageChecker, VerifyLevel
+from mmeval.data.schema import ConversationItem, ImageRecord
 from mmeval.errors import DataError, InputError
 
 TemplateKind = Literal["random", "similar"]
@@ -41,6 +43,8 @@ class Question(BaseModel):
     query_path: str
     template_paths: tuple[str, ...]
     mask_path: str | None
+    #: digest of what the prediction depends on in the data (see :func:`question_digest`)
+    digest: str = ""
 
 
 @dataclass
@@ -88,8 +92,34 @@ def resolve(data: str, image_root: str | None = None) -> tuple[Path, Path]:
     return locate(data, image_root)
 
 
+class _Pairs(dict):
+    """A JSON object that remembers the keys it held more than once (the first value is kept)."""
+
+    duplicates: list[str]
+
+
+def _keep_first(pairs: list[tuple[str, object]]) -> _Pairs:
+    out = _Pairs()
+    out.duplicates = []
+    for key, value in pairs:
+        if key in out:
+            out.duplicates.append(key)
+        else:
+            out[key] = value
+    return out
+
+
+def duplicate_keys(value: object) -> list[str]:
+    """Keys repeated inside ``value`` or any object nested in it (as read by :func:`read_json_any`)."""
+    found = list(getattr(value, "duplicates", []))
+    children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else []
+    for child in children:
+        found.extend(duplicate_keys(child))
+    return found
+
+
 def read_json(path: Path) -> dict:
-    """Parse an mmad.json: a JSON object keyed by image path."""
+    """Parse an mmad.json: a JSON object keyed by image path (a repeated key keeps its first record)."""
     data = read_json_any(path)
     if not isinstance(data, dict):
         raise InputError(f"{path}: expected a JSON object keyed by image path, got {type(data).__name__}")
@@ -108,22 +138,34 @@ def read_json_any(path: Path) -> object:
         col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
         raise InputError(f"{path}: not UTF-8 at line {line}, column {col} (byte {exc.start})") from None
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=_keep_first)
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    except RecursionError:
+        raise InputError(f"{path}: JSON nested too deeply to be a benchmark file") from None
     return data
 
 
 def safe_path(root: Path, rel: object, key: str, field_name: str) -> Path:
-    """Resolve a data-relative path, refusing absolute paths and ``..`` (they escape the data root)."""
+    """Resolve a data-relative path, refusing what could leave the data root.
+
+    Refused: absolute paths, URLs, ``..``, and paths whose real location (symbolic links followed)
+    lies outside the root.
+    """
     if not isinstance(rel, str) or not rel:
         raise DataError(key, field_name, f"expected a relative path, got {rel!r}")
+    if "://" in rel or rel.lower().startswith(("data:", "file:")):
+        raise DataError(key, field_name, f"'{rel}' is a URL; paths are relative to the data root")
     pure = PurePosixPath(rel.replace("\\", "/"))
     if pure.is_absolute() or rel.startswith(("/", "\\")) or (len(rel) > 1 and rel[1] == ":"):
         raise DataError(key, field_name, f"absolute path '{rel}' is not allowed (paths are relative to the data root)")
     if ".." in pure.parts:
         raise DataError(key, field_name, f"path '{rel}' escapes the data root")
-    return root.joinpath(*pure.parts)
+    path = root.joinpath(*pure.parts)
+    real = path.resolve()
+    if not real.is_relative_to(root.resolve()):
+        raise DataError(key, field_name, f"'{rel}' leads outside the data root (a symbolic link to {real})")
+    return path
 
 
 def _first_error(key: str, exc: ValidationError) -> DataError:
@@ -133,31 +175,46 @@ def _first_error(key: str, exc: ValidationError) -> DataError:
     return DataError(key, loc, msg)
 
 
-def _record_questions(
-    key: str, value: object, root: Path, shots: int, templates: TemplateKind, allow_unknown_types: bool
-) -> list[Question]:
+def _image(root: Path, rel: object, key: str, field_name: str, what: str, checker: ImageChecker) -> Path:
+    """A usable image file under the root, or a DataError naming the record and field."""
+    path = safe_path(root, rel, key, field_name)
+    if not path.is_file():
+        raise DataError(key, field_name, f"{what} not found: {path}")
+    problem = checker.problem(path)
+    if problem:
+        raise DataError(key, field_name, f"{what} {path}: {problem}")
+    return path
+
+
+def question_digest(key: str, item: ConversationItem, templates: list[str], mask: str | None) -> str:
+    """What a prediction depends on in the data: the question, its options and answer, its type, the
+    template and mask paths. A changed record changes this; the images' bytes do not (see README)."""
+    blob = json.dumps([key, item.question, item.options, item.answer, item.type, templates, mask],
+                      sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _record_questions(key: str, value: object, root: Path, shots: int, templates: TemplateKind,
+                      allow_unknown_types: bool, checker: ImageChecker) -> list[Question]:
+    dupes = duplicate_keys(value)
+    if dupes:
+        raise DataError(key, dupes[0], "the field appears twice in this record")
     try:
         record = ImageRecord.model_validate(value)
     except ValidationError as exc:
         raise _first_error(key, exc) from None
-    query = safe_path(root, key, key, "key")
-    if not query.is_file():
-        raise DataError(key, "key", f"image file not found: {query}")
+    query = _image(root, key, key, "key", "image file", checker)
     pool = record.similar_templates if templates == "similar" else record.random_templates
     list_name = f"{templates}_templates"
     if len(pool) < shots:
         raise DataError(key, list_name, f"{shots} shot(s) asked but only {len(pool)} template(s) listed")
-    tpl_paths = []
-    for i, rel in enumerate(pool[:shots]):
-        p = safe_path(root, rel, key, f"{list_name}[{i}]")
-        if not p.is_file():
-            raise DataError(key, f"{list_name}[{i}]", f"template image not found: {p}")
-        tpl_paths.append(str(p))
+    tpl_paths = [str(_image(root, rel, key, f"{list_name}[{i}]", "template image", checker))
+                 for i, rel in enumerate(pool[:shots])]
+    parts = PurePosixPath(key).parts
     mask = None
     if record.mask_path:
-        parts = PurePosixPath(key).parts
+        safe_path(root, record.mask_path, key, "mask_path")  # the path as written: no URL, absolute path or ..
         mask = str(safe_path(root, "/".join(parts[:2] + (record.mask_path,)), key, "mask_path"))
-    parts = PurePosixPath(key).parts
     out = []
     for i, item in enumerate(record.conversation):
         task = task_registry.resolve(item.type)
@@ -173,6 +230,7 @@ def _record_questions(
             category=parts[1] if len(parts) > 2 else "", type_label=item.type, task=task_name,
             question=item.question, options=dict(item.options), answer=item.answer,
             is_normal=NORMAL_MARK in key, query_path=str(query), template_paths=tuple(tpl_paths), mask_path=mask,
+            digest=question_digest(key, item, [str(r) for r in pool[:shots]], record.mask_path),
         ))
     return out
 
@@ -185,15 +243,25 @@ def load_benchmark(
     templates: TemplateKind = "random",
     strict: bool = False,
     allow_unknown_types: bool = False,
+    verify_images: VerifyLevel = "header",
 ) -> Benchmark:
-    """Validate every record; bad ones raise (strict) or are listed in ``skipped``."""
+    """Validate every record and the images it names; bad ones raise (strict) or are listed in ``skipped``.
+
+    A key that appears twice keeps its first record; the later copies are listed as skipped.
+    """
     data = read_json(json_path)
     bench = Benchmark(source=str(json_path), root=root, questions=[])
+    checker = ImageChecker(verify_images)
+    problems = [DataError(key, "key", "the same key appears again later in the file; only its first record "
+                               "is used") for key in getattr(data, "duplicates", [])]
     for key, value in data.items():
         try:
-            bench.questions.extend(_record_questions(key, value, root, shots, templates, allow_unknown_types))
+            bench.questions.extend(_record_questions(key, value, root, shots, templates, allow_unknown_types,
+                                                     checker))
         except DataError as exc:
-            if strict:
-                raise
-            bench.skipped.append(Skipped(exc.key, exc.field, exc.reason))
+            problems.append(exc)
+    for exc in problems:
+        if strict:
+            raise exc
+        bench.skipped.append(Skipped(exc.key, exc.field, exc.reason))
     return bench

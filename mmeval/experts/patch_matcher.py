@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from scipy import ndimage
 
 from mmeval.experts.base import AnomalyMap, Expert
@@ -48,6 +48,13 @@ class PatchOptions(BaseModel):
                               "shifted copies of itself)")
     cache: int = Field(64, ge=0, json_schema_extra=OPERATIONAL,
                        description="how many images' features to keep in memory (about 2 MB each at the default size)")
+
+    @field_validator("patch")
+    @classmethod
+    def _even(cls, v: int) -> int:
+        if v % 2:
+            raise ValueError(f"must be even (patches overlap by half a patch), got {v}")
+        return v
 
 
 @dataclass(frozen=True)

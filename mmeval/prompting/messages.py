@@ -96,6 +96,8 @@ class Response(BaseModel):
     text: str = ""
     scores: dict[str, float] | None = None
     error: str | None = None
+    #: for an error: False when the same request would fail again (an unreadable image, a refused request)
+    retryable: bool = True
     note: str | None = None  # why a text is unusable (refusal, empty, truncated ...), kept in the prediction
     usage: dict[str, int] | None = None
 

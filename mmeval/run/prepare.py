@@ -6,6 +6,8 @@ that reuse an image's encoded prefix rely on, and which lets the runner batch an
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +34,8 @@ class Prepared:
     variant: str | None = None
     base_id: str | None = None
     notes: dict[str, Any] = field(default_factory=dict)
+    #: what the prediction depends on in the data; a changed digest means the question is asked again
+    digest: str = ""
 
     @property
     def image(self) -> str:
@@ -62,6 +66,12 @@ def _drafts(questions: Sequence[Question], config: RunConfig) -> Iterator[tuple[
             yield Draft(p, p.options, p.answer), p.id, "probe", None
 
 
+def _probe_digest(base: str, draft: Draft) -> str:
+    """A probe's options come from its category's other records: its digest covers them."""
+    blob = json.dumps([base, draft.options, draft.answer], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
 def prepare(questions: Sequence[Question], config: RunConfig, boosts: Sequence[Boost] = ()) -> list[Prepared]:
     """Shuffle, vary, boost (in order) and render every question."""
     out: list[Prepared] = []
@@ -70,5 +80,6 @@ def prepare(questions: Sequence[Question], config: RunConfig, boosts: Sequence[B
             draft = boost.apply(draft)
         q = draft.question
         request = Request(id=rid, task=q.task, image=q.image, options=draft.options, message=render_draft(draft))
-        out.append(Prepared(q, request, draft.answer, variant, base_id, dict(draft.notes)))
+        digest = q.digest if variant != "probe" else _probe_digest(q.digest, draft)
+        out.append(Prepared(q, request, draft.answer, variant, base_id, dict(draft.notes), digest))
     return out

@@ -20,7 +20,7 @@ from mmeval import boosts as boost_registry
 from mmeval import launch
 from mmeval.answers import choose
 from mmeval.config import BoostRecord, RunConfig, RunRecord
-from mmeval.data import Benchmark, load_benchmark, resolve
+from mmeval.data import Benchmark, Question, load_benchmark, resolve
 from mmeval.errors import InputError
 from mmeval.home import mmeval_home
 from mmeval.model_adapters import build_adapter
@@ -29,13 +29,26 @@ from mmeval.predictions import Prediction, PredictionWriter, latest_by_id, read_
 from mmeval.prompting.messages import Response
 from mmeval.run import shard
 from mmeval.run.prepare import Prepared, prepare
-from mmeval.run.rundir import PREDICTIONS, TIMINGS, USAGE, check_run_dir, write_run_record, write_skipped
+from mmeval.run.rundir import (
+    PREDICTIONS,
+    TIMINGS,
+    USAGE,
+    RunDirLock,
+    claim,
+    ensure_writable,
+    log_changes,
+    planned_files,
+    record_outputs,
+    write_run_record,
+    write_skipped,
+)
 
 
 def load(config: RunConfig) -> Benchmark:
     json_path, root = resolve(config.data, config.image_root)
     return load_benchmark(json_path, root, shots=config.shots, templates=config.templates,
-                          strict=config.strict, allow_unknown_types=config.allow_unknown_types)
+                          strict=config.strict, allow_unknown_types=config.allow_unknown_types,
+                          verify_images=config.verify_images)
 
 
 def build_boosts(config: RunConfig, bench: Benchmark) -> list[boost_registry.Boost]:
@@ -53,7 +66,8 @@ def to_prediction(p: Prepared, r: Response, model: str, digest: str) -> Predicti
         id=p.request.id, image=q.image, dataset=q.dataset, category=q.category, type=q.type_label, task=q.task,
         is_normal=q.is_normal, question=q.question, options=p.request.options, answer=p.answer, response=r.text,
         choice=choose(r, p.request.options), scores=_finite(r.scores), error=r.error, note=r.note,
-        variant=p.variant, base_id=p.base_id, model=model, config=digest,
+        variant=p.variant, base_id=p.base_id, model=model, config=digest, question_digest=p.digest,
+        retryable=r.retryable if r.error else None,
     )
 
 
@@ -96,43 +110,99 @@ class RunResult:
     total: int
     errors: int
     skipped: int
+    #: questions of this run that have no prediction at the end (should be none)
+    missing: int = 0
+    #: errors a rerun may fix (a timeout ...) and errors it cannot (a request the server refuses ...)
+    retryable_errors: int = 0
+    changed: int = 0
+    removed: int = 0
 
 
-def _set_up(out: Path, config: RunConfig, bench: Benchmark, boosts: list[boost_registry.Boost],
-            overwrite: bool) -> None:
-    """Rank 0: claim the directory and write run.json and skipped.json."""
-    check_run_dir(out, config, overwrite)
-    shard.clear_stale_markers(out)
+def _check_adapter(own: ModelAdapter, config: RunConfig) -> None:
+    if own.needs_templates and config.shots == 0:
+        raise InputError(f"--model {config.model} compares the query with normal template images: give --shots 1 "
+                         "or more (with --shots 0 every answer would be chance)")
+
+
+def _record(config: RunConfig, bench: Benchmark, boosts: list[boost_registry.Boost],
+            cycle_ms: float | None) -> RunRecord:
     records = [BoostRecord(name=b.name, args=config.boost_args.get(b.name, {}), summary=b.summary, **b.record())
                for b in boosts]
-    write_run_record(out, RunRecord(digest=config.digest(), config=RunConfig.model_validate(config.public()),
-                                    source=bench.source, boosts=records))
-    write_skipped(out, [s.as_dict() for s in bench.skipped])
+    return RunRecord(digest=config.digest(), config=RunConfig.model_validate(config.public()), source=bench.source,
+                     boosts=records, cycle_ms=cycle_ms)
 
 
-def run(config: RunConfig, out: Path, *, overwrite: bool = False, progress: bool = True,
-        adapter: ModelAdapter | None = None) -> RunResult:
+def _removed(on_disk: list[Prediction], bench: Benchmark) -> set[str]:
+    """Predictions whose question left the data, or whose question changed (and is not asked again now)."""
+    digests = {q.id: q.digest for q in bench.questions}
+    images = {q.image for q in bench.questions}
+    gone = set()
+    for p in on_disk:
+        base = p.base_id or p.id
+        if p.variant == "probe":
+            if p.image not in images:
+                gone.add(p.id)
+        elif base not in digests or (p.question_digest is not None and p.question_digest != digests[base]):
+            gone.add(p.id)
+    return gone
+
+
+def run(config: RunConfig, out: Path, *, overwrite: bool = False, allow_other_files: bool = False,
+        progress: bool = True, adapter: ModelAdapter | None = None, lock: bool = True,
+        cycle_ms: float | None = None) -> RunResult:
+    """Answer every question of the benchmark that ``out`` has no good prediction for yet.
+
+    ``lock=False`` when the caller already holds the directory's lock (the CLI holds it across the run
+    and its report).
+    """
+    rank, world = launch.rank_and_world()
+    started = time.time()
+    if world > 1:
+        shard.announce(out, rank)
     bench = load(config)
     questions = bench.questions[: config.limit] if config.limit else bench.questions
     if not questions:
         raise InputError(f"--data {config.data}: no valid questions (skipped {len(bench.skipped)} record(s))")
-    rank, world = launch.rank_and_world()
-    started = time.time()
+    held = RunDirLock(out) if rank == 0 and lock else None
+    if held is not None:
+        ensure_writable(out)
+        held.acquire()
+    try:
+        return _run(config, out, bench, questions, rank, world, started, overwrite=overwrite,
+                    allow_other_files=allow_other_files, progress=progress, adapter=adapter, cycle_ms=cycle_ms)
+    finally:
+        if held is not None:
+            held.release()
+
+
+def _run(config: RunConfig, out: Path, bench: Benchmark, questions: list[Question], rank: int, world: int,
+         started: float, *, overwrite: bool, allow_other_files: bool, progress: bool, adapter: ModelAdapter | None,
+         cycle_ms: float | None) -> RunResult:
     boosts = build_boosts(config, bench)
     if rank == 0:
-        _set_up(out, config, bench, boosts, overwrite)
+        claim(out, config, overwrite=overwrite, allow_other_files=allow_other_files,
+              data_paths=[Path(bench.source), bench.root])
+        record_outputs(out, planned_files(world))
+        shard.clear_stale_markers(out, started)
+        write_run_record(out, _record(config, bench, boosts, cycle_ms))
+        write_skipped(out, [s.as_dict() for s in bench.skipped])
         if world > 1:
+            shard.wait_for_partners(out, world, started)
             shard.mark(out, 0, "ready")
     else:
-        shard.wait_for_rank0(out, started)
+        shard.wait_for_rank0(out, started, world)
     digest = config.digest()
     pred_path = shard.own_file(out, rank, world)
     read_predictions(pred_path, repair=True)  # cut a torn last line off this process's own file
-    done = {p.id for p in shard.read_all(out) if p.config == digest and p.error is None}
     prepared = prepare(questions, config, boosts)
+    current = {p.request.id: p.digest for p in prepared}
+    on_disk = latest_by_id(p for p in shard.read_all(out) if p.config == digest)
+    done = {i for i, p in on_disk.items() if p.error is None and current.get(i) == p.question_digest}
+    changed = sorted(i for i, p in on_disk.items() if i in current and current[i] != p.question_digest)
     pending = shard.my_share([p for p in prepared if p.request.id not in done], rank, world)
     own = adapter or build_adapter(config.model, config.adapter_options(), adapter_settings(config))
     try:
+        _check_adapter(own, config)
         _answer(own, pending, pred_path, out / (TIMINGS if world == 1 else f"timings.rank{rank}.jsonl"),
                 config.model, digest, progress and rank == 0)
         info = own.run_info()
@@ -147,13 +217,26 @@ def run(config: RunConfig, out: Path, *, overwrite: bool = False, progress: bool
         if rank != 0:
             return RunResult(out, pred_path, 0, len(prepared), 0, len(bench.skipped))
         shard.wait_for_others(out, world, started)
-    merged = latest_by_id(p for p in shard.read_all(out) if p.config == digest)
-    write_sorted(out / PREDICTIONS, merged, [p.request.id for p in prepared])
+    return _merge(out, config, bench, prepared, world, changed)
+
+
+def _merge(out: Path, config: RunConfig, bench: Benchmark, prepared: list[Prepared], world: int,
+           changed: list[str]) -> RunResult:
+    """Rank 0: one predictions.jsonl in question order, without predictions of questions that left the data."""
+    merged = latest_by_id(p for p in shard.read_all(out) if p.config == config.digest())
+    removed = _removed(list(merged.values()), bench) - {p.request.id for p in prepared}
+    kept = {i: p for i, p in merged.items() if i not in removed}
+    write_sorted(out / PREDICTIONS, kept, [p.request.id for p in prepared])
     if world > 1:
         shard.clean_up(out, world)
-    final = read_predictions(out / PREDICTIONS)
-    errors = sum(1 for p in final if p.error)
-    return RunResult(out, out / PREDICTIONS, len(final), len(prepared), errors, len(bench.skipped))
+    log_changes(out, [i for i in changed if i in kept], sorted(removed))
+    record_outputs(out)
+    answered = {p.request.id for p in prepared} & kept.keys()
+    errors = [kept[i] for i in answered if kept[i].error]
+    return RunResult(out, out / PREDICTIONS, len(kept), len(prepared), len(errors), len(bench.skipped),
+                     missing=len(prepared) - len(answered), retryable_errors=sum(p.retryable is not False
+                                                                                  for p in errors),
+                     changed=len(changed), removed=len(removed))
 
 
 def _answer(adapter: ModelAdapter, pending: list[Prepared], pred_path: Path, timing_path: Path,

@@ -2,21 +2,34 @@
 
 Under a multi-process launcher (``accelerate launch``, ``torchrun``, MPI: see :mod:`mmeval.launch`)
 whole images are dealt round-robin, so no image is encoded twice. Processes meet through marker files
-in the run directory: rank 0 writes ``.rank0.ready`` once the directory is set up; every rank writes
-``.rankN.done`` when its share is answered; rank 0 then merges and removes the markers.
+in the run directory: every rank writes ``.rankN.alive`` when it starts, rank 0 writes
+``.rank0.ready`` once the directory is set up; every rank writes ``.rankN.done`` when its share is
+answered; rank 0 then merges and removes the markers. A process that is told it is one of several
+(WORLD_SIZE) but whose partners never show up stops after ``MMEVAL_LAUNCH_TIMEOUT`` seconds (default
+120) with a message, instead of waiting for ever.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol, TypeVar
 
+from mmeval.errors import InputError
 from mmeval.predictions import Prediction, read_predictions
 from mmeval.run.rundir import PREDICTIONS
 
 LAUNCH_SKEW_S = 120.0  # processes of one launch start within this many seconds of each other
+
+
+def launch_timeout() -> float:
+    """How long a process waits for its partners to show up (``MMEVAL_LAUNCH_TIMEOUT``, seconds)."""
+    try:
+        return max(1.0, float(os.environ.get("MMEVAL_LAUNCH_TIMEOUT", "120")))
+    except ValueError:
+        raise InputError("MMEVAL_LAUNCH_TIMEOUT must be a number of seconds") from None
 
 
 class _HasImage(Protocol):
@@ -56,26 +69,61 @@ def read_all(out: Path) -> list[Prediction]:
     return preds
 
 
-def clear_stale_markers(out: Path) -> None:
-    for stale in out.glob(".rank*.*"):  # markers of an earlier multi-process run that died
-        stale.unlink()
+def clear_stale_markers(out: Path, started: float) -> None:
+    """Markers of an earlier multi-process run that died (this launch's own are newer)."""
+    for stale in out.glob(".rank*.*"):
+        try:
+            if stale.stat().st_mtime < started - LAUNCH_SKEW_S:
+                stale.unlink()
+        except FileNotFoundError:
+            pass
 
 
 def mark(out: Path, rank: int, what: str) -> None:
     (out / f".rank{rank}.{what}").write_text("ok")
 
 
-def wait_for(path: Path, newer_than: float = 0.0, timeout: float = 24 * 3600) -> None:
-    """Wait for another process's marker file (written no earlier than ``newer_than``)."""
+def _fresh(path: Path, newer_than: float) -> bool:
+    try:
+        return path.stat().st_mtime >= newer_than
+    except FileNotFoundError:
+        return False
+
+
+def wait_for(path: Path, newer_than: float = 0.0, timeout: float = 24 * 3600) -> bool:
+    """Wait for another process's marker file (written no earlier than ``newer_than``); False on timeout."""
     start = time.monotonic()
-    while not (path.exists() and path.stat().st_mtime >= newer_than):
+    while not _fresh(path, newer_than):
         if time.monotonic() - start > timeout:
-            raise TimeoutError(f"gave up waiting for {path}")
+            return False
         time.sleep(0.2)
+    return True
 
 
-def wait_for_rank0(out: Path, started: float) -> None:
+def _missing_partners(world: int) -> InputError:
+    return InputError(f"WORLD_SIZE={world} says this is one of {world} processes, but the others did not show up "
+                      f"within {launch_timeout():.0f} s. Start the run with a launcher (torchrun --nproc-per-node "
+                      f"{world} -m mmeval run ..., or accelerate launch), or unset WORLD_SIZE/RANK for a single "
+                      "process (MMEVAL_LAUNCH_TIMEOUT sets the wait)")
+
+
+def announce(out: Path, rank: int) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    mark(out, rank, "alive")
+
+
+def wait_for_partners(out: Path, world: int, started: float) -> None:
+    """Rank 0: every other rank must announce itself within the launch timeout."""
+    for r in range(1, world):
+        if not wait_for(out / f".rank{r}.alive", newer_than=started - LAUNCH_SKEW_S, timeout=launch_timeout()):
+            raise _missing_partners(world)
+
+
+def wait_for_rank0(out: Path, started: float, world: int) -> None:
+    """Rank > 0: rank 0 must show up within the launch timeout; then it may take its time to set up."""
     # ranks start together; a marker much older than this process is a leftover, not rank 0's
+    if not wait_for(out / ".rank0.alive", newer_than=started - LAUNCH_SKEW_S, timeout=launch_timeout()):
+        raise _missing_partners(world)
     wait_for(out / ".rank0.ready", newer_than=started - LAUNCH_SKEW_S)
 
 
@@ -86,5 +134,5 @@ def wait_for_others(out: Path, world: int, started: float) -> None:
 
 def clean_up(out: Path, world: int) -> None:
     for r in range(world):
-        for name in (f"predictions.rank{r}.jsonl", f".rank{r}.done", f".rank{r}.ready"):
+        for name in (f"predictions.rank{r}.jsonl", f".rank{r}.done", f".rank{r}.ready", f".rank{r}.alive"):
             (out / name).unlink(missing_ok=True)

@@ -1,0 +1,59 @@
+"""Cheap checks that an image file can be used, done when the data loads (so a bad image is a bad record).
+
+``header`` (the default) opens each file's header: an empty file, a file that is not an image, or an
+image larger than the pixel limit (a decompression bomb) is refused, in well under a millisecond per
+file. ``full`` decodes every image as well, which also finds truncated files, at the cost of reading
+every byte. ``none`` trusts the files. Each distinct path is checked once per load, so templates
+shared by many records cost one check.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Literal
+
+VerifyLevel = Literal["none", "header", "full"]
+
+#: the largest image accepted, in pixels (about 16k x 16k; MMAD's largest are a few megapixels)
+MAX_PIXELS = 256_000_000
+
+
+class ImageChecker:
+    """Remembers the verdict for each path it has seen: None (usable) or the reason it is not."""
+
+    def __init__(self, level: VerifyLevel = "header", max_pixels: int = MAX_PIXELS) -> None:
+        self.level = level
+        self.max_pixels = max_pixels
+        self._seen: dict[Path, str | None] = {}
+
+    def problem(self, path: Path) -> str | None:
+        if self.level == "none":
+            return None
+        if path not in self._seen:
+            self._seen[path] = self._check(path)
+        return self._seen[path]
+
+    def _check(self, path: Path) -> str | None:
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            if path.stat().st_size == 0:
+                return "empty file (0 bytes)"
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(path) as im:
+                    w, h = im.size
+                    if w <= 0 or h <= 0:
+                        return f"image has no pixels ({w}x{h})"
+                    if w * h > self.max_pixels:
+                        return f"image too large ({w}x{h} pixels, limit {self.max_pixels:,})"
+                    if self.level == "full":
+                        im.load()
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            return f"image too large: {exc}"
+        except UnidentifiedImageError:
+            return "not a readable image file"
+        except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt data (PIL raises these)
+            return f"unreadable image: {exc}"
+        return None
