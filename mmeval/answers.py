@@ -27,8 +27,8 @@ reply invalid.
 
 1. **Conclusive letters** - explicit answer markers ("The answer is C", "Answer: B", "Final answer:
    **D**", "The correct option is (B)", ``\\boxed{B}``, ``{"answer": "D"}``, "I choose B", "I'd say C",
-   "B is correct", "..., so D", answer tags such as ``<answer>B</answer>``), plus a letter that opens the reply ("B", "B.", "(B)", "**B**",
-   "B. Center.", "C: Scratch") or stands alone on its last line. These are how a model states its
+   "B is correct", "..., so D", answer tags such as ``<answer>B</answer>``), plus a letter that opens
+   the reply ("B", "B.", "(B)", "**B**", "B. Center.", "C: Scratch") or stands alone on its last line. These are how a model states its
    answer, so they win over letters mentioned in the reasoning; if they disagree the reply is invalid,
    as it is when one marker names several letters ("The answer is B or C", "A or B is correct").
    A line opening with "Option A ..." is reasoning about an option and is left to stage 3.
@@ -416,7 +416,8 @@ _NEGATED_DEFECT_RE = re.compile(
 _IDIOMS_RE = re.compile(r"\b(?:no|without a|not a) doubt\b|\bnot only\b")
 # "nothing was found", "nothing abnormal", "none detected"
 _NOTHING_FOUND_RE = re.compile(
-    r"\b(?:nothing|none)(?: \w+){0,2}? (?:found|detected|seen|visible|observed|wrong|abnormal|unusual|amiss|noticeable)\b"
+    r"\b(?:nothing|none)(?: \w+){0,2}? "
+    r"(?:found|detected|seen|visible|observed|wrong|abnormal|unusual|amiss|noticeable)\b"
 )
 
 
