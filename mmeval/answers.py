@@ -28,8 +28,9 @@ reply invalid.
 1. **Conclusive letters** - explicit answer markers ("The answer is C", "Answer: B", "Final answer:
    **D**", "The correct option is (B)", ``\\boxed{B}``, ``{"answer": "D"}``, "I choose B", "I'd say C",
    "B is correct", "..., so D", answer tags such as ``<answer>B</answer>``), plus a letter that opens
-   the reply ("B", "B.", "(B)", "**B**", "B. Center.", "C: Scratch") or stands alone on its last line. These are how a model states its
-   answer, so they win over letters mentioned in the reasoning; if they disagree the reply is invalid,
+   the reply ("B", "B.", "(B)", "**B**", "B. Center.", "C: Scratch") or stands alone on its last line.
+   These are how a model states its answer, so they win over letters mentioned in the reasoning; if
+   they disagree the reply is invalid,
    as it is when one marker names several letters ("The answer is B or C", "A or B is correct").
    A line opening with "Option A ..." is reasoning about an option and is left to stage 3.
 2. **Refusal** ("I'm sorry, I can't help with that", "I cannot determine ...", "As an AI ...") -
