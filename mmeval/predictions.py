@@ -47,6 +47,8 @@ class Prediction(BaseModel):
     question_digest: str | None = None
     #: for an error: whether a rerun may fix it (False: the same request would fail again)
     retryable: bool | None = None
+    #: what each boost recorded for this question (boost name -> its notes), e.g. the knowledge it added
+    boost_notes: dict[str, Any] | None = None
 
     @property
     def correct(self) -> bool:

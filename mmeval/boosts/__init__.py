@@ -20,6 +20,7 @@ __all__ = ["BOOSTS", "Boost", "BoostContext", "boost_class", "build_boosts", "pa
 #: name -> "module:Class"
 BOOSTS: dict[str, str] = {
     "none": "mmeval.boosts.none:NoBoost",
+    "rag": "mmeval.boosts.rag:RagBoost",
 }
 
 

@@ -32,9 +32,10 @@ class BoostContext:
     """What a boost may know about the run: where the data is, the seed, where to cache its work."""
 
     data_root: Path
-    source: Path
+    source: Path  #: the benchmark's mmad.json
     seed: int
     cache_dir: Path
+    model: str = ""  #: the --model spec (a boost may use the model's tokenizer)
 
 
 class Boost(ABC):

@@ -53,7 +53,7 @@ def load(config: RunConfig) -> Benchmark:
 
 def build_boosts(config: RunConfig, bench: Benchmark) -> list[boost_registry.Boost]:
     context = boost_registry.BoostContext(data_root=bench.root, source=Path(bench.source), seed=config.seed,
-                                          cache_dir=mmeval_home() / "boosts")
+                                          cache_dir=mmeval_home() / "boosts", model=config.model)
     built = boost_registry.build_boosts(config.boosts, {b: config.options_of(b) for b in config.boosts}, context)
     for boost in built:
         boost.prepare(bench.questions)
@@ -67,6 +67,7 @@ def to_prediction(p: Prepared, r: Response, model: str, digest: str) -> Predicti
         is_normal=q.is_normal, question=q.question, options=p.request.options, answer=p.answer, response=r.text,
         choice=choose(r, p.request.options), scores=_finite(r.scores), error=r.error, note=r.note,
         variant=p.variant, base_id=p.base_id, model=model, config=digest, question_digest=p.digest,
+        boost_notes=p.notes or None,
         retryable=r.retryable if r.error else None,
     )
 

@@ -1,0 +1,156 @@
+"""The ``rag`` boost: domain knowledge in the prompt, retrieved by category (MMAD) or by similarity."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mmeval.boosts.knowledge import DATASET_ALIASES, KnowledgeBase, parse_entry
+from mmeval.boosts.rag import leaks
+from mmeval.cli import main
+from mmeval.config import RunConfig, RunRecord
+from mmeval.errors import InputError
+from mmeval.predictions import read_predictions
+from mmeval.prompting.messages import TextPart
+from mmeval.run.prepare import prepare
+from mmeval.run.runner import build_boosts, load
+
+# our own texts, in the real file's shape: the first dataset named "MVTec" where the images say "DS-MVTec",
+# each text a "<Title>" line and a "Description:" line
+KNOWLEDGE = {
+    "MVTec": {
+        "bottle": {
+            "good": " <Normal Characteristics>\n Description: A round glass rim seen from above, evenly dark.",
+            "broken_large": " <Broken Large>\n Description: A big piece of the rim is missing; jagged edges.",
+            "contamination": " <Contamination>\n Description: Foreign matter sits on the glass surface.",
+        },
+        "cable": {
+            "good": " <Normal Characteristics>\n Description: Three insulated wires, green, blue and grey.",
+            "poke_insulation": " <Poked Insulation>\n Description: The insulation shows a small puncture.",
+        },
+    },
+    "MVTec-LOCO": {
+        "breakfast_box": {
+            "good": " <Normal Characteristics>\n Description: Two tangerines, one nectarine, cereal and banana chips.",
+            "logical_anomalies": " <Logical Anomalies>\n Description: A fruit is missing or one too many.",
+        },
+    },
+}
+
+
+@pytest.fixture
+def knowledge(official_data: Path) -> Path:
+    path = official_data.parent / "domain_knowledge.json"
+    path.write_text(json.dumps(KNOWLEDGE, indent=1), encoding="utf-8")
+    return path
+
+
+def _prepared(official_data: Path, **args: object) -> list:
+    cfg = RunConfig(model="random", data=str(official_data), shots=1, boosts=("rag",), boost_args={"rag": args})
+    bench = load(cfg)
+    return prepare(bench.questions, cfg, build_boosts(cfg, bench))
+
+
+def _text(p: object) -> str:
+    return "".join(part.text for part in p.request.message.parts if isinstance(part, TextPart))  # type: ignore[attr-defined]
+
+
+def test_real_shape_and_aliases(knowledge: Path) -> None:
+    kb = KnowledgeBase.load(knowledge)
+    assert DATASET_ALIASES["DS-MVTec"] == "MVTec"
+    entries = kb.for_category("DS-MVTec", "bottle")  # the data's name finds the file's
+    assert [e.key for e in entries] == ["good", "broken_large", "contamination"]
+    assert entries[1].title == "Broken Large" and entries[1].body.startswith("A big piece")
+    assert kb.for_category("DS-MVTec", "screw") == []
+    plain = parse_entry("D", "c", "scratch_mark", "no title here")
+    assert plain.title == "Scratch mark" and plain.body == "no title here"
+
+
+def test_category_mode_puts_exactly_the_category_in_the_shared_prefix(official_data: Path, knowledge: Path) -> None:
+    for p in _prepared(official_data):
+        msg = p.request.message
+        prefix = "".join(part.text for part in msg.parts[: msg.prefix_len] if isinstance(part, TextPart))
+        cat = p.question.category
+        mine = [e for e in KnowledgeBase.load(knowledge).entries if e.category == cat]
+        others = [e for e in KnowledgeBase.load(knowledge).entries if e.category != cat]
+        assert mine and all(e.body in prefix for e in mine)
+        assert not any(e.body in _text(p) for e in others)
+        assert p.notes["rag"]["entries"] == [e.ident for e in mine] and p.notes["rag"]["dropped"] == []
+
+
+def test_the_budget_keeps_whole_entries_and_records_what_it_dropped(official_data: Path, knowledge: Path) -> None:
+    for p in _prepared(official_data, max_tokens=14):  # counted in words here (the model has no tokenizer)
+        note = p.notes["rag"]
+        assert note["tokens"] <= 14 and note["entries"] and note["dropped"]
+        text = _text(p)
+        for ident in note["dropped"]:
+            body = next(e.body for e in KnowledgeBase.load(knowledge).entries if e.ident == ident)
+            assert body not in text and body.split()[0] + " " + body.split()[1] not in text  # not even a piece
+
+
+def test_search_mode_ranks_every_entry_and_goes_after_the_prefix(official_data: Path, knowledge: Path) -> None:
+    bodies = {e.ident: e.body for e in KnowledgeBase.load(knowledge).entries}
+    prepared = _prepared(official_data, mode="search", top_k=2)
+    for p in prepared:
+        msg = p.request.message
+        texts = [part.text if isinstance(part, TextPart) else "" for part in msg.parts]
+        prefix, rest = "".join(texts[: msg.prefix_len]), "".join(texts[msg.prefix_len:])
+        got = p.notes["rag"]["entries"]
+        assert len(got) == 2 and all(bodies[i] in rest and bodies[i] not in prefix for i in got)
+    broken = next(p for p in prepared if p.question.type_label == "Defect Classification"
+                  and "bottle" in p.question.image)
+    assert broken.notes["rag"]["entries"][0].startswith("MVTec/bottle/")  # found without trusting the category
+
+
+def test_leak_detection() -> None:
+    assert leaks("Broken large.", "Broken Large: A big piece of the rim is missing.")
+    assert leaks("The rim is broken, jagged.", "jagged edges where the rim is broken")
+    assert not leaks("Scratch.", "A big piece of the rim is missing.")
+    assert not leaks("Yes.", "yes, there is one")
+
+
+def test_end_to_end_run_records_rag_and_leaks(official_data: Path, knowledge: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    assert main(["run", "--model", "random", "--data", str(official_data), "--shots", "1", "--boost", "rag",
+                 "--out", str(out), "--no-progress"]) == 0
+    record = RunRecord.read(out / "run.json")
+    assert record.boosts[0].name == "rag" and record.boosts[0].model_extra["knowledge_file"] == str(knowledge)
+    preds = read_predictions(out / "predictions.jsonl")
+    assert all(p.boost_notes and "leak" in p.boost_notes["rag"] for p in preds)
+    cls = next(p for p in preds if p.task == "Defect Classification" and "bottle" in p.image)
+    assert cls.boost_notes["rag"]["leak"]  # "Broken large." is the title of an entry the model read
+
+
+@pytest.mark.parametrize("content,needle", [(None, "no knowledge file"), ("{not json", "not a readable JSON"),
+                                            ('{"MVTec": {"bottle": {"good": 3}}}', "non-empty text"),
+                                            ('{"Other": {"x": {"good": "t"}}}', "no entry for any category")])
+def test_bad_knowledge_files_exit_2(official_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
+                                   content: str | None, needle: str) -> None:
+    path = tmp_path / "k.json"
+    if content is not None:
+        path.write_text(content, encoding="utf-8")
+    assert main(["run", "--model", "random", "--data", str(official_data), "--boost", "rag", "--boost-arg",
+                 f"knowledge={path}", "--out", str(tmp_path / "x"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and "Traceback" not in err
+
+
+def test_embedding_retriever_needs_a_model_folder(official_data: Path, knowledge: Path) -> None:
+    with pytest.raises(InputError, match="embedding_model"):
+        _prepared(official_data, mode="search", retriever="embedding")
+
+
+def test_the_budget_is_counted_with_a_tokenizer_when_there_is_one(official_data: Path, knowledge: Path,
+                                                                   tmp_path: Path) -> None:
+    pytest.importorskip("transformers")
+    import tiny_models
+
+    tok = tiny_models.build_tokenizer()
+    tok.save_pretrained(tmp_path / "tok")
+    words = {p.request.id: p.notes["rag"]["tokens"] for p in _prepared(official_data)}
+    tokens = {p.request.id: p.notes["rag"]["tokens"] for p in _prepared(official_data, tokenizer=str(tmp_path / "tok"))}
+    text = KnowledgeBase.load(knowledge).for_category("DS-MVTec", "bottle")[0].text
+    assert len(tok(text, add_special_tokens=False)["input_ids"]) != len(text.split())  # the two counts differ
+    assert tokens != words and all(tokens[i] > 0 for i in tokens)
