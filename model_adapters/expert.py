@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mmeval import experts, optionspec
+from mmeval import experts
 from mmeval.errors import InputError
 from mmeval.model_adapters.base import AdapterError, AdapterSettings, ModelAdapter
 from mmeval.optionspec import OptionDoc
@@ -63,26 +63,20 @@ class ExpertAdapter(ModelAdapter):
             self.detector = experts.build_expert(o.expert, dict(o.model_extra or {}))
         except InputError as exc:
             raise AdapterError(f"--model-arg: {exc}") from None
+        if self.detector.uses_mask:
+            raise AdapterError(f"--model expert -M expert={o.expert}: that expert reads the ground-truth mask, which "
+                               "a model must never see; show it to a model with --boost agent --boost-arg "
+                               f"expert={o.expert} instead")
         self.needs_templates = self.detector.needs_templates
         self.stats = {"detector": 0, "chance": 0}
 
     @classmethod
     def split_options(cls, raw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        own = {k: v for k, v in raw.items() if k in ExpertOptions.model_fields}
-        hashed, runtime = optionspec.normalise(ExpertOptions, own, "--model-arg")
-        detector = experts.expert_class(str(hashed.get("expert", "patch")))
-        rest = {k: v for k, v in raw.items() if k not in own}
-        where = f"--model-arg (expert {detector.name})"
-        more_hashed, more_runtime = optionspec.normalise(detector.Options, rest, where)
-        return {**hashed, **more_hashed}, {**runtime, **more_runtime}
+        return experts.split_with_expert(ExpertOptions, raw, "--model-arg")
 
     @classmethod
     def option_docs(cls) -> list[OptionDoc]:
-        docs = [d for d in optionspec.describe(ExpertOptions)]
-        for name in experts.EXPERTS:
-            for d in optionspec.describe(experts.expert_class(name).Options):
-                docs.append(OptionDoc(d.name, d.type, d.default, f"(expert {name}) {d.help}", d.operational))
-        return docs
+        return experts.option_docs_with_experts(ExpertOptions)
 
     def _chance(self, request: Request) -> str:
         """A uniform draw seeded by (adapter seed, question id): reproducible, whatever the batching."""

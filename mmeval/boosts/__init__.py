@@ -21,6 +21,7 @@ __all__ = ["BOOSTS", "Boost", "BoostContext", "boost_class", "build_boosts", "pa
 BOOSTS: dict[str, str] = {
     "none": "mmeval.boosts.none:NoBoost",
     "rag": "mmeval.boosts.rag:RagBoost",
+    "agent": "mmeval.boosts.agent:AgentBoost",
 }
 
 
@@ -58,7 +59,7 @@ def split_args(boosts: tuple[str, ...], raw: dict[str, Any]) -> tuple[dict[str, 
                 raise InputError(f"--boost-arg {key}: boost '{name}' is not part of --boost")
             owned[name][field] = value
             continue
-        owners = [b for b in boosts if key in boost_class(b).Options.model_fields]
+        owners = [b for b in boosts if boost_class(b).owns(key)]
         if len(owners) != 1:
             reason = "no boost in --boost has it" if not owners else f"several boosts have it ({', '.join(owners)})"
             raise InputError(f"--boost-arg {key}: {reason}; write BOOST.{key}=VALUE")
@@ -66,7 +67,7 @@ def split_args(boosts: tuple[str, ...], raw: dict[str, Any]) -> tuple[dict[str, 
     hashed: dict[str, dict[str, Any]] = {}
     runtime: dict[str, dict[str, Any]] = {}
     for name, args in owned.items():
-        h, r = optionspec.normalise(boost_class(name).Options, args, f"--boost-arg ({name})")
+        h, r = boost_class(name).split_options(args)
         if h:
             hashed[name] = h
         if r:

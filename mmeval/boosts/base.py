@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from mmeval import optionspec
 from mmeval.data import Question
 from mmeval.prompting.draft import Draft
 
@@ -48,6 +49,20 @@ class Boost(ABC):
     def __init__(self, options: BaseModel, context: BoostContext) -> None:
         self.options = options
         self.context = context
+
+    @classmethod
+    def owns(cls, key: str) -> bool:
+        """Whether ``--boost-arg key=...`` without a boost name belongs to this boost."""
+        return key in cls.Options.model_fields
+
+    @classmethod
+    def split_options(cls, raw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The options given, validated and normalised: (affect answers, operational)."""
+        return optionspec.normalise(cls.Options, raw, f"--boost-arg ({cls.name})")
+
+    @classmethod
+    def option_docs(cls) -> list[optionspec.OptionDoc]:
+        return optionspec.describe(cls.Options)
 
     def prepare(self, questions: Sequence[Question]) -> None:  # noqa: B027 - optional hook
         """Called once with every question of the run before any :meth:`apply` (to index, to precompute)."""

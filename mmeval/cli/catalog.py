@@ -62,7 +62,7 @@ def cmd_boosts(args: argparse.Namespace) -> int:
     for name in BOOSTS:
         cls = boost_class(name)
         print(f"{name:<12} {cls.summary}")
-        docs = optionspec.describe(cls.Options)
+        docs = cls.option_docs()
         if docs:
             print(optionspec.format_docs(docs, indent="    "))
     return 0

@@ -8,18 +8,23 @@ from __future__ import annotations
 
 import difflib
 import importlib
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from mmeval import optionspec
 from mmeval.errors import InputError
 from mmeval.experts.base import AnomalyMap, Expert
 
-__all__ = ["EXPERTS", "AnomalyMap", "Expert", "build_expert", "expert_class", "validate_args"]
+__all__ = ["EXPERTS", "AnomalyMap", "Expert", "build_expert", "expert_class", "option_docs_with_experts",
+           "split_with_expert", "validate_args"]
 
 #: name -> "module:Class"
 EXPERTS: dict[str, str] = {
     "patch": "mmeval.experts.patch_matcher:PatchMatcher",
+    "maps": "mmeval.experts.maps:MapsExpert",
+    "oracle": "mmeval.experts.oracle:OracleExpert",
 }
 
 
@@ -49,5 +54,30 @@ def validate_args(name: str, args: dict[str, Any], owner: str = "expert") -> Bas
         raise InputError(f"{owner} '{name}': {key}: {err['msg']} (its options: {known})") from None
 
 
-def build_expert(name: str, args: dict[str, Any] | None = None) -> Expert:
-    return expert_class(name)(validate_args(name, args or {}))
+def build_expert(name: str, args: dict[str, Any] | None = None, data_root: Path | None = None) -> Expert:
+    return expert_class(name)(validate_args(name, args or {}), data_root)
+
+
+def split_with_expert(own: type[BaseModel], raw: dict[str, Any], where: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Options of something that consults an expert (``own``: its fields, one named ``expert``), plus the
+    chosen expert's options given in the same namespace: validated, normalised, (hashed, operational)."""
+    mine = {k: v for k, v in raw.items() if k in own.model_fields}
+    hashed, runtime = optionspec.normalise(own, mine, where)
+    default = own.model_fields["expert"].default
+    expert = expert_class(str(hashed.get("expert", default)))
+    rest = {k: v for k, v in raw.items() if k not in mine}
+    more_hashed, more_runtime = optionspec.normalise(expert.Options, rest, f"{where} (expert {expert.name})")
+    return {**hashed, **more_hashed}, {**runtime, **more_runtime}
+
+
+def option_docs_with_experts(own: type[BaseModel]) -> list[optionspec.OptionDoc]:
+    """``own``'s options, then every expert's, labelled with the expert they belong to."""
+    docs = optionspec.describe(own)
+    for name in EXPERTS:
+        for d in optionspec.describe(expert_class(name).Options):
+            docs.append(optionspec.OptionDoc(d.name, d.type, d.default, f"(expert {name}) {d.help}", d.operational))
+    return docs
+
+
+def expert_option_names() -> set[str]:
+    return {f for name in EXPERTS for f in expert_class(name).Options.model_fields}

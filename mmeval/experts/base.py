@@ -14,6 +14,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -58,6 +59,24 @@ class AnomalyMap:
     def defective(self) -> bool:
         return self.score > self.threshold
 
+    def to_image(self, height: int, width: int) -> np.ndarray:
+        """The map resampled to an image of ``height`` x ``width`` pixels (bilinear between cell centres)."""
+        ys = (np.arange(height) + 0.5) / height
+        xs = (np.arange(width) + 0.5) / width
+        grid = np.asarray(self.map, dtype=np.float64)
+        across = np.stack([np.interp(xs, self.cols, row) for row in grid])  # (rows, width)
+        return np.stack([np.interp(ys, self.rows, across[:, j]) for j in range(width)], axis=1).astype(np.float32)
+
+    def peak_cell(self) -> tuple[int, int]:
+        """The 3x3 grid cell (row, col) where the map peaks: the centre of its highest values.
+
+        A single peak names its own cell; a plateau (a binary mask, say) names the cell of its centre, which
+        is how MMAD names a defect's location.
+        """
+        top = self.map >= self.map.max()
+        ys, xs = np.nonzero(top)
+        return cell_of(float(self.rows[ys].mean()), float(self.cols[xs].mean()), 1.0, 1.0)
+
     def region_scores(self) -> dict[tuple[int, int], float]:
         """Per cell of the 3x3 region grid: the map's maximum there (an empty cell gets the map's minimum)."""
         band_r = np.array([cell_of(float(r), 0.0, 1.0, 1.0)[0] for r in self.rows])
@@ -79,9 +98,16 @@ class Expert(ABC):
     #: whether :meth:`analyse` needs normal templates (few-shot experts) or works on the query alone
     needs_templates: ClassVar[bool] = True
 
-    def __init__(self, options: BaseModel | None = None) -> None:
+    #: whether :meth:`analyse` reads the ground-truth mask (an oracle: an upper bound, not a detector)
+    uses_mask: ClassVar[bool] = False
+
+    def __init__(self, options: BaseModel | None = None, data_root: Path | None = None) -> None:
         self.options = options if options is not None else self.Options()
+        self.data_root = data_root
 
     @abstractmethod
-    def analyse(self, query: str, templates: Sequence[str]) -> AnomalyMap:
-        """The anomaly map, image score and threshold of ``query`` (a path), given normal ``templates``."""
+    def analyse(self, query: str, templates: Sequence[str], mask: str | None = None) -> AnomalyMap:
+        """The anomaly map, image score and threshold of ``query`` (a path), given normal ``templates``.
+
+        ``mask`` is the ground-truth mask's path (None for a normal image); only an oracle reads it.
+        """

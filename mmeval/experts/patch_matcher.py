@@ -20,6 +20,7 @@ import math
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -110,8 +111,8 @@ class PatchMatcher(Expert):
     summary: ClassVar[str] = "training-free patch features compared with the normal templates (numpy/scipy)"
     Options: ClassVar[type[BaseModel]] = PatchOptions
 
-    def __init__(self, options: BaseModel | None = None) -> None:
-        super().__init__(options)
+    def __init__(self, options: BaseModel | None = None, data_root: Path | None = None) -> None:
+        super().__init__(options, data_root)
         o: PatchOptions = self.options  # type: ignore[assignment]
         self.opts = o
         self.size = o.size
@@ -287,7 +288,7 @@ class PatchMatcher(Expert):
 
         return self._refs.get_or(template, make)
 
-    def analyse(self, query: str, templates: Sequence[str]) -> AnomalyMap:
+    def analyse(self, query: str, templates: Sequence[str], mask: str | None = None) -> AnomalyMap:
         """Anomaly map (on the patch grid), image score and decision threshold for a query and its templates."""
         if not templates:
             raise ValueError("the patch matcher compares the query with normal templates: give at least one")

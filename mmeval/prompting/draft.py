@@ -4,9 +4,9 @@ The engine makes one draft per question (options already shuffled), hands it thr
 in order, then renders it (:func:`mmeval.prompting.render.render_draft`). Boosts add to a draft; they
 never render text themselves, so every model still reads the wording of the templates in ``prompts/``.
 
-Where an addition lands decides what prefix reuse can share: ``image_knowledge`` and ``references``
-depend only on the image and sit in the shared prefix (before the question); ``question_knowledge``
-goes after it, with the question.
+Where an addition lands decides what prefix reuse can share: ``image_knowledge``, ``references`` and
+``hints`` depend only on the image and sit in the shared prefix (before the question);
+``question_knowledge`` goes after it, with the question.
 """
 
 from __future__ import annotations
@@ -29,6 +29,16 @@ class Reference:
 
 
 @dataclass(frozen=True)
+class ExpertHint:
+    """An anomaly detector's verdict, given to the model in words (``prompts/expert_text.j2``)."""
+
+    score: float
+    threshold: float
+    defective: bool
+    region: str  #: where the detector's map peaks, as a region of the 3x3 grid ("top left" ...)
+
+
+@dataclass(frozen=True)
 class Draft:
     question: Question
     #: the options as the model will see them (after the seeded shuffle), and the correct letter among them
@@ -37,6 +47,7 @@ class Draft:
     image_knowledge: tuple[str, ...] = ()
     question_knowledge: tuple[str, ...] = ()
     references: tuple[Reference, ...] = ()
+    hints: tuple[ExpertHint, ...] = ()
     #: what boosts want recorded with the prediction (by boost name)
     notes: dict[str, Any] = field(default_factory=dict)
 

@@ -15,7 +15,7 @@ import jinja2
 from mmeval.prompting.draft import Draft
 from mmeval.prompting.messages import ImagePart, Message, Part, TextPart
 
-TEMPLATE_NAMES = ("instruction", "knowledge", "fewshot", "query", "expert", "question")
+TEMPLATE_NAMES = ("instruction", "knowledge", "fewshot", "query", "expert", "expert_text", "question")
 
 
 def _load(name: str) -> str:
@@ -67,6 +67,8 @@ def render_draft(draft: Draft) -> Message:
     for ref in draft.references:
         parts.append(TextPart(text="\n" + render_block("expert", notation=ref.notation) + "\n"))
         parts.append(ImagePart(path=ref.path, role="reference"))
+    for hint in draft.hints:
+        parts.append(TextPart(text="\n" + render_block("expert_text", hint=hint)))
     prefix_len = len(parts)
     if draft.question_knowledge:
         parts.append(TextPart(text="\n" + render_block("knowledge", knowledge="\n\n".join(draft.question_knowledge))

@@ -1,0 +1,65 @@
+"""The expert's map drawn for an MLLM, in the five notations MMAD tried.
+
+- ``bbox``: red boxes around the marked regions, on the query image;
+- ``contour``: the marked regions' outlines in red;
+- ``highlight``: the marked regions tinted, the rest of the image as it is;
+- ``mask``: the marked regions in white on black, nothing of the image;
+- ``heatmap``: the raw map (not binarised) as colours blended over the image.
+
+Drawn on the query resized so its long side is at most ``max_side`` pixels (512 as in MMAD).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from PIL import Image, ImageDraw
+from scipy import ndimage
+
+from mmeval.experts.binarise import Binarisation, binarise, boxes, normalise
+
+Notation = Literal["bbox", "contour", "highlight", "mask", "heatmap"]
+NOTATIONS: tuple[Notation, ...] = ("bbox", "contour", "highlight", "mask", "heatmap")
+RED = (255, 0, 0)
+HIGHLIGHT = np.array([253, 231, 37], dtype=np.float32)  # the bright end of viridis
+
+
+def _resized(image: Image.Image, max_side: int) -> Image.Image:
+    w, h = image.size
+    scale = min(1.0, max_side / max(w, h))
+    if scale < 1.0:
+        image = image.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BICUBIC)
+    return image
+
+
+def draw(query_path: str, full_map: np.ndarray, notation: Notation, rule: Binarisation,
+         max_side: int = 512) -> Image.Image:
+    """The overlay of ``full_map`` (already at the query's pixel size) in ``notation``."""
+    with Image.open(query_path) as im:
+        base = _resized(im.convert("RGB"), max_side)
+    amap = np.asarray(Image.fromarray(np.asarray(full_map, dtype=np.float32)).resize(base.size,
+                                                                                    Image.Resampling.BILINEAR))
+    if notation == "heatmap":
+        import matplotlib
+
+        colours = matplotlib.colormaps["jet"](normalise(amap))[..., :3] * 255
+        blend = 0.5 * np.asarray(base, dtype=np.float32) + 0.5 * colours
+        return Image.fromarray(blend.clip(0, 255).astype(np.uint8))
+    marked = binarise(amap, rule)
+    if notation == "mask":
+        return Image.fromarray((marked * 255).astype(np.uint8)).convert("RGB")
+    if notation == "highlight":
+        arr = np.asarray(base, dtype=np.float32).copy()
+        arr[marked] = 0.45 * arr[marked] + 0.55 * HIGHLIGHT
+        return Image.fromarray(arr.clip(0, 255).astype(np.uint8))
+    out = base.copy()
+    if notation == "contour":
+        edge = marked & ~ndimage.binary_erosion(marked, iterations=2)
+        arr = np.asarray(out).copy()
+        arr[edge] = RED
+        return Image.fromarray(arr)
+    pen = ImageDraw.Draw(out)
+    for top, left, bottom, right in boxes(marked, rule.max_boxes):
+        pen.rectangle((left, top, right - 1, bottom - 1), outline=RED, width=2)
+    return out
