@@ -263,3 +263,28 @@ def test_batches_keep_images_whole_and_shards_split_by_image(official_data: Path
     shares = [my_share(prepared, r, 2) for r in range(2)]
     assert sorted(p.request.id for s in shares for p in s) == sorted(p.request.id for p in prepared)
     assert not {p.request.image for p in shares[0]} & {p.request.image for p in shares[1]}
+
+
+def test_each_line_is_flushed_at_once_and_synced_in_groups(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mmeval import predictions as pmod
+
+    syncs = []
+    monkeypatch.setattr(pmod.os, "fsync", lambda fd: syncs.append(fd))
+    monkeypatch.setattr(pmod, "FSYNC_EVERY_SECONDS", 1e9)  # lines only, whatever the machine's speed
+    pred = pmod.Prediction(id="q", image="i", dataset="d", category="c", type="t", task="t", is_normal=True,
+                           question="?", options={"A": "a", "B": "b"}, answer="A", response="A", choice="A",
+                           model="m", config="c")
+    path = tmp_path / "p.jsonl"
+    writer = pmod.PredictionWriter(path)
+    for i in range(600):
+        writer.write(pred.model_copy(update={"id": f"q{i}"}))
+        assert path.read_bytes().count(b"\n") == i + 1  # on disk for any other reader before the next answer
+    assert len(syncs) == 600 // pmod.FSYNC_EVERY_LINES  # every 256 lines
+    writer.close()
+    assert len(syncs) == 600 // pmod.FSYNC_EVERY_LINES + 1  # the rest at close
+    monkeypatch.setattr(pmod, "FSYNC_EVERY_SECONDS", 0.0)
+    syncs.clear()
+    with pmod.PredictionWriter(path) as w:
+        for i in range(5):
+            w.write(pred)
+    assert len(syncs) == 5  # a time window of 0: every line

@@ -33,7 +33,20 @@ def _env() -> jinja2.Environment:
 
 
 def render_block(name: str, **context: object) -> str:
+    """One template rendered; blocks that depend on few values (instruction, shots ...) are rendered once."""
+    try:
+        return _render_cached(name, tuple(sorted(context.items())))
+    except TypeError:  # an unhashable value (the options of a question): render it each time
+        return _render(name, context)
+
+
+def _render(name: str, context: dict[str, object]) -> str:
     return _env().get_template(f"{name}.j2").render(**context).strip()
+
+
+@lru_cache(maxsize=4096)
+def _render_cached(name: str, items: tuple[tuple[str, object], ...]) -> str:
+    return _render(name, dict(items))
 
 
 def prompts_digest() -> str:
