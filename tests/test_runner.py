@@ -285,6 +285,6 @@ def test_each_line_is_flushed_at_once_and_synced_in_groups(tmp_path: Path, monke
     monkeypatch.setattr(pmod, "FSYNC_EVERY_SECONDS", 0.0)
     syncs.clear()
     with pmod.PredictionWriter(path) as w:
-        for i in range(5):
+        for _ in range(5):
             w.write(pred)
     assert len(syncs) == 5  # a time window of 0: every line
