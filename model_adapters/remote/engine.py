@@ -50,6 +50,7 @@ import queue
 import sqlite3
 import threading
 import time
+from abc import abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -161,9 +162,9 @@ class RemoteAdapter(ModelAdapter, Generic[OptionsT]):
 
     # ------------------------------------------------------------------------------ what a family implements
 
+    @abstractmethod
     async def build_request(self, req: Request) -> dict[str, Any]:
         """The JSON body for one request."""
-        raise NotImplementedError
 
     async def open(self) -> None:
         """Create the HTTP client; runs once on the loop thread before the first request."""
@@ -171,20 +172,20 @@ class RemoteAdapter(ModelAdapter, Generic[OptionsT]):
     async def aclose(self) -> None:
         """Close the HTTP client; runs on the loop thread when the adapter is closed."""
 
+    @abstractmethod
     async def send(self, body: dict[str, Any], payload: bytes) -> Any:
         """One attempt: send ``payload`` (``body`` as compact JSON) and return the decoded reply.
 
         Raise :class:`Malformed` when the reply is unusable; any other exception goes to :meth:`classify`.
         """
-        raise NotImplementedError
 
+    @abstractmethod
     def classify(self, exc: Exception) -> Failure | None:
         """The verdict on an exception :meth:`send` raised; None: unforeseen (recorded as such, not retried)."""
-        return None
 
+    @abstractmethod
     def to_response(self, req: Request, reply: Any) -> Response:
         """The answer in ``reply``; raise :class:`Malformed` when it is unusable. The engine scrubs the text."""
-        raise NotImplementedError
 
     def usage(self, reply: Any) -> Usage:
         """The tokens ``reply`` used (for the statistics, the cost and the ``tpm`` limit)."""
