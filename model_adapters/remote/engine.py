@@ -26,19 +26,21 @@ What a family implements (one module, one subclass)
 
   * ``async build_request(req) -> dict``: the JSON body for one request (``await self.images.data_url(...)``
     encodes an image off the loop). An exception here records the question as an error.
-  * ``async open()``: create the HTTP client (on the loop thread; heavy imports belong here);
-    ``async aclose()`` closes it.
+  * ``async open()``: create the HTTP client (on the loop thread; heavy imports belong here), with
+    ``self.key`` (empty for a loopback server when the variable is unset); ``async aclose()`` closes it.
   * ``async send(body, payload) -> reply``: one attempt. ``payload`` is ``body`` encoded as compact JSON,
     the bytes to send. Return the decoded reply; raise :class:`Malformed` when it is unusable.
   * ``classify(exc) -> Retry | Permanent | Fatal | None``: the verdict on any other exception ``send``
     raised (``self.http_failure(status, detail, headers)`` for HTTP statuses); None means unforeseen
     (the question is recorded with the exception).
   * ``to_response(req, reply) -> Response``: the answer; raise :class:`Malformed` when the reply is
-    unusable (a bad cache entry is then ignored and the request sent).
+    unusable (a bad cache entry is then ignored and the request sent). ``note="refusal"`` and
+    ``note="empty"`` are counted in the statistics.
 
   Optional: ``usage(reply)`` (token counts), ``estimate_tokens(body, payload)`` (for ``tpm``),
   ``default_base_url``, ``prices``, ``default_concurrency``, ``resolve_key()``, and counters of its own in
-  ``self.stats.counters`` (reported by ``run_info``).
+  ``self.stats.counters`` (reported by ``run_info``). Then one line in the registry
+  (``model_adapters/__init__.py``) makes it a ``--model`` family.
 """
 
 from __future__ import annotations
