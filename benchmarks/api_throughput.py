@@ -162,8 +162,7 @@ def main() -> int:
         options = {"base_url": base_url, "api_key_env": KEY_ENV, "no_cache": True}
         config = RunConfig(model=f"openai:{model}", model_args={"base_url": base_url},
                            runtime_args={k: v for k, v in options.items() if k != "base_url"}, data="synthetic",
-                           shots=1,
-                           limit=args.questions, concurrency=args.concurrency)
+                           shots=1, limit=args.questions, concurrency=args.concurrency)
         prepared = prepare(load(config).questions[: args.questions], config)
         n = len(prepared)
         expected = {p.request.id for p in prepared}

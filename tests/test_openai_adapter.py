@@ -23,17 +23,16 @@ pytest.importorskip("uvicorn")
 from fake_openai_server import FakeOpenAIServer, write_tiny_mmad  # noqa: E402
 
 from mmeval.model_adapters import build_adapter  # noqa: E402
-from mmeval.model_adapters.base import AdapterSettings  # noqa: E402
-from mmeval.model_adapters.base import AdapterError  # noqa: E402
+from mmeval.model_adapters.base import AdapterError, AdapterSettings  # noqa: E402
 from mmeval.model_adapters.openai_api import (  # noqa: E402
     OpenAIAdapter,
     OpenAIOptions,
-    _Bucket,
-    _retry_after,
-    _Scrubber,
     letter_scores,
     price_for,
 )
+from mmeval.model_adapters.remote.ratelimit import TokenBucket  # noqa: E402
+from mmeval.model_adapters.remote.retry import retry_after  # noqa: E402
+from mmeval.model_adapters.remote.secrets import Scrubber  # noqa: E402
 from mmeval.prompting.messages import ImagePart, Message, Request, TextPart  # noqa: E402
 
 KEY_ENV = "MMEVAL_TEST_OPENAI_KEY"
@@ -128,7 +127,7 @@ def test_key_handling(monkeypatch: pytest.MonkeyPatch) -> None:
     local = OpenAIAdapter("m", OpenAIOptions(base_url="http://localhost:8000/v1", api_key_env="MMEVAL_TEST_UNSET",
                                              no_cache=True))
     assert "placeholder" in str(local.run_info()["api_key"])
-    scrub = _Scrubber(KEY)
+    scrub = Scrubber(KEY)
     assert scrub(f"bad key {KEY}!") == "bad key ***!"
     assert KEY[3:20] not in (scrub(f"Incorrect API key provided: {KEY[:18]}****{KEY[-6:]}") or "")
 
@@ -141,15 +140,15 @@ def test_letter_scores_and_helpers() -> None:
     assert max(scores, key=scores.get) == "B" and scores["B"] > -0.1  # " B" adds to "B"
     assert scores["A"] == -3.0 and scores["C"] == -7.0  # C absent: one nat below the lowest listed
     assert letter_scores([{"token": "The", "logprob": -0.1}], ["A", "B"]) is None
-    assert _retry_after({"retry-after": "2"}) == 2.0 and _retry_after({"retry-after-ms": "250"}) == 0.25
-    assert _retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) is None
+    assert retry_after({"retry-after": "2"}) == 2.0 and retry_after({"retry-after-ms": "250"}) == 0.25
+    assert retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) is None
     assert price_for("gpt-4o") == (2.50, 10.00) and price_for("gpt-4o-mini-2024-07-18") == (0.15, 0.60)
     assert price_for("Qwen/Qwen2-VL-7B-Instruct") is None
 
 
 def test_token_bucket_paces() -> None:
     async def go() -> float:
-        bucket = _Bucket(1200)  # 20 per second, bursts of 20
+        bucket = TokenBucket(1200)  # 20 per second, bursts of 20
         t0 = time.monotonic()
         for _ in range(40):
             await bucket.take(1)
@@ -220,8 +219,8 @@ def test_unreadable_image_and_early_stop(tmp_path: Path) -> None:
 
 def test_rpm_limit(tmp_path: Path) -> None:
     with FakeOpenAIServer() as srv:
-        adapter = OpenAIAdapter("fake-vlm", OpenAIOptions(base_url=srv.base_url, api_key_env=KEY_ENV, rpm=1200,
-                                                          tpm=10_000_000, no_cache=True), AdapterSettings(concurrency=64))
+        opts = OpenAIOptions(base_url=srv.base_url, api_key_env=KEY_ENV, rpm=1200, tpm=10_000_000, no_cache=True)
+        adapter = OpenAIAdapter("fake-vlm", opts, AdapterSettings(concurrency=64))
         t0 = time.monotonic()
         out = list(adapter.predict([request(i) for i in range(40)]))
         elapsed = time.monotonic() - t0
