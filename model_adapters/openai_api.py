@@ -226,17 +226,25 @@ class OpenAIAdapter(RemoteAdapter[OpenAIOptions]):
         if isinstance(exc, openai.APIStatusError):
             return self.http_failure(exc.status_code, _error_detail(exc), exc.response.headers)
         if isinstance(exc, openai.APITimeoutError):
-            return Retry(f"timed out after {self.opts.request_timeout:g} s")
+            return Retry(f"timed out after {self.opts.request_timeout:g} s", connection=True)
         if isinstance(exc, openai.APIConnectionError):
             cause = exc.__cause__
-            return Retry(f"connection error: {type(cause).__name__ if cause else ''} {cause or exc}".strip())
+            return Retry(f"connection error: {type(cause).__name__ if cause else ''} {cause or exc}".strip(),
+                         connection=True)
         return None
 
     def usage(self, reply: dict[str, Any]) -> Usage:
-        usage = reply.get("usage") or {}
-        total = usage.get("total_tokens")
-        return Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0),
-                     total if isinstance(total, int) else None)
+        use = _usage_counts(reply)
+        return Usage(use.get("prompt_tokens", 0), use.get("completion_tokens", 0), use.get("total_tokens"))
+
+    async def server_identity(self) -> dict[str, Any] | None:
+        """The served model as the server lists it (``GET /models``): its id and, from vLLM, the weights' path."""
+        page = await self._client.models.list()
+        for entry in getattr(page, "data", []) or []:
+            if getattr(entry, "id", None) == self.model:
+                found = {"id": entry.id, "root": getattr(entry, "root", None), "parent": getattr(entry, "parent", None)}
+                return {k: v for k, v in found.items() if v is not None}
+        return None
 
     def to_response(self, req: Request, reply: dict[str, Any]) -> Response:
         _check(reply)
@@ -270,10 +278,17 @@ class OpenAIAdapter(RemoteAdapter[OpenAIOptions]):
         elif (scores is None and text.strip() not in letters and _REFUSAL.search(text[:200])
               and not names_an_option(text, letters)):
             note = "refusal"
-        usage = reply.get("usage") or {}
-        use = {k: int(usage[k]) for k in ("prompt_tokens", "completion_tokens", "total_tokens")
-               if isinstance(usage.get(k), int)}
+        use = _usage_counts(reply)
         return Response(id=req.id, text=text, scores=scores, note=note, usage=use or None)
+
+
+def _usage_counts(reply: dict[str, Any]) -> dict[str, int]:
+    """The token counts a reply reports, best effort: a missing or malformed usage block counts nothing."""
+    usage = reply.get("usage")
+    if not isinstance(usage, dict):
+        return {}
+    return {k: int(v) for k in ("prompt_tokens", "completion_tokens", "total_tokens")
+            if isinstance(v := usage.get(k), (int, float)) and not isinstance(v, bool) and v >= 0 and v == v}
 
 
 def _check(data: object) -> None:

@@ -41,7 +41,8 @@ class FakeOpenAIServer:
     def __init__(self, *, latency: float = 0.0, fault_rate: float = 0.0, faults: tuple[str, ...] = FAULTS,
                  seed: int = 0, retry_after: str = "0", slow_seconds: float = 0.3, api_key: str | None = None,
                  check_images: bool = True, logprobs: bool = True, fail_first: int = 0, fail_status: int = 429,
-                 record: bool = True, port: int = 0) -> None:
+                 record: bool = True, port: int = 0, served_root: str | None = None, echo_key: bool = False,
+                 usage: Any = "counts") -> None:
         self.latency = latency
         self.fault_rate = fault_rate
         self.faults = faults
@@ -54,6 +55,9 @@ class FakeOpenAIServer:
         self.logprobs = logprobs
         self.fail_first = fail_first  # the first N requests fail with fail_status (and Retry-After)
         self.fail_status = fail_status
+        self.served_root = served_root  # when set, GET /v1/models lists the model with this weights path (as vLLM)
+        self.echo_key = echo_key  # append the request's key to every answer (a misbehaving proxy)
+        self.usage = usage  # "counts", or anything else to send as the usage block verbatim
         self.lock = threading.Lock()
         self.requests = 0
         self.answered = 0
@@ -81,6 +85,13 @@ class FakeOpenAIServer:
                 return {"requests": self.requests, "answered": self.answered, "max_in_flight": self.max_in_flight,
                         "faults": dict(self.fault_counts), "distinct": len(self.per_question),
                         "duplicates": sum(c - 1 for c in self.per_question.values())}
+
+        @app.get("/v1/models")
+        async def models() -> Any:
+            if self.served_root is None:
+                return JSONResponse({"error": {"message": "not found"}}, status_code=404)
+            return {"object": "list", "data": [{"id": "fake-vlm", "object": "model", "created": int(time.time()),
+                                                "owned_by": "fake", "root": self.served_root, "parent": None}]}
 
         @app.post("/v1/chat/completions")
         async def completions(request: Request) -> Any:
@@ -126,6 +137,10 @@ class FakeOpenAIServer:
                         self.max_image_side = max([self.max_image_side, *sides])
                         self.images_seen += len(sides)
                 reply = self._answer(body, text, refusal=fault == "refusal", empty=fault == "empty")
+                if self.echo_key:
+                    reply["choices"][0]["message"]["content"] += " (" + auth.removeprefix("Bearer ") + ")"
+                if self.usage != "counts":
+                    reply["usage"] = self.usage
                 digest = hashlib.sha256(json.dumps(body["messages"]).encode()).hexdigest() if self.record else ""
                 elided = _elide(body) if self.record else None
                 with self.lock:

@@ -22,6 +22,7 @@ pytest.importorskip("uvicorn")
 
 from fake_openai_server import FakeOpenAIServer, write_tiny_mmad  # noqa: E402
 
+from mmeval.config import RunRecord  # noqa: E402
 from mmeval.model_adapters import build_adapter  # noqa: E402
 from mmeval.model_adapters.base import AdapterError, AdapterSettings  # noqa: E402
 from mmeval.model_adapters.openai_api import (  # noqa: E402
@@ -334,3 +335,64 @@ def test_key_never_written_or_logged(data: str, tmp_path: Path, capfd: pytest.Ca
         assert not any(n in blob for n in needles), f"API key found in {path}"
     for text in (captured.out, captured.err, caplog.text):
         assert KEY not in text and KEY[8:24] not in text
+
+
+# ----------------------------------------------------------------------------------------- identity, usage, outages
+
+
+def test_a_new_checkpoint_behind_the_same_name_never_gets_the_old_answers(data: str, tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture) -> None:
+    cache = ["-M", f"cache={tmp_path / 'cache.sqlite'}"]
+    with FakeOpenAIServer(served_root="/models/ckpt-1") as srv:
+        assert run_cli(data, tmp_path / "a", srv, *cache, limit=12) == 0
+        assert srv.requests == 12
+        srv.reset_counts()
+        capsys.readouterr()
+        assert run_cli(data, tmp_path / "b", srv, *cache, limit=12) == 0  # same checkpoint: all from the cache
+        assert srv.requests == 0
+        assert "12 of the answers asked this time came from the response cache" in capsys.readouterr().err
+        srv.served_root = "/models/ckpt-2"  # the server now serves other weights under the same name
+        assert run_cli(data, tmp_path / "c", srv, *cache, limit=12) == 0
+        assert srv.requests == 12
+        srv.reset_counts()
+        assert run_cli(data, tmp_path / "d", srv, *cache, "-M", "revision=2026-11-30", limit=12) == 0
+        assert srv.requests == 12  # a revision the user names is part of the key too
+    assert usage(tmp_path / "c")[0]["server_model"] == {"id": "fake-vlm", "root": "/models/ckpt-2"}
+    a, d = RunRecord.read(tmp_path / "a" / "run.json"), RunRecord.read(tmp_path / "d" / "run.json")
+    assert a.digest != d.digest  # and of the run's identity
+
+
+def test_a_key_echoed_in_a_reply_never_reaches_the_cache(data: str, tmp_path: Path) -> None:
+    with FakeOpenAIServer(echo_key=True) as srv:
+        assert run_cli(data, tmp_path / "r", srv, "-M", f"cache={tmp_path / 'c.sqlite'}", limit=6) == 0
+    assert KEY.encode() not in (tmp_path / "c.sqlite").read_bytes()
+    assert all(KEY not in p["response"] for p in read_preds(tmp_path / "r"))
+
+
+@pytest.mark.parametrize("block", ["garbage", {"prompt_tokens": "many"}, {"prompt_tokens": -3}, None, [1, 2]])
+def test_an_unreadable_usage_block_leaves_the_answers_valid(data: str, tmp_path: Path, block: object) -> None:
+    with FakeOpenAIServer(usage=block) as srv:
+        assert run_cli(data, tmp_path / "r", srv, "-M", "no_cache=true", limit=8) == 0
+    preds = read_preds(tmp_path / "r")
+    assert len(preds) == 8 and not any(p["error"] for p in preds) and all(p["choice"] for p in preds)
+
+
+def test_a_dead_server_stops_the_run_quickly_and_keeps_the_answers(data: str, tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture) -> None:
+    import socket
+
+    from mmeval.cli import main
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    args = ["-M", "no_cache=true", "-M", "retry_base_delay=0.01", "-M", "max_connection_failures=6"]
+    with FakeOpenAIServer(port=port) as srv:
+        assert run_cli(data, tmp_path / "r", srv, *args, limit=5) == 0
+    start = time.monotonic()  # the server is gone now; the same run, asked for more
+    rc = main(["run", "--model", "openai:fake-vlm", "--data", data, "--limit", "20", "--out", str(tmp_path / "r"),
+               "-M", f"base_url=http://127.0.0.1:{port}/v1", "-M", f"api_key_env={KEY_ENV}", *args, "--no-progress"])
+    assert rc == 2 and time.monotonic() - start < 60
+    err = capsys.readouterr().err
+    assert "could not reach the server" in err and "Answers so far are kept" in err
+    assert len(read_preds(tmp_path / "r")) == 5 and not any(p["error"] for p in read_preds(tmp_path / "r"))

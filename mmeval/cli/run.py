@@ -195,6 +195,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _summary(result: Any, out: Path) -> None:
+    hits = result.adapter_info.get("cache_hits")
+    if hits:
+        print(f"{hits} of the answers asked this time came from the response cache (keyed by the exact request, "
+              "the model the server reports and -M revision); -M no_cache=true asks the server again",
+              file=sys.stderr)
     if result.skipped:
         print(f"skipped {result.skipped} bad record(s); see {out / 'scores.json'}", file=sys.stderr)
     if result.changed or result.removed:

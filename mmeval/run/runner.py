@@ -11,7 +11,7 @@ import json
 import math
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
@@ -117,6 +117,8 @@ class RunResult:
     retryable_errors: int = 0
     changed: int = 0
     removed: int = 0
+    #: what the adapter reported about this session (usage, cache hits ...)
+    adapter_info: dict[str, object] = field(default_factory=dict)
 
 
 def _check_adapter(own: ModelAdapter, config: RunConfig) -> None:
@@ -202,6 +204,7 @@ def _run(config: RunConfig, out: Path, bench: Benchmark, questions: list[Questio
     changed = sorted(i for i, p in on_disk.items() if i in current and current[i] != p.question_digest)
     pending = shard.my_share([p for p in prepared if p.request.id not in done], rank, world)
     own = adapter or build_adapter(config.model, config.adapter_options(), adapter_settings(config))
+    info: dict[str, object] = {}
     try:
         _check_adapter(own, config)
         _answer(own, pending, pred_path, out / (TIMINGS if world == 1 else f"timings.rank{rank}.jsonl"),
@@ -218,7 +221,9 @@ def _run(config: RunConfig, out: Path, bench: Benchmark, questions: list[Questio
         if rank != 0:
             return RunResult(out, pred_path, 0, len(prepared), 0, len(bench.skipped))
         shard.wait_for_others(out, world, started)
-    return _merge(out, config, bench, prepared, world, changed)
+    result = _merge(out, config, bench, prepared, world, changed)
+    result.adapter_info = info
+    return result
 
 
 def _merge(out: Path, config: RunConfig, bench: Benchmark, prepared: list[Prepared], world: int,

@@ -158,6 +158,9 @@ class RemoteAdapter(ModelAdapter, Generic[OptionsT]):
         self._thread: threading.Thread | None = None
         self._opened = False
         self._pause_until = 0.0
+        self._connection_failures = 0
+        self.identity: dict[str, Any] | None = None
+        self._cache_scope = self.base_url
 
     def __repr__(self) -> str:  # no key in reprs either
         return f"{type(self).__name__}(model={self.model!r}, base_url={public_url(self.opts.base_url)!r})"
@@ -167,6 +170,10 @@ class RemoteAdapter(ModelAdapter, Generic[OptionsT]):
     @abstractmethod
     async def build_request(self, req: Request) -> dict[str, Any]:
         """The JSON body for one request."""
+
+    async def server_identity(self) -> dict[str, Any] | None:
+        """What the server says it serves (model id, weights path ...), when it says; part of the cache key."""
+        return None
 
     async def open(self) -> None:
         """Create the HTTP client; runs once on the loop thread before the first request."""
@@ -246,6 +253,12 @@ class RemoteAdapter(ModelAdapter, Generic[OptionsT]):
         self._tpm = TokenBucket(o.tpm) if o.tpm else None
         self._opened = True
         await self.open()
+        try:
+            self.identity = await self.server_identity()
+        except Exception:  # noqa: BLE001 - a server that cannot say is fine: the cache key then has less in it
+            self.identity = None
+        facts = {k: v for k, v in (("revision", o.revision), ("server", self.identity)) if v}
+        self._cache_scope = self.base_url + (f"\n{json.dumps(facts, sort_keys=True)}" if facts else "")
 
     def close(self) -> None:
         if self._loop is not None:
@@ -323,7 +336,7 @@ class RemoteAdapter(ModelAdapter, Generic[OptionsT]):
         except Exception as exc:  # an unreadable image: record it, the next run retries
             return self._failed(req, f"cannot prepare the request: {type(exc).__name__}: {exc}")
         payload = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()  # sent as is
-        key = cache_key(self.base_url, payload) if self._cache is not None else ""
+        key = cache_key(self._cache_scope, payload) if self._cache is not None else ""
         if self._cache is not None:
             hit = self._cache.get(key)
             if hit is not None:
@@ -337,7 +350,7 @@ class RemoteAdapter(ModelAdapter, Generic[OptionsT]):
         if error is not None:
             return self._failed(req, error)
         resp = self._respond(req, reply)
-        use = self.usage(reply)
+        use = self._usage(reply)
         self.stats.prompt_tokens += use.prompt_tokens
         self.stats.completion_tokens += use.completion_tokens
         if resp.note == "refusal":
@@ -346,10 +359,26 @@ class RemoteAdapter(ModelAdapter, Generic[OptionsT]):
             self.stats.empty += 1
         if self._cache is not None:
             try:
-                self._cache.put(key, self.model, reply)
+                self._cache.put(key, self.model, self._scrubbed(reply))
             except sqlite3.Error as exc:
                 self.log.warning("%s: could not write the API cache: %s", self.family, exc)
         return resp
+
+    def _usage(self, reply: Any) -> Usage:
+        """Token counts are best effort: a reply whose usage cannot be read still answers its question."""
+        try:
+            return self.usage(reply)
+        except (TypeError, ValueError, AttributeError, KeyError):
+            return Usage()
+
+    def _scrubbed(self, reply: Any) -> Any:
+        """The reply without the key in it, for the cache (a server may echo the key in a normal reply)."""
+        if not self._scrub.secret:
+            return reply
+        try:
+            return json.loads(self._scrub.text(json.dumps(reply)) or "null")
+        except (TypeError, ValueError):
+            return reply
 
     def _respond(self, req: Request, reply: Any) -> Response:
         resp = self.to_response(req, reply)
@@ -388,8 +417,9 @@ class RemoteAdapter(ModelAdapter, Generic[OptionsT]):
                 self.stats.max_in_flight = max(self.stats.max_in_flight, self.stats.in_flight)
                 try:
                     reply = await self.send(body, payload)
+                    self._connection_failures = 0
                     if self._tpm:
-                        used = self.usage(reply).total_tokens
+                        used = self._usage(reply).total_tokens
                         if used is not None:
                             self._tpm.adjust(used - estimate)
                     return reply, None
@@ -405,6 +435,13 @@ class RemoteAdapter(ModelAdapter, Generic[OptionsT]):
                         return None, f"{verdict.reason} (not retried)"
                     assert isinstance(verdict, Retry)
                     reason, retry_after = verdict.reason, verdict.retry_after
+                    if verdict.connection:
+                        self._connection_failures += 1
+                        if self._connection_failures >= self.opts.max_connection_failures:
+                            raise _Stop(self._scrub.text(
+                                f"{self.family}:{self.model} at {public_url(self.base_url)}: "
+                                f"{self._connection_failures} requests in a row could not reach the server (last: "
+                                f"{reason}); is it running? Answers so far are kept: rerun to continue")) from None
                     if verdict.rate_limited:
                         self.stats.rate_limited += 1
                         if retry_after:
@@ -441,6 +478,8 @@ class RemoteAdapter(ModelAdapter, Generic[OptionsT]):
             "empty": s.empty,
             **s.counters,
             "cache_hits": s.cache_hits,
+            "server_model": self.identity,
+            "revision": self.opts.revision,
             "cache": str(self.cache_path) if self.cache_path else None,
             "max_in_flight": s.max_in_flight,
             "prompt_tokens": s.prompt_tokens,

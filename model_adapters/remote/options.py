@@ -49,6 +49,12 @@ class RemoteOptions(BaseModel):
                                           "~/.cache/mmeval)")
     no_cache: bool = Field(False, json_schema_extra=OPERATIONAL,
                            description="do not read or write the API response cache")
+    revision: str | None = Field(None, description="what identifies the served checkpoint when its name does not "
+                                                   "(e.g. a date or a commit): part of the run's identity and of "
+                                                   "the cache key, so a new checkpoint never gets the old answers")
+    max_connection_failures: int = Field(30, ge=1, json_schema_extra=OPERATIONAL,
+                                         description="stop the run after this many requests in a row could not "
+                                                     "reach the server (answers so far are kept)")
 
     @field_validator("api_key_env")
     @classmethod

@@ -39,6 +39,8 @@ class Retry:
     retry_after: float | None = None
     #: the server said "too many requests": counted, and its ``retry_after`` pauses every request
     rate_limited: bool = False
+    #: the server could not be reached (refused, reset, timed out): many in a row mean it is down
+    connection: bool = False
 
 
 @dataclass(frozen=True)
