@@ -33,7 +33,7 @@ from mmeval.jsonsafe import json_safe
 from mmeval.predictions import Prediction
 from mmeval.report.analysis.answer_patterns import invalid_rates, position_bias
 from mmeval.report.analysis.baselines import human_gap
-from mmeval.report.analysis.bootstrap import bootstrap_ci, ci_table
+from mmeval.report.analysis.bootstrap import bootstrap_ci
 from mmeval.report.analysis.hallucinations import (
     ad_verdict,
     fabrication,
@@ -59,7 +59,7 @@ from mmeval.report.analysis.timings import latency, percentile, read_timings
 
 __all__ = [
     "MCNEMAR_EXACT_BELOW", "PROBE", "RunData", "ad_verdict", "analyse", "auroc", "average_precision",
-    "bootstrap_ci", "calibration", "chosen_confidence", "ci_table", "circular", "detection_scores",
+    "bootstrap_ci", "calibration", "chosen_confidence", "circular", "detection_scores",
     "ece", "fabrication", "hallucination", "holm", "human_gap", "invalid_rates", "latency",
     "load_run", "mcnemar", "p_defect", "paired_mcnemar", "percentile", "plain_preds", "position_bias",
     "probe_preds", "read_timings", "says_defect", "self_inconsistency", "softmax", "to_jsonable",
