@@ -32,7 +32,7 @@ from typing import Any
 import pandas as pd
 
 from mmeval.predictions import Prediction
-from mmeval.report.analysis.questions import PROBE, _pct, probe_preds
+from mmeval.report.analysis.questions import PROBE, pct, probe_preds
 from mmeval.tasks import defect_tasks, detection_task, option_polarity
 
 
@@ -71,7 +71,7 @@ def fabrication(preds: Iterable[Prediction]) -> dict[str, Any]:
     valid = [p for p in probes if p.choice is not None]
     fabricated = [p for p in valid if p.choice != p.answer]
     return {"probes": len(probes), "valid": len(valid), "invalid": len(probes) - len(valid),
-            "fabricated": len(fabricated), "rate": _pct(len(fabricated), len(valid))}
+            "fabricated": len(fabricated), "rate": pct(len(fabricated), len(valid))}
 
 
 def self_inconsistency(preds: Iterable[Prediction]) -> dict[str, Any]:
@@ -115,12 +115,12 @@ def self_inconsistency(preds: Iterable[Prediction]) -> dict[str, Any]:
     total_n = denied_n + contra_n + reverse_n
     total_hit = denied_hit + contra_hit + reverse_hit
     return {
-        "denied_but_described": {"images": denied_n, "inconsistent": denied_hit, "rate": _pct(denied_hit, denied_n)},
-        "defect_accuracy_when_denied": _pct(*acc["denied"]), "defect_questions_when_denied": acc["denied"][1],
-        "defect_accuracy_when_detected": _pct(*acc["detected"]), "defect_questions_when_detected": acc["detected"][1],
-        "probe_contradiction": {"images": contra_n, "inconsistent": contra_hit, "rate": _pct(contra_hit, contra_n)},
-        "probe_reverse": {"images": reverse_n, "inconsistent": reverse_hit, "rate": _pct(reverse_hit, reverse_n)},
-        "all": {"images": total_n, "inconsistent": total_hit, "rate": _pct(total_hit, total_n)},
+        "denied_but_described": {"images": denied_n, "inconsistent": denied_hit, "rate": pct(denied_hit, denied_n)},
+        "defect_accuracy_when_denied": pct(*acc["denied"]), "defect_questions_when_denied": acc["denied"][1],
+        "defect_accuracy_when_detected": pct(*acc["detected"]), "defect_questions_when_detected": acc["detected"][1],
+        "probe_contradiction": {"images": contra_n, "inconsistent": contra_hit, "rate": pct(contra_hit, contra_n)},
+        "probe_reverse": {"images": reverse_n, "inconsistent": reverse_hit, "rate": pct(reverse_hit, reverse_n)},
+        "all": {"images": total_n, "inconsistent": total_hit, "rate": pct(total_hit, total_n)},
     }
 
 
@@ -134,8 +134,8 @@ def _hallucination_row(preds: Sequence[Prediction]) -> dict[str, Any]:
     fab = fabrication(preds)
     inc = self_inconsistency(preds)
     return {
-        "normal_questions": len(normal), "overkill_n": overkill, "overkill": _pct(overkill, len(normal)),
-        "anomalous_questions": len(anom), "miss_n": miss, "miss": _pct(miss, len(anom)),
+        "normal_questions": len(normal), "overkill_n": overkill, "overkill": pct(overkill, len(normal)),
+        "anomalous_questions": len(anom), "miss_n": miss, "miss": pct(miss, len(anom)),
         "ad_invalid": sum(p.choice is None for p in ad_q),
         "probes": fab["probes"], "probes_valid": fab["valid"], "fabricated_n": fab["fabricated"],
         "fabrication": fab["rate"],

@@ -19,7 +19,7 @@ import numpy as np
 from scipy import stats
 
 from mmeval.predictions import Prediction
-from mmeval.report.analysis.questions import _pct, plain_preds
+from mmeval.report.analysis.questions import pct, plain_preds
 from mmeval.tasks import detection_task, option_polarity
 
 
@@ -96,7 +96,7 @@ def detection_scores(preds: Iterable[Prediction]) -> dict[str, Any]:
     y = [int(label[i]) for i in images]
     s = [float(np.mean(per_image[i])) for i in images]
     return {"available": True, "images": len(images), "anomalous": sum(y), "normal": len(y) - sum(y),
-            "auroc": auroc(y, s), "aupr": average_precision(y, s), "prevalence": _pct(sum(y), len(y)) / 100}
+            "auroc": auroc(y, s), "aupr": average_precision(y, s), "prevalence": pct(sum(y), len(y)) / 100}
 
 
 def _iter_ad(preds: Iterable[Prediction]) -> Iterable[Prediction]:
