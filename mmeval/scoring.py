@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict
 
 from mmeval import tasks
 from mmeval.predictions import Prediction
@@ -64,18 +65,14 @@ def extra_tasks(df: pd.DataFrame) -> list[str]:
 
 # ------------------------------------------------------------------------------------------ the kernel
 
-#: rows of an :class:`ImageCounts` array
-NORMAL_QUESTIONS, NORMAL_CORRECT, ANOMALOUS_QUESTIONS, ANOMALOUS_CORRECT = range(4)
-
-
 @dataclass(frozen=True)
 class ImageCounts:
     """A frame's questions counted per image: the unit the score table sums and the bootstrap resamples.
 
     ``counts[(dataset, task)]`` is a 4 x images array over the dataset's images (``images[dataset]``, in
-    order of first appearance): questions about the image when it is normal, of them answered correctly,
-    the same when it is anomalous (rows :data:`NORMAL_QUESTIONS` ...). A task the dataset does not ask has
-    no entry.
+    order of first appearance); its rows: questions about the image when it is normal, of them answered
+    correctly, questions about it when it is anomalous, of them answered correctly. A task the dataset does
+    not ask has no entry.
     """
 
     datasets: list[str]
@@ -209,16 +206,34 @@ def table_row(table: pd.DataFrame, row: str = AVERAGE) -> dict[str, float]:
 # ---------------------------------------------------------------------------------------------- counts
 
 
-def counts(df: pd.DataFrame) -> dict[str, object]:
+class TaskCount(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    questions: int
+    invalid: int
+    errors: int
+    correct: int
+
+
+class Counts(BaseModel):
     """How many questions, invalid answers and errors, per task and in all."""
+
+    model_config = ConfigDict(frozen=True)
+
+    questions: int
+    invalid: int
+    errors: int
+    images: int
+    per_task: dict[str, TaskCount]
+
+
+def counts(df: pd.DataFrame) -> Counts:
+    """How many plain questions, invalid answers and errors, per task and in all."""
     df = plain(df)
     per_task = (df.groupby("task", sort=False)
                 .agg(questions=("id", "size"), invalid=("valid", lambda v: int((~v).sum())),
                      errors=("error", "sum"), correct=("correct", "sum")))
-    return {
-        "questions": int(len(df)),
-        "invalid": int((~df["valid"]).sum()),
-        "errors": int(df["error"].sum()),
-        "images": int(df["image"].nunique()),
-        "per_task": {t: {k: int(v) for k, v in r.items()} for t, r in per_task.iterrows()},
-    }
+    return Counts(questions=int(len(df)), invalid=int((~df["valid"]).sum()), errors=int(df["error"].sum()),
+                  images=int(df["image"].nunique()),
+                  per_task={str(t): TaskCount(**{str(k): int(v) for k, v in r.items()})
+                            for t, r in per_task.iterrows()})

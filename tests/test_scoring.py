@@ -52,9 +52,9 @@ def test_invalid_counts_wrong_and_is_counted() -> None:
     df = scoring.frame(preds)
     assert scoring.score_table(df).loc["D1", "Defect Classification"] == pytest.approx(50.0)
     assert scoring.score_table(df, drop_invalid=True).loc["D1", "Defect Classification"] == pytest.approx(200 / 3)
-    assert scoring.counts(df)["invalid"] == 1
-    assert scoring.counts(df)["per_task"]["Defect Classification"] == {"questions": 4, "invalid": 1, "errors": 0,
-                                                                        "correct": 2}
+    assert scoring.counts(df).invalid == 1
+    assert scoring.counts(df).per_task["Defect Classification"].model_dump() == {"questions": 4, "invalid": 1,
+                                                                                 "errors": 0, "correct": 2}
 
 
 def test_average_row_and_column_order() -> None:

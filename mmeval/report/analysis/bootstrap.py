@@ -13,11 +13,23 @@ from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict
 
 from mmeval import scoring, tasks
 from mmeval.predictions import Prediction
 
 LEVEL = 0.95
+
+
+class BootstrapSettings(BaseModel):
+    """How the confidence intervals were drawn."""
+
+    model_config = ConfigDict(frozen=True)
+
+    resamples: int
+    seed: int
+    level: float = LEVEL
+    unit: str = "image, within dataset"
 
 
 def bootstrap_ci(preds_or_df: Iterable[Prediction] | pd.DataFrame, *, n_boot: int = 1000, seed: int = 0,
