@@ -19,12 +19,14 @@ which of the two asks for them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict
 
 from mmeval import tasks
 from mmeval.predictions import Prediction
@@ -33,6 +35,15 @@ from mmeval.predictions import Prediction
 AVERAGE = "Average"
 #: the columns computed from the detection task's answers ("defective" is the positive class)
 DETECTION_METRICS: tuple[str, ...] = ("Recall", "Precision", "F1", "Overkill", "Miss")
+
+
+
+def _null_is_nan(value: Any) -> Any:
+    return math.nan if value is None else value
+
+
+#: a figure that is NaN where it is undefined (nothing asked); written as null in JSON, read back as NaN
+Figure = Annotated[float, BeforeValidator(_null_is_nan)]
 
 
 def columns() -> list[str]:

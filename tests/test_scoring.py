@@ -15,6 +15,7 @@ from mmeval import scoring
 from mmeval.cli import main
 from mmeval.predictions import Prediction
 from mmeval.report.official import answers_frame, read_answers
+from mmeval.report.score_files import OfficialScores
 
 TASKS = ["Anomaly Detection", "Defect Classification", "Defect Localization", "Defect Description",
          "Defect Analysis", "Object Classification", "Object Analysis"]
@@ -141,6 +142,8 @@ def test_score_mmad_invalid_answers(tmp_path: Path) -> None:
     assert main(["score-mmad", str(path), "--out", str(tmp_path / "o"), "--drop-invalid"]) == 0
     saved = json.loads((tmp_path / "o" / "scores.json").read_text())
     assert saved["counts"]["questions"] == len(answers) - 2
+    record = OfficialScores.model_validate_json((tmp_path / "o" / "scores.json").read_text())
+    assert record.drop_invalid is True and record.source == str(path.resolve()) and record.version == 1
 
 
 def test_score_mmad_bad_file_exit_code(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -30,7 +30,7 @@ class ScoresRecord(BaseModel):
 
     version: int = SCORES_SCHEMA_VERSION
     title: str
-    scores: dict[str, dict[str, float]]
+    scores: dict[str, dict[str, scoring.Figure]]
     counts: scoring.Counts
 
     @staticmethod

@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict
 
 from mmeval.predictions import Prediction
 from mmeval.report.analysis.questions import PROBE, pct, probe_preds
+from mmeval.scoring import Figure
 from mmeval.tasks import defect_tasks, detection_task, option_polarity
 
 
@@ -46,7 +47,7 @@ class Fabrication(BaseModel):
     valid: int
     invalid: int
     fabricated: int
-    rate: float  # % of the valid answers; NaN without any
+    rate: Figure  # % of the valid answers
 
 
 class Inconsistency(BaseModel):
@@ -56,7 +57,7 @@ class Inconsistency(BaseModel):
 
     images: int
     inconsistent: int
-    rate: float
+    rate: Figure
 
 
 class SelfInconsistency(BaseModel):
@@ -65,9 +66,9 @@ class SelfInconsistency(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     denied_but_described: Inconsistency
-    defect_accuracy_when_denied: float
+    defect_accuracy_when_denied: Figure
     defect_questions_when_denied: int
-    defect_accuracy_when_detected: float
+    defect_accuracy_when_detected: Figure
     defect_questions_when_detected: int
     probe_contradiction: Inconsistency
     probe_reverse: Inconsistency
