@@ -117,8 +117,8 @@ def image_counts(df: pd.DataFrame) -> ImageCounts:
 
 
 def nanmean(stack: np.ndarray) -> np.ndarray:
-    """Mean over the last axis ignoring NaN (the values summed in order, divided by their count), as numpy's
-    and pandas' means; NaN, without a warning, where every value is NaN."""
+    """Mean over the last axis ignoring NaN, computed as numpy's and pandas' means are (numpy's sum of the
+    values, divided by their count); NaN, without a warning, where every value is NaN."""
     stack = np.asarray(stack, dtype=float)
     missing = np.isnan(stack)
     total = np.where(missing, 0.0, stack).sum(axis=-1)
