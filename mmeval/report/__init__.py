@@ -1,6 +1,7 @@
 """Reports: scores, analyses, HTML pages and comparisons, from a run directory's predictions.
 
 - :mod:`mmeval.report.run_report`: a run's report files (scores, analysis.json, ci.csv, answers, report.html).
+- :mod:`mmeval.report.run_page`: what a run's report.html shows.
 - :mod:`mmeval.report.compare`: runs side by side with references; compare.csv/json/html.
 - :mod:`mmeval.report.score_files`: scores.csv, scores.json (typed, versioned) and heatmap.png.
 - :mod:`mmeval.report.analysis`: every analysis of a run, returned as a typed :class:`~mmeval.report.analysis.Analysis`.

@@ -3,7 +3,7 @@ thumbnails embedded as base64, no external resource, so a report opens offline a
 
 Everything a model wrote (responses, and the question texts from the data) goes through jinja2's
 autoescaping: a response ``<script>`` renders as text. What a page shows is put together by
-:mod:`mmeval.report.run_report` and :mod:`mmeval.report.compare`; this module only renders it.
+:mod:`mmeval.report.run_page` and :mod:`mmeval.report.compare`; this module only renders it.
 """
 
 from __future__ import annotations
