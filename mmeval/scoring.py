@@ -1,4 +1,4 @@
-"""Scores from predictions, as MMAD computes them, with pandas.
+"""Scores from predictions, as MMAD computes them.
 
 Table: one row per dataset (in order of first appearance) plus an ``Average`` row (the unweighted
 mean of the dataset rows); columns in the order of the MMAD result CSVs. Anomaly Detection is the
@@ -8,23 +8,47 @@ the positive class.
 
 Unlike the reference summary, an answer that names no option (invalid) is scored wrong and counted,
 not dropped from the denominator; ``drop_invalid=True`` reproduces the reference behaviour.
+
+Every cell is computed by one kernel (:func:`score_cells`) from per-image counts
+(:func:`image_counts`) and a weight per image: the score table weighs every image once, the
+bootstrap (:mod:`mmeval.report.analysis.bootstrap`) weighs them by how often a resample drew them.
+The arithmetic is the MMAD summary's, in the same order of operations (``100 * (k / n)``; means are
+sums over the values in order divided by their count), so the table's numbers do not depend on
+which of the two asks for them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, BeforeValidator, ConfigDict
 
-from mmeval import tasks as task_registry
+from mmeval import tasks
 from mmeval.predictions import Prediction
 
-DETECTION_METRICS = ["Recall", "Precision", "F1", "Overkill", "Miss"]
+#: the score table's row and column that average the others
+AVERAGE = "Average"
+#: the columns computed from the detection task's answers ("defective" is the positive class)
+DETECTION_METRICS: tuple[str, ...] = ("Recall", "Precision", "F1", "Overkill", "Miss")
+
+
+
+def _null_is_nan(value: Any) -> Any:
+    return math.nan if value is None else value
+
+
+#: a figure that is NaN where it is undefined (nothing asked); written as null in JSON, read back as NaN
+Figure = Annotated[float, BeforeValidator(_null_is_nan)]
 
 
 def columns() -> list[str]:
-    return task_registry.task_names() + ["Average"] + DETECTION_METRICS
+    """The score table's columns: the tasks, their Average, the detection metrics."""
+    return tasks.task_names() + [AVERAGE] + list(DETECTION_METRICS)
 
 
 def frame(preds: Iterable[Prediction]) -> pd.DataFrame:
@@ -44,47 +68,128 @@ def plain(df: pd.DataFrame) -> pd.DataFrame:
     return df[df["variant"].isna()] if "variant" in df else df
 
 
-def _balanced(group: pd.DataFrame) -> float:
-    halves = group.groupby("is_normal")["correct"].mean()
-    return float(100 * halves.mean()) if len(halves) else np.nan
-
-
-def _detection(ad: pd.DataFrame) -> dict[str, float]:
-    anom, norm = ad[~ad["is_normal"]], ad[ad["is_normal"]]
-    tp = int(anom["correct"].sum())
-    fn = len(anom) - tp
-    fp = len(norm) - int(norm["correct"].sum())
-    recall = 100 * tp / (tp + fn) if tp + fn else np.nan
-    precision = 100 * tp / (tp + fp) if tp + fp else np.nan
-    f1 = 2 * precision * recall / (precision + recall) if precision and recall else (0.0 if tp + fn and tp + fp else np.nan)
-    return {"Recall": recall, "Precision": precision, "F1": f1,
-            "Overkill": 100 * fp / len(norm) if len(norm) else np.nan,
-            "Miss": 100 * fn / len(anom) if len(anom) else np.nan}
-
-
-def score_row(df: pd.DataFrame) -> dict[str, float]:
-    """Scores of one dataset's questions."""
-    row: dict[str, float] = {}
-    for task in task_registry.all_tasks():
-        sub = df[df["task"] == task.name]
-        if sub.empty:
-            row[task.name] = np.nan
-        elif task.scoring == "balanced":
-            row[task.name] = _balanced(sub)
-        else:
-            row[task.name] = float(100 * sub["correct"].mean())
-    row["Average"] = float(np.nanmean([row[t] for t in task_registry.task_names()])) if any(
-        not np.isnan(row[t]) for t in task_registry.task_names()) else np.nan
-    row.update(_detection(df[df["task"] == task_registry.detection_task()]))
-    for extra in extra_tasks(df):  # types outside the registry (--allow-unknown-types): shown, not averaged
-        sub = df[df["task"] == extra]
-        row[extra] = float(100 * sub["correct"].mean()) if len(sub) else np.nan
-    return row
-
-
 def extra_tasks(df: pd.DataFrame) -> list[str]:
-    known = set(task_registry.task_names())
+    """Question types outside the registry (``--allow-unknown-types``): shown in the table, not averaged."""
+    known = set(tasks.task_names())
     return [t for t in dict.fromkeys(df["task"]) if t not in known]
+
+
+# ------------------------------------------------------------------------------------------ the kernel
+
+@dataclass(frozen=True)
+class ImageCounts:
+    """A frame's questions counted per image: the unit the score table sums and the bootstrap resamples.
+
+    ``counts[(dataset, task)]`` is a 4 x images array over the dataset's images (``images[dataset]``, in
+    order of first appearance); its rows: questions about the image when it is normal, of them answered
+    correctly, questions about it when it is anomalous, of them answered correctly. A task the dataset does
+    not ask has no entry.
+    """
+
+    datasets: list[str]
+    images: dict[str, list[str]]
+    task_columns: list[str]  # the registry's tasks, then the extra ones of the frame
+    counts: dict[tuple[str, str], np.ndarray]
+
+
+def image_counts(df: pd.DataFrame) -> ImageCounts:
+    datasets = list(dict.fromkeys(df["dataset"]))
+    task_columns = tasks.task_names() + extra_tasks(df)
+    images: dict[str, list[str]] = {}
+    counts: dict[tuple[str, str], np.ndarray] = {}
+    for ds in datasets:
+        sub = df[df["dataset"] == ds]
+        ims = list(dict.fromkeys(sub["image"]))
+        images[ds] = ims
+        pos = sub["image"].map({im: i for i, im in enumerate(ims)}).to_numpy()
+        task = sub["task"].to_numpy()
+        normal = sub["is_normal"].to_numpy(dtype=bool)
+        correct = sub["correct"].to_numpy(dtype=float)
+        m = len(ims)
+        for name in dict.fromkeys(task):
+            halves = []
+            for half in (normal, ~normal):
+                sel = (task == name) & half
+                halves += [np.bincount(pos[sel], minlength=m).astype(float),
+                           np.bincount(pos[sel], weights=correct[sel], minlength=m)]
+            counts[(ds, str(name))] = np.stack(halves)
+    return ImageCounts(datasets, images, task_columns, counts)
+
+
+def nanmean(stack: np.ndarray) -> np.ndarray:
+    """Mean over the last axis ignoring NaN, computed as numpy's and pandas' means are (numpy's sum of the
+    values, divided by their count); NaN, without a warning, where every value is NaN."""
+    stack = np.asarray(stack, dtype=float)
+    missing = np.isnan(stack)
+    total = np.where(missing, 0.0, stack).sum(axis=-1)
+    count = (~missing).sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def _ratio(k: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """``k / n``, NaN where nothing was asked."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, k / np.where(n > 0, n, 1), np.nan)
+
+
+def _percent(k: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """``100 * k / n``, NaN where ``n`` is 0."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, 100 * k / np.where(n > 0, n, 1), np.nan)
+
+
+def _detection_metrics(tot: np.ndarray) -> dict[str, np.ndarray]:
+    """Recall, precision, F1, overkill and miss from summed counts (B x 4), "defective" as the positive class."""
+    nn, kn, na, ka = (tot[:, i] for i in range(4))
+    tp, fn, fp = ka, na - ka, nn - kn
+    recall, precision = _percent(tp, tp + fn), _percent(tp, tp + fp)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        both = (precision != 0) & (recall != 0)  # NaN counts as given, as in the MMAD summary
+        f1 = np.where(both, 2 * precision * recall / np.where(both, precision + recall, 1),
+                      np.where((tp + fn > 0) & (tp + fp > 0), 0.0, np.nan))
+    return {"Recall": recall, "Precision": precision, "F1": f1, "Overkill": _percent(fp, nn), "Miss": _percent(fn, na)}
+
+
+def score_cells(ic: ImageCounts, weights: Mapping[str, np.ndarray] | None = None) -> dict[tuple[str, str], np.ndarray]:
+    """Every cell of the score table, once per weight row.
+
+    ``weights[dataset]``: B x images of the dataset (how often each image counts); None weighs every image
+    once (B = 1). Returns (row, column) -> B values, rows = the datasets and ``Average``, columns =
+    :func:`columns` and the extra tasks. Accuracy cells are ``100 * (correct / questions)``; a balanced
+    task's cell is 100 x the mean of its accuracy on normal and on anomalous images (the halves asked);
+    a dataset's ``Average`` is the mean of its task cells (extra tasks aside); the ``Average`` row is the
+    mean of the dataset rows. NaN where nothing was asked.
+    """
+    defs = {t.name: t for t in tasks.all_tasks()}
+    detection = tasks.detection_task()
+    cols = columns() + [t for t in ic.task_columns if t not in defs]
+    out: dict[tuple[str, str], np.ndarray] = {}
+    for ds in ic.datasets:
+        w = weights[ds] if weights is not None else np.ones((1, len(ic.images[ds])))
+        empty = np.full(w.shape[0], np.nan)
+        tot_of: dict[str, np.ndarray] = {}
+        for name in ic.task_columns:
+            arr = ic.counts.get((ds, name))
+            if arr is None:
+                out[(ds, name)] = empty
+                continue
+            tot = tot_of[name] = w @ arr.T  # B x 4: exact sums of whole numbers
+            nn, kn, na, ka = (tot[:, i] for i in range(4))
+            task = defs.get(name)
+            if task is not None and task.scoring == "balanced":
+                out[(ds, name)] = 100 * nanmean(np.stack([_ratio(ka, na), _ratio(kn, nn)], axis=-1))
+            else:
+                out[(ds, name)] = 100 * _ratio(kn + ka, nn + na)
+        out[(ds, AVERAGE)] = nanmean(np.stack([out[(ds, t)] for t in defs], axis=-1))
+        det = tot_of.get(detection) if detection is not None else None
+        metrics = _detection_metrics(det if det is not None else np.zeros((w.shape[0], 4)))
+        for metric in DETECTION_METRICS:
+            out[(ds, metric)] = metrics[metric]
+    for col in cols:
+        values = [out[(ds, col)] for ds in ic.datasets]
+        out[(AVERAGE, col)] = nanmean(np.stack(values, axis=-1)) if values else np.full(1, np.nan)
+    return out
 
 
 def score_table(df: pd.DataFrame, *, drop_invalid: bool = False) -> pd.DataFrame:
@@ -92,24 +197,54 @@ def score_table(df: pd.DataFrame, *, drop_invalid: bool = False) -> pd.DataFrame
     df = plain(df)
     if drop_invalid:
         df = df[df["valid"]]
-    datasets = list(dict.fromkeys(df["dataset"]))
-    table = pd.DataFrame([score_row(df[df["dataset"] == d]) for d in datasets], index=datasets,
-                         columns=columns() + extra_tasks(df))
-    table.loc["Average"] = table.mean(axis=0, skipna=True)
+    ic = image_counts(df)
+    cells = score_cells(ic)
+    rows = ic.datasets + [AVERAGE]
+    cols = columns() + extra_tasks(df)
+    table = pd.DataFrame([[float(cells[(r, c)][0]) for c in cols] for r in rows], index=rows, columns=cols,
+                         dtype=float)
     table.index.name = "dataset"
     return table
 
 
-def counts(df: pd.DataFrame) -> dict[str, object]:
+def table_row(table: pd.DataFrame, row: str = AVERAGE) -> dict[str, float]:
+    """One row of a score table (by default the Average row), column -> value; empty when there is none."""
+    if row not in table.index:
+        return {}
+    return {str(c): float(v) for c, v in table.to_dict(orient="index")[row].items()}
+
+
+# ---------------------------------------------------------------------------------------------- counts
+
+
+class TaskCount(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    questions: int
+    invalid: int
+    errors: int
+    correct: int
+
+
+class Counts(BaseModel):
     """How many questions, invalid answers and errors, per task and in all."""
+
+    model_config = ConfigDict(frozen=True)
+
+    questions: int
+    invalid: int
+    errors: int
+    images: int
+    per_task: dict[str, TaskCount]
+
+
+def counts(df: pd.DataFrame) -> Counts:
+    """How many plain questions, invalid answers and errors, per task and in all."""
     df = plain(df)
     per_task = (df.groupby("task", sort=False)
                 .agg(questions=("id", "size"), invalid=("valid", lambda v: int((~v).sum())),
                      errors=("error", "sum"), correct=("correct", "sum")))
-    return {
-        "questions": int(len(df)),
-        "invalid": int((~df["valid"]).sum()),
-        "errors": int(df["error"].sum()),
-        "images": int(df["image"].nunique()),
-        "per_task": {t: {k: int(v) for k, v in r.items()} for t, r in per_task.iterrows()},
-    }
+    return Counts(questions=int(len(df)), invalid=int((~df["valid"]).sum()), errors=int(df["error"].sum()),
+                  images=int(df["image"].nunique()),
+                  per_task={str(t): TaskCount(**{str(k): int(v) for k, v in r.items()})
+                            for t, r in per_task.iterrows()})

@@ -79,7 +79,7 @@ def test_bootstrap_point_matches_score_table_and_ci_contains_it() -> None:
         if math.isnan(expected):
             assert math.isnan(r.value)
             continue
-        assert r.value == pytest.approx(expected, abs=1e-9)
+        assert r.value == expected  # the same kernel: the same number, bit for bit
         assert r.lo <= r.value <= r.hi, r
         assert r.hi - r.lo > 0  # the data are not degenerate
     assert ci.loc[ci["dataset"] == "D1", "images"].iloc[0] == 30
@@ -165,8 +165,8 @@ def test_paired_mcnemar_counts_pairs_and_verdict() -> None:
 
 
 def _brute_auroc(y, s) -> float:
-    pos = [v for v, t in zip(s, y) if t]
-    neg = [v for v, t in zip(s, y) if not t]
+    pos = [v for v, t in zip(s, y, strict=True) if t]
+    neg = [v for v, t in zip(s, y, strict=True) if not t]
     return sum((p > n) + 0.5 * (p == n) for p in pos for n in neg) / (len(pos) * len(neg))
 
 
@@ -200,17 +200,18 @@ def test_detection_scores_from_option_scores() -> None:
                        scores={yes: math.log(p_yes), no: math.log(1 - p_yes)}))
     assert analysis.p_defect(preds[0]) == pytest.approx(0.1)
     det = analysis.detection_scores(preds)
-    assert det["available"] and det["images"] == 6 and det["anomalous"] == 3
-    assert det["auroc"] == 1.0 and det["aupr"] == 1.0
+    assert det.available and det.images == 6 and det.anomalous == 3
+    assert det.auroc == 1.0 and det.aupr == 1.0
     flipped = [p.model_copy(update={"is_normal": not p.is_normal}) for p in preds]
-    assert analysis.detection_scores(flipped)["auroc"] == 0.0
-    assert analysis.detection_scores([P("x", "x", AD)])["available"] is False
+    assert analysis.detection_scores(flipped).auroc == 0.0
+    assert analysis.detection_scores([P("x", "x", AD)]).available is False
 
 
 def test_ece_known_cases() -> None:
     value, bins = analysis.ece([0.9] * 10, [True] * 8 + [False] * 2)
     assert value == pytest.approx(0.1)
-    assert bins == [{"lo": 0.9, "hi": 1.0, "n": 10, "confidence": pytest.approx(0.9), "accuracy": pytest.approx(0.8)}]
+    assert [b.model_dump() for b in bins] == [{"lo": 0.9, "hi": 1.0, "n": 10, "confidence": pytest.approx(0.9),
+                                               "accuracy": pytest.approx(0.8)}]
     # half at 0.9 all right (gap 0.1), half at 0.6 one of five right (gap 0.4): 0.5*0.1 + 0.5*0.4
     value, _ = analysis.ece([0.9] * 5 + [0.6] * 5, [True] * 5 + [True] + [False] * 4)
     assert value == pytest.approx(0.25)
@@ -222,10 +223,10 @@ def test_calibration_from_predictions() -> None:
                scores={"A": math.log(0.75), "B": math.log(0.25), "C": -1e9, "D": -1e9}) for i in range(4)]
     preds.append(P("noscore", "i9", DC))
     cal = analysis.calibration(preds)
-    assert cal["questions"] == 4
-    assert cal["ece"] == pytest.approx(0.0, abs=1e-9)  # 75% confident, 75% right
-    assert cal["mean_confidence"] == pytest.approx(0.75)
-    assert analysis.calibration([P("x", "x", DC)])["available"] is False
+    assert cal.questions == 4
+    assert cal.ece == pytest.approx(0.0, abs=1e-9)  # 75% confident, 75% right
+    assert cal.mean_confidence == pytest.approx(0.75)
+    assert analysis.calibration([P("x", "x", DC)]).available is False
 
 
 # ------------------------------------------------------------------------------------- hallucination
@@ -249,8 +250,8 @@ def test_fabrication_rate() -> None:
     preds = [probe("n1", "A"), probe("n2", "B"), probe("n3", "D"), probe("n4", "C"), probe("n5", None),
              P("n1#ad", "n1", AD, normal=True, answer="B", choice="B")]
     fab = analysis.fabrication(preds)
-    assert fab == {"probes": 5, "valid": 4, "invalid": 1, "fabricated": 3, "rate": 75.0}
-    assert math.isnan(analysis.fabrication([P("x", "x", DC)])["rate"])
+    assert fab.model_dump() == {"probes": 5, "valid": 4, "invalid": 1, "fabricated": 3, "rate": 75.0}
+    assert math.isnan(analysis.fabrication([P("x", "x", DC)]).rate)
 
 
 def test_self_inconsistency() -> None:
@@ -265,13 +266,13 @@ def test_self_inconsistency() -> None:
         ad("n8", normal=True, says_defect=False), probe("n8", None),  # invalid probe: not judged
     ]
     inc = analysis.self_inconsistency(preds)
-    assert inc["denied_but_described"] == {"images": 2, "inconsistent": 1, "rate": 50.0}
-    assert inc["defect_accuracy_when_denied"] == pytest.approx(100 / 3)
-    assert inc["defect_questions_when_denied"] == 3
-    assert inc["defect_accuracy_when_detected"] == 100.0
-    assert inc["probe_contradiction"] == {"images": 2, "inconsistent": 1, "rate": 50.0}
-    assert inc["probe_reverse"] == {"images": 1, "inconsistent": 1, "rate": 100.0}
-    assert inc["all"] == {"images": 5, "inconsistent": 3, "rate": 60.0}
+    assert inc.denied_but_described.model_dump() == {"images": 2, "inconsistent": 1, "rate": 50.0}
+    assert inc.defect_accuracy_when_denied == pytest.approx(100 / 3)
+    assert inc.defect_questions_when_denied == 3
+    assert inc.defect_accuracy_when_detected == 100.0
+    assert inc.probe_contradiction.model_dump() == {"images": 2, "inconsistent": 1, "rate": 50.0}
+    assert inc.probe_reverse.model_dump() == {"images": 1, "inconsistent": 1, "rate": 100.0}
+    assert inc.all.model_dump() == {"images": 5, "inconsistent": 3, "rate": 60.0}
 
 
 def test_hallucination_table_per_category() -> None:
@@ -342,19 +343,19 @@ def test_latency_from_handwritten_timings(tmp_path: Path) -> None:
     assert per_q["q0"] == 0.001 and len(batches) == 10
     image_of = {f"q{i}": f"img{i // 10}" for i in range(100)}
     lat = analysis.latency(per_q, batches, image_of, cycle_ms=1000)
-    assert lat["questions"] == 100 and lat["images"] == 10
-    assert lat["question_p50_ms"] == pytest.approx(50.5)
-    assert lat["question_p95_ms"] == pytest.approx(95.05)
+    assert lat.questions == 100 and lat.images == 10
+    assert lat.question_p50_ms == pytest.approx(50.5)
+    assert lat.question_p95_ms == pytest.approx(95.05)
     # image k: sum of (10k+1 .. 10k+10) ms = 100k + 55
-    assert lat["image_p50_ms"] == pytest.approx(505.0)
-    assert lat["image_p95_ms"] == pytest.approx(910.0)
-    assert lat["questions_per_second"] == pytest.approx(100 / 5.0)
-    assert lat["images_per_second"] == pytest.approx(10 / 5.0)
-    assert lat["keeps_up"] == "yes"
-    assert analysis.latency(per_q, batches, image_of, cycle_ms=600)["keeps_up"] == "on average only"
-    assert analysis.latency(per_q, batches, image_of, cycle_ms=100)["keeps_up"] == "no"
-    assert "keeps_up" not in analysis.latency(per_q, batches, image_of)
-    assert analysis.latency({}, [], image_of)["available"] is False
+    assert lat.image_p50_ms == pytest.approx(505.0)
+    assert lat.image_p95_ms == pytest.approx(910.0)
+    assert lat.questions_per_second == pytest.approx(100 / 5.0)
+    assert lat.images_per_second == pytest.approx(10 / 5.0)
+    assert lat.keeps_up == "yes"
+    assert analysis.latency(per_q, batches, image_of, cycle_ms=600).keeps_up == "on average only"
+    assert analysis.latency(per_q, batches, image_of, cycle_ms=100).keeps_up == "no"
+    assert analysis.latency(per_q, batches, image_of).keeps_up is None
+    assert analysis.latency({}, [], image_of).available is False
 
 
 # ----------------------------------------------------------------------------------------- references
@@ -368,10 +369,10 @@ def test_reference_names_and_values() -> None:
     with pytest.raises(InputError, match="known: .*gpt-4o"):
         references.resolve("gpt-5")
     human = references.reference_row("human")
-    assert human["Anomaly Detection"] == 95.4 and human["Average"] == 86.6 and human["kind"] == "human"
-    assert references.reference_row("human-ordinary")["Average"] == pytest.approx(78.9)
+    assert human.scores["Anomaly Detection"] == 95.4 and human.scores["Average"] == 86.6 and human.kind == "human"
+    assert references.reference_row("human-ordinary").scores["Average"] == pytest.approx(78.9)
     gpt = references.reference_row("gpt-4o")
-    assert gpt["Average"] == pytest.approx(74.31, abs=0.01) and gpt["shots"] == 1
+    assert gpt.scores["Average"] == pytest.approx(74.31, abs=0.01) and gpt.shots == 1
     assert "arXiv:2410.09453" in references.SOURCE and "approximate" in references.HUMAN_CAVEAT
     pub = references.published()
     assert pub["model"].nunique() == 22

@@ -71,7 +71,7 @@ def test_compare_end_to_end(two_runs: tuple[Path, Path], tmp_path: Path, capsys:
         assert table.loc[label, "Average_lo"] <= table.loc[label, "Average"] <= table.loc[label, "Average_hi"]
     assert table.loc["human expert (approx.)", "Anomaly Detection"] == pytest.approx(95.4)
     gpt = references.reference_row("gpt-4o")
-    assert table.loc["gpt-4o (1-shot, published)", "Average"] == pytest.approx(gpt["Average"])
+    assert table.loc["gpt-4o (1-shot, published)", "Average"] == pytest.approx(gpt.scores["Average"])
 
     # the McNemar counts agree with a recount from the two prediction files
     payload = json.loads((out / "compare.json").read_text())

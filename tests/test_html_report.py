@@ -10,12 +10,15 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
 from mmeval.predictions import Prediction, dumps
 from mmeval.report import compare
+from mmeval.report.analysis import ANALYSIS_SCHEMA_VERSION, AnalysisRecord
 from mmeval.report.run_report import write_run_report
+from mmeval.report.score_files import SCORES_SCHEMA_VERSION, RunScores
 
 CHROMIUM = Path("/usr/bin/chromium")
 RUN_SECTIONS = ["summary", "heatmap", "tasks-vs-human", "ci", "hallucination", "scores-calibration", "latency",
@@ -104,6 +107,20 @@ def test_run_report_files(runs: tuple[Path, Path]) -> None:
     analysis = json.loads((run / "analysis.json").read_text())
     assert analysis["latency"]["cycle_ms"] == 50 and analysis["latency"]["keeps_up"] in ("yes", "no", "on average only")
     assert analysis["detection_scores"]["available"] is True
+
+
+def test_score_and_analysis_files_are_typed_and_versioned(runs: tuple[Path, Path]) -> None:
+    run = runs[0]
+    scores = RunScores.model_validate_json((run / "scores.json").read_text())
+    assert scores.version == SCORES_SCHEMA_VERSION and scores.run.config.model == "toy-a"
+    table = pd.read_csv(run / "scores.csv", index_col=0)
+    assert math.isnan(table.loc["DS-A", "Defect Localization"])  # not asked: null in JSON, NaN read back
+    assert math.isnan(scores.scores["DS-A"]["Defect Localization"])
+    assert scores.scores["Average"]["Average"] == pytest.approx(table.loc["Average", "Average"], abs=1e-4)
+    record = AnalysisRecord.model_validate_json((run / "analysis.json").read_text())
+    assert record.version == ANALYSIS_SCHEMA_VERSION and record.title == "toy-a · 1-shot · seed 1"
+    assert record.latency.cycle_ms == 50 and record.detection_scores.available
+    assert record.counts == scores.counts
 
 
 def test_model_text_is_escaped(runs: tuple[Path, Path]) -> None:

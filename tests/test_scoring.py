@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 from pathlib import Path
@@ -14,6 +15,7 @@ from mmeval import scoring
 from mmeval.cli import main
 from mmeval.predictions import Prediction
 from mmeval.report.official import answers_frame, read_answers
+from mmeval.report.score_files import OfficialScores
 
 TASKS = ["Anomaly Detection", "Defect Classification", "Defect Localization", "Defect Description",
          "Defect Analysis", "Object Classification", "Object Analysis"]
@@ -51,9 +53,9 @@ def test_invalid_counts_wrong_and_is_counted() -> None:
     df = scoring.frame(preds)
     assert scoring.score_table(df).loc["D1", "Defect Classification"] == pytest.approx(50.0)
     assert scoring.score_table(df, drop_invalid=True).loc["D1", "Defect Classification"] == pytest.approx(200 / 3)
-    assert scoring.counts(df)["invalid"] == 1
-    assert scoring.counts(df)["per_task"]["Defect Classification"] == {"questions": 4, "invalid": 1, "errors": 0,
-                                                                        "correct": 2}
+    assert scoring.counts(df).invalid == 1
+    assert scoring.counts(df).per_task["Defect Classification"].model_dump() == {"questions": 4, "invalid": 1,
+                                                                                 "errors": 0, "correct": 2}
 
 
 def test_average_row_and_column_order() -> None:
@@ -140,6 +142,8 @@ def test_score_mmad_invalid_answers(tmp_path: Path) -> None:
     assert main(["score-mmad", str(path), "--out", str(tmp_path / "o"), "--drop-invalid"]) == 0
     saved = json.loads((tmp_path / "o" / "scores.json").read_text())
     assert saved["counts"]["questions"] == len(answers) - 2
+    record = OfficialScores.model_validate_json((tmp_path / "o" / "scores.json").read_text())
+    assert record.drop_invalid is True and record.source == str(path.resolve()) and record.version == 1
 
 
 def test_score_mmad_bad_file_exit_code(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -147,3 +151,88 @@ def test_score_mmad_bad_file_exit_code(tmp_path: Path, capsys: pytest.CaptureFix
     path.write_text(json.dumps([{"image": "x/y/z.png", "question_type": "Anomaly Detection"}]), encoding="utf-8")
     assert main(["score-mmad", str(path), "--out", str(tmp_path / "o")]) == 2
     assert "answer #0: correct_answer" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------ the kernel
+
+
+def mmad_table(df: pd.DataFrame) -> pd.DataFrame:
+    """The score table as MMAD's pandas summary computes it, written out cell by cell (the reference the kernel
+    must match bit for bit: same values summed in the same order)."""
+    rows = {}
+    for ds in dict.fromkeys(df["dataset"]):
+        sub = df[df["dataset"] == ds]
+        row: dict[str, float] = {}
+        for t in TASKS:
+            q = sub[sub["task"] == t]
+            if q.empty:
+                row[t] = np.nan
+            elif t == "Anomaly Detection":
+                row[t] = float(100 * q.groupby("is_normal")["correct"].mean().mean())
+            else:
+                row[t] = float(100 * q["correct"].mean())
+        row["Average"] = float(np.nanmean([row[t] for t in TASKS])) if any(
+            not np.isnan(row[t]) for t in TASKS) else np.nan
+        ad = sub[sub["task"] == "Anomaly Detection"]
+        anom, norm = ad[~ad["is_normal"]], ad[ad["is_normal"]]
+        tp = int(anom["correct"].sum())
+        fn, fp = len(anom) - tp, len(norm) - int(norm["correct"].sum())
+        recall = 100 * tp / (tp + fn) if tp + fn else np.nan
+        precision = 100 * tp / (tp + fp) if tp + fp else np.nan
+        row["Recall"], row["Precision"] = recall, precision
+        row["F1"] = (2 * precision * recall / (precision + recall) if precision and recall
+                     else (0.0 if tp + fn and tp + fp else np.nan))
+        row["Overkill"] = 100 * fp / len(norm) if len(norm) else np.nan
+        row["Miss"] = 100 * fn / len(anom) if len(anom) else np.nan
+        for extra in scoring.extra_tasks(df):
+            q = sub[sub["task"] == extra]
+            row[extra] = float(100 * q["correct"].mean()) if len(q) else np.nan
+        rows[ds] = row
+    table = pd.DataFrame(list(rows.values()), index=list(rows), columns=scoring.columns() + scoring.extra_tasks(df))
+    table.loc["Average"] = table.mean(axis=0, skipna=True)
+    return table
+
+
+def random_preds(seed: int, datasets: int, images: int) -> list[Prediction]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for d, i in itertools.product(range(datasets), range(images)):
+        normal = bool(rng.random() < 0.35)
+        for t in TASKS + ["Unknown Type"]:
+            if rng.random() < 0.3:
+                continue
+            for q in range(int(rng.integers(1, 3))):
+                r = rng.random()
+                p = pred(100 * i + q, t, normal, None if r < 0.05 else bool(r < 0.65), dataset=f"D{d}")
+                out.append(p.model_copy(update={"id": f"{p.id}/{t}", "image": f"D{d}/c/{i}.png"}))
+    return out
+
+
+@pytest.mark.parametrize("seed,datasets,images", [(0, 1, 3), (1, 2, 9), (2, 5, 13), (3, 9, 7), (4, 17, 4), (5, 3, 40)])
+def test_kernel_matches_the_mmad_summary_bit_for_bit(seed: int, datasets: int, images: int) -> None:
+    df = scoring.frame(random_preds(seed, datasets, images))
+    for drop in (False, True):
+        ours = scoring.score_table(df, drop_invalid=drop)
+        ref = mmad_table(df[df["valid"]] if drop else df)
+        assert list(ours.columns) == list(ref.columns) and list(ours.index) == list(ref.index)
+        a, b = ours.to_numpy(dtype=float), ref.to_numpy(dtype=float)
+        same = (a == b) | (np.isnan(a) & np.isnan(b))
+        assert same.all(), [(ours.index[i], ours.columns[j], a[i, j], b[i, j]) for i, j in np.argwhere(~same)[:5]]
+
+
+def test_kernel_weights_count_images_as_often_as_drawn() -> None:
+    preds = random_preds(6, 2, 6)
+    counts = scoring.image_counts(scoring.frame(preds))
+    # weight 2 on every image: the same table; weight 0 on a dataset's first image: the table without it
+    double = scoring.score_cells(counts, {ds: np.full((1, len(ims)), 2.0) for ds, ims in counts.images.items()})
+    once = scoring.score_cells(counts)
+    for key, value in once.items():
+        np.testing.assert_allclose(double[key], value, rtol=1e-12, equal_nan=True)
+    first = counts.images["D0"][0]
+    weights = {ds: np.ones((1, len(ims))) for ds, ims in counts.images.items()}
+    weights["D0"][0, 0] = 0.0
+    dropped = scoring.score_cells(counts, weights)
+    without = scoring.score_table(scoring.frame([p for p in preds if p.image != first]))
+    for (row, col), value in dropped.items():
+        expected = without.loc[row, col] if row in without.index else np.nan
+        assert value[0] == pytest.approx(expected, nan_ok=True), (row, col)

@@ -77,8 +77,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_score_mmad(args: argparse.Namespace) -> int:
+    from mmeval import scoring
     from mmeval.report.official import answers_frame, read_answers
-    from mmeval.report.run_report import write_tables
+    from mmeval.report.score_files import OfficialScores, ScoresRecord, write_tables
 
     path = Path(args.answers)
     df = answers_frame(read_answers(path))
@@ -86,8 +87,10 @@ def cmd_score_mmad(args: argparse.Namespace) -> int:
         df = df[df["valid"]]
     if df.empty:
         raise InputError(f"{path}: no answers to score")
-    table = write_tables(df, Path(args.out), path.stem, {"source": str(path.resolve()),
-                                                         "drop_invalid": args.drop_invalid})
+    table = scoring.score_table(df)
+    record = OfficialScores(title=path.stem, scores=ScoresRecord.table_scores(table), counts=scoring.counts(df),
+                            source=str(path.resolve()), drop_invalid=args.drop_invalid)
+    write_tables(table, record, Path(args.out))
     print(table.round(2).to_string(), file=sys.stderr)
     print(f"report: {Path(args.out).resolve()}")
     return 0

@@ -16,21 +16,32 @@ from typing import Any
 
 import pandas as pd
 
-from mmeval import tasks as task_registry
+from mmeval import scoring, tasks
 from mmeval.errors import InputError
 from mmeval.jsonsafe import json_safe
+from mmeval.predictions import Prediction
 from mmeval.report import analysis, references
-from mmeval.report import run_report as reports
+from mmeval.report.analysis import Analysis, RunData
+from mmeval.report.answer_rows import MAX_WRONG, AnswerRow, Thumbnails, answer_rows, row_tasks, wrong_answers
+from mmeval.report.figures import bars_vs_human, heatmap, png_b64
+from mmeval.report.html import COMPARE_TEMPLATE, write_page
 
-DETECTION = ["Recall", "Precision", "F1", "Overkill", "Miss"]
+
+@dataclass(frozen=True)
+class PairedTest:
+    """Run ``b`` tested against the baseline ``a``: paired McNemar per task (:func:`analysis.paired_mcnemar`)."""
+
+    a: str
+    b: str
+    table: pd.DataFrame
 
 
 @dataclass
 class Comparison:
     table: pd.DataFrame  # label -> kind, source, task columns, Average, detection metrics, Average CI
-    runs: list[analysis.RunData]
-    results: list[dict[str, Any]]
-    tests: list[dict[str, Any]] = field(default_factory=list)  # {"a", "b", "table": DataFrame}
+    runs: list[RunData]
+    results: list[Analysis]
+    tests: list[PairedTest] = field(default_factory=list)
     references: list[str] = field(default_factory=list)
 
 
@@ -46,10 +57,10 @@ def parse_with(values: Sequence[str] | None) -> list[str]:
     return names
 
 
-def _labels(runs: Sequence[analysis.RunData]) -> list[str]:
+def _labels(runs: Sequence[RunData]) -> list[str]:
     base = [r.label for r in runs]
     out = []
-    for r, label in zip(runs, base):
+    for r, label in zip(runs, base, strict=True):
         out.append(f"{label} [{r.path.name}]" if base.count(label) > 1 else label)
     if len(set(out)) < len(out):  # same directory name twice: number them
         out = [f"{label} #{i + 1}" for i, label in enumerate(out)]
@@ -64,143 +75,139 @@ def compare(run_dirs: Sequence[Path], with_refs: Sequence[str] = (), *, cycle_ms
     runs = [analysis.load_run(Path(d)) for d in run_dirs]
     labels = _labels(runs)
     results = [analysis.analyse(r.preds, run_dir=r.path, cycle_ms=cycle_ms, n_boot=n_boot, seed=seed) for r in runs]
-    cols = task_registry.task_names() + ["Average"] + DETECTION
+    avg = scoring.AVERAGE
+    cols = scoring.columns()
     rows = []
-    for r, label, res in zip(runs, labels, results):
-        avg = res["table"].loc["Average"] if "Average" in res["table"].index else pd.Series(dtype=float)
-        ci = res["ci"]
-        avg_ci = ci[(ci["dataset"] == "Average") & (ci["metric"] == "Average")]
+    for r, label, res in zip(runs, labels, results, strict=True):
+        avg_row = scoring.table_row(res.table, avg)
+        lo, hi = res.ci_of(avg, avg)
         rows.append({"label": label, "kind": "run", "source": str(r.path.resolve()),
-                     **{c: float(avg.get(c, float("nan"))) for c in cols},
-                     "Average_lo": float(avg_ci["lo"].iloc[0]) if not avg_ci.empty else float("nan"),
-                     "Average_hi": float(avg_ci["hi"].iloc[0]) if not avg_ci.empty else float("nan")})
+                     **{c: avg_row.get(c, float("nan")) for c in cols}, "Average_lo": lo, "Average_hi": hi})
     for name in refs:
         ref = references.reference_row(name)
-        rows.append({"label": ref["label"], "kind": ref["kind"], "source": ref["source"],
-                     **{c: float(ref.get(c, float("nan"))) for c in cols},
+        rows.append({"label": ref.label, "kind": ref.kind, "source": ref.source, **{c: ref.score(c) for c in cols},
                      "Average_lo": float("nan"), "Average_hi": float("nan")})
     table = pd.DataFrame(rows).set_index("label")
-    tests = []
-    for i in range(1, len(runs)):
-        tests.append({"a": labels[0], "b": labels[i], "table": analysis.paired_mcnemar(runs[0].preds, runs[i].preds)})
+    tests = [PairedTest(labels[0], labels[i], analysis.paired_mcnemar(runs[0].preds, runs[i].preds))
+             for i in range(1, len(runs))]
     return Comparison(table, runs, results, tests, refs)
 
 
-def _summary_row(label: str, res: dict[str, Any]) -> dict[str, Any]:
-    hall = res["hallucination"]
-    overall = hall[(hall["dataset"] == "*") & (hall["category"] == "*")].iloc[0].to_dict() if not hall.empty else {}
-    det, cal, lat = res["detection_scores"], res["calibration"], res["latency"]
-    circ = res["circular"]
-    circ_avg = circ[circ["task"] == "Average"].iloc[0].to_dict() if not circ.empty else {}
-    invalid = res["invalid"]
+def _summary_row(label: str, res: Analysis) -> dict[str, Any]:
+    overall = res.overall_hallucination()
+    det, cal, lat = res.detection_scores, res.calibration, res.latency
+    circ = res.circular
+    circ_avg = circ[circ["task"] == scoring.AVERAGE].iloc[0].to_dict() if not circ.empty else {}
+    invalid = res.invalid
     inv_all = invalid[invalid["task"] == "All questions"]
     return {
         "label": label, "overkill": overall.get("overkill"), "miss": overall.get("miss"),
-        "fabrication": res["fabrication"]["rate"], "probes": res["fabrication"]["valid"],
-        "inconsistency": res["self_inconsistency"]["all"]["rate"],
+        "fabrication": res.fabrication.rate, "probes": res.fabrication.valid,
+        "inconsistency": res.self_inconsistency.all.rate,
         "invalid_rate": float(inv_all["invalid_rate"].iloc[0]) if not inv_all.empty else float("nan"),
-        "auroc": det.get("auroc") if det.get("available") else None,
-        "aupr": det.get("aupr") if det.get("available") else None,
-        "ece": cal.get("ece") if cal.get("available") else None,
-        "image_p50_ms": lat.get("image_p50_ms"), "image_p95_ms": lat.get("image_p95_ms"),
-        "questions_per_second": lat.get("questions_per_second"), "keeps_up": lat.get("keeps_up"),
+        "auroc": det.auroc, "aupr": det.aupr, "ece": cal.ece,
+        "image_p50_ms": lat.image_p50_ms, "image_p95_ms": lat.image_p95_ms,
+        "questions_per_second": lat.questions_per_second, "keeps_up": lat.keeps_up,
         "circular": circ_avg.get("circular"), "circular_plain": circ_avg.get("plain"),
     }
 
 
+def _changes(base: RunData, run: RunData) -> tuple[list[Prediction], list[Prediction]]:
+    """The plain questions ``run`` answers wrong and ``base`` right (regressions), and the reverse (fixed)."""
+    base_by_id = {p.id: p for p in analysis.plain_preds(base.preds)}
+    regress, improve = [], []
+    for p in analysis.plain_preds(run.preds):
+        q = base_by_id.get(p.id)
+        if q is None or q.options.get(q.answer, "").strip() != p.options.get(p.answer, "").strip():
+            continue
+        if q.correct and not p.correct:
+            regress.append(p)
+        elif p.correct and not q.correct:
+            improve.append(p)
+    return regress, improve
+
+
 def write(comp: Comparison, out: Path, *, cycle_ms: float | None = None) -> dict[str, Path]:
     """compare.csv, compare.json, heatmap.png and compare.html in ``out``."""
-    from mmeval.report import html as html_report
-
     out.mkdir(parents=True, exist_ok=True)
     table = comp.table
     table.to_csv(out / "compare.csv", float_format="%.4f")
-    heat = table[[c for c in task_registry.task_names() + ["Average"]]]
-    reports.heatmap(heat, out / "heatmap.png", "MMAD accuracy: model × task")
+    cols = tasks.task_names() + [scoring.AVERAGE]
+    heatmap(table[cols], out / "heatmap.png", "MMAD accuracy: model × task")
     labels = list(table.index[table["kind"] == "run"])
-    summaries = [_summary_row(label, res) for label, res in zip(labels, comp.results)]
+    summaries = [_summary_row(label, res) for label, res in zip(labels, comp.results, strict=True)]
     payload = {
-        "runs": [{"label": label, "dir": str(r.path.resolve()), "config": r.config, "digest": r.run.get("digest")}
-                 for label, r in zip(labels, comp.runs)],
+        "runs": [{"label": label, "dir": str(r.path.resolve()), "config": r.config.model_dump(mode="json"),
+                  "digest": r.record.digest} for label, r in zip(labels, comp.runs, strict=True)],
         "references": comp.references, "reference_source": references.SOURCE,
         "human_caveat": references.HUMAN_CAVEAT,
         "table": table.reset_index().to_dict(orient="records"),
-        "tests": [{"a": t["a"], "b": t["b"], "mcnemar": t["table"].to_dict(orient="records")} for t in comp.tests],
+        "tests": [{"a": t.a, "b": t.b, "mcnemar": t.table.to_dict(orient="records")} for t in comp.tests],
         "summaries": summaries,
-        "per_run": {label: analysis.to_jsonable({k: v for k, v in res.items() if k != "table"})
-                    for label, res in zip(labels, comp.results)},
+        "per_run": {label: res.record(label).jsonable(exclude={"version", "title", "table"})
+                    for label, res in zip(labels, comp.results, strict=True)},
         "cycle_ms": cycle_ms,
     }
     (out / "compare.json").write_text(json.dumps(json_safe(payload), indent=1, ensure_ascii=False, default=str),
                                       encoding="utf-8")
-
-    series = []
-    for label, res in zip(labels, comp.results):
-        gap = res["human_gap"]
-        series.append({"label": label, "values": dict(zip(gap["task"], gap["run"])),
-                       "lo": dict(zip(gap["task"], gap["lo"])), "hi": dict(zip(gap["task"], gap["hi"]))})
-    for label, row in table[table["kind"] == "published"].iterrows():
-        series.append({"label": label, "values": row.to_dict()})
-    bars = html_report.bars_vs_human(series, "Accuracy per task vs human expert (approx.); runs with 95% bootstrap CI")
-
-    thumbs: dict[str, tuple[str, str | None]] = {}
-    diffs = []
-    if comp.tests:
-        base = comp.runs[0]
-        base_by_id = {p.id: p for p in analysis.plain_preds(base.preds)}
-        for t, run in zip(comp.tests, comp.runs[1:]):
-            regress, improve = [], []
-            for p in analysis.plain_preds(run.preds):
-                q = base_by_id.get(p.id)
-                if q is None or q.options.get(q.answer, "").strip() != p.options.get(p.answer, "").strip():
-                    continue
-                if q.correct and not p.correct:
-                    regress.append(p)
-                elif p.correct and not q.correct:
-                    improve.append(p)
-            rows = html_report._answer_rows(regress, run.image_root(), thumbs, html_report.MAX_WRONG,
-                                            {"extra": "regression"})
-            rows += html_report._answer_rows(improve, run.image_root(), thumbs,
-                                             max(0, html_report.MAX_WRONG - len(rows)), {"extra": "fixed"})
-            diffs.append({"a": t["a"], "b": t["b"], "rows": rows, "regressions": len(regress),
-                          "fixed": len(improve), "tasks": list(dict.fromkeys(r["task"] for r in rows))})
-    wrong, n_wrong = html_report.wrong_answers(comp.runs[-1].preds)
-    wrong_rows = html_report._answer_rows(wrong, comp.runs[-1].image_root(), thumbs, html_report.MAX_WRONG)
-    cols = task_registry.task_names() + ["Average"]
-    ci_rows = []
-    for label, res in zip(labels, comp.results):
-        ci = res["ci"]
-        avg = ci[ci["dataset"] == "Average"].set_index("metric") if not ci.empty else pd.DataFrame()
-        ci_rows.append({"label": label, "cells": [avg.loc[c, ["value", "lo", "hi"]].tolist() if c in avg.index
-                                                  else [None] * 3 for c in cols]})
-    context = {
-        "title": "MMAD comparison: " + " vs ".join(list(table.index)[:4]) + (" …" if len(table) > 4 else ""),
-        "rows": [{"label": label, "kind": r["kind"], "source": r["source"], "cells": [r[c] for c in cols],
-                  "lo": r["Average_lo"], "hi": r["Average_hi"],
-                  "detection": [r[c] for c in DETECTION]} for label, r in table.iterrows()],
-        "cols": cols, "detection_cols": DETECTION,
-        "heatmap": html_report.png_b64(out / "heatmap.png"), "bars": bars,
-        "human_caveat": references.HUMAN_CAVEAT, "reference_source": references.SOURCE,
-        "tests": [{"a": t["a"], "b": t["b"], "rows": t["table"].to_dict(orient="records")} for t in comp.tests],
-        "summaries": summaries, "cycle_ms": cycle_ms, "diffs": diffs, "ci_rows": ci_rows,
-        "bootstrap": comp.results[0]["bootstrap"],
-        "last_label": labels[-1], "wrong_rows": wrong_rows, "wrong_total": n_wrong,
-        "wrong_tasks": list(dict.fromkeys(r["task"] for r in wrong_rows)),
-        "thumb_css": html_report.thumb_css(thumbs),
-        "runs": [{"label": label, "dir": str(r.path), "config": r.config} for label, r in zip(labels, comp.runs)],
-    }
-    html_report.write_compare_html(out / "compare.html", context)
+    write_page(out / "compare.html", COMPARE_TEMPLATE, compare_page(comp, labels, summaries, out / "heatmap.png",
+                                                                    cycle_ms))
     return {"html": out / "compare.html", "csv": out / "compare.csv", "json": out / "compare.json",
             "heatmap": out / "heatmap.png"}
 
 
+def compare_page(comp: Comparison, labels: list[str], summaries: list[dict[str, Any]], heatmap_png: Path,
+                 cycle_ms: float | None) -> dict[str, Any]:
+    """What compare.html shows (the context of its template)."""
+    table = comp.table
+    series = [res.gap_series(label) for label, res in zip(labels, comp.results, strict=True)]
+    for label, row in table[table["kind"] == "published"].iterrows():
+        series.append({"label": label, "values": row.to_dict()})
+    bars = bars_vs_human(series, "Accuracy per task vs human expert (approx.); runs with 95% bootstrap CI")
+
+    thumbs = Thumbnails()
+    diffs = []
+    for t, run in zip(comp.tests, comp.runs[1:], strict=True):
+        regress, improve = _changes(comp.runs[0], run)
+        rows: list[AnswerRow] = answer_rows(regress, run.image_root(), thumbs, MAX_WRONG, "regression")
+        rows += answer_rows(improve, run.image_root(), thumbs, max(0, MAX_WRONG - len(rows)), "fixed")
+        diffs.append({"a": t.a, "b": t.b, "rows": rows, "regressions": len(regress), "fixed": len(improve),
+                      "tasks": row_tasks(rows)})
+    wrong, n_wrong = wrong_answers(comp.runs[-1].preds)
+    wrong_rows = answer_rows(wrong, comp.runs[-1].image_root(), thumbs, MAX_WRONG)
+    cols = tasks.task_names() + [scoring.AVERAGE]
+    ci_rows = []
+    for label, res in zip(labels, comp.results, strict=True):
+        avg = res.ci[res.ci["dataset"] == scoring.AVERAGE] if not res.ci.empty else res.ci
+        cells = {m: [v, lo, hi] for m, v, lo, hi in zip(avg["metric"], avg["value"], avg["lo"], avg["hi"], strict=True)}
+        ci_rows.append({"label": label, "cells": [cells.get(c, [None] * 3) for c in cols]})
+    detection = list(scoring.DETECTION_METRICS)
+    return {
+        "title": "MMAD comparison: " + " vs ".join(list(table.index)[:4]) + (" …" if len(table) > 4 else ""),
+        "rows": [{"label": label, "kind": r["kind"], "source": r["source"], "cells": [r[c] for c in cols],
+                  "lo": r["Average_lo"], "hi": r["Average_hi"],
+                  "detection": [r[c] for c in detection]} for label, r in table.iterrows()],
+        "cols": cols, "detection_cols": detection,
+        "heatmap": png_b64(heatmap_png), "bars": bars,
+        "human_caveat": references.HUMAN_CAVEAT, "reference_source": references.SOURCE,
+        "tests": [{"a": t.a, "b": t.b, "rows": t.table.to_dict(orient="records")} for t in comp.tests],
+        "summaries": summaries, "cycle_ms": cycle_ms, "diffs": diffs, "ci_rows": ci_rows,
+        "bootstrap": comp.results[0].bootstrap,
+        "last_label": labels[-1], "wrong_rows": wrong_rows, "wrong_total": n_wrong,
+        "wrong_tasks": row_tasks(wrong_rows),
+        "thumb_css": thumbs.css(),
+        "runs": [{"label": label, "dir": str(r.path), "config": r.config}
+                 for label, r in zip(labels, comp.runs, strict=True)],
+    }
+
+
 def text_summary(comp: Comparison) -> str:
     """The model x task table and the significance tests, for the terminal."""
-    cols = task_registry.task_names() + ["Average"]
+    cols = tasks.task_names() + [scoring.AVERAGE]
     lines = [comp.table[cols].round(1).to_string()]
     for t in comp.tests:
-        lines.append(f"\nA = {t['a']}  vs  B = {t['b']} (paired McNemar per task; Holm-adjusted across tasks)")
-        view = t["table"][["task", "paired", "acc_a", "acc_b", "a_only", "b_only", "p", "p_holm", "method", "verdict"]]
+        lines.append(f"\nA = {t.a}  vs  B = {t.b} (paired McNemar per task; Holm-adjusted across tasks)")
+        view = t.table[["task", "paired", "acc_a", "acc_b", "a_only", "b_only", "p", "p_holm", "method", "verdict"]]
         lines.append(view.round({"acc_a": 1, "acc_b": 1, "p": 4, "p_holm": 4}).to_string(index=False))
     if any(k != "run" for k in comp.table["kind"]):
         lines.append("\n" + references.HUMAN_CAVEAT)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 from pydantic import TypeAdapter, ValidationError
 
-from mmeval import tasks as task_registry
+from mmeval import tasks
 from mmeval.data import NORMAL_MARK, read_json_any
 from mmeval.data.schema import LETTERS, OfficialAnswer
 from mmeval.errors import InputError
@@ -36,7 +36,7 @@ def answers_frame(answers: Iterable[OfficialAnswer]) -> pd.DataFrame:
     """The same per-question frame :func:`mmeval.scoring.frame` builds from predictions."""
     rows = []
     for i, a in enumerate(answers):
-        task = task_registry.resolve(a.question_type)
+        task = tasks.resolve(a.question_type)
         given = (a.gpt_answer or "").strip()
         valid = len(given) == 1 and given in LETTERS
         rows.append({"id": f"{a.image}#{i}", "image": a.image, "dataset": a.image.split("/")[0],

@@ -1,12 +1,13 @@
 """Analyses of a run beyond the score table: hallucination, uncertainty, calibration, latency, robustness.
 
 Every function takes predictions (:class:`mmeval.predictions.Prediction`) or a run directory and
-returns plain numbers, dicts or DataFrames; nothing here writes files. :func:`analyse` runs every
-analysis of one run; :func:`to_jsonable` makes its result JSON-ready. The analyses live in modules
-named after what they hold, each with its definitions, precisely, in its docstring:
+returns numbers, small typed results (pydantic models) or DataFrames (tables); nothing here writes
+files. :func:`analyse` runs every analysis of one run into an :class:`Analysis`, whose
+:meth:`Analysis.record` is analysis.json. The analyses live in modules named after what they hold,
+each with its definitions, precisely, in its docstring:
 
-- :mod:`mmeval.report.analysis.questions`: which predictions are which (plain questions, defect probes, the
-  Anomaly Detection task), an option's Yes / No meaning.
+- :mod:`mmeval.report.analysis.questions`: which predictions are which (plain questions, defect probes);
+  percentages. (Which task is detection and what an option's Yes / No means: :mod:`mmeval.tasks`.)
 - :mod:`mmeval.report.analysis.hallucinations`: overkill, miss, fabrication, self-inconsistency.
 - :mod:`mmeval.report.analysis.answer_patterns`: invalid answers, position bias.
 - :mod:`mmeval.report.analysis.bootstrap`: bootstrap confidence intervals of the score table.
@@ -16,6 +17,7 @@ named after what they hold, each with its definitions, precisely, in its docstri
 - :mod:`mmeval.report.analysis.robustness`: CircularEval.
 - :mod:`mmeval.report.analysis.baselines`: the gap to the human expert (and GPT-4o).
 - :mod:`mmeval.report.analysis.run_data`: a run directory read back (:class:`RunData`, :func:`load_run`).
+- :mod:`mmeval.report.analysis.result`: :class:`Analysis` and analysis.json (:class:`AnalysisRecord`).
 
 Every public name of those modules can be imported from :mod:`mmeval.report.analysis` itself.
 """
@@ -24,17 +26,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
 
 from mmeval import scoring
-from mmeval.jsonsafe import json_safe
 from mmeval.predictions import Prediction
 from mmeval.report.analysis.answer_patterns import invalid_rates, position_bias
 from mmeval.report.analysis.baselines import human_gap
-from mmeval.report.analysis.bootstrap import bootstrap_ci, ci_table
+from mmeval.report.analysis.bootstrap import BootstrapSettings, bootstrap_ci
 from mmeval.report.analysis.hallucinations import (
+    Fabrication,
+    Inconsistency,
+    SelfInconsistency,
     ad_verdict,
     fabrication,
     hallucination,
@@ -42,6 +43,9 @@ from mmeval.report.analysis.hallucinations import (
     self_inconsistency,
 )
 from mmeval.report.analysis.option_scores import (
+    Calibration,
+    CalibrationBin,
+    DetectionScores,
     auroc,
     average_precision,
     calibration,
@@ -51,55 +55,35 @@ from mmeval.report.analysis.option_scores import (
     p_defect,
     softmax,
 )
-from mmeval.report.analysis.questions import PROBE, plain_preds, probe_preds
+from mmeval.report.analysis.questions import PROBE, pct, plain_preds, probe_preds
+from mmeval.report.analysis.result import ANALYSIS_SCHEMA_VERSION, Analysis, AnalysisRecord
 from mmeval.report.analysis.robustness import circular
 from mmeval.report.analysis.run_data import RunData, load_run
 from mmeval.report.analysis.significance import MCNEMAR_EXACT_BELOW, holm, mcnemar, paired_mcnemar
-from mmeval.report.analysis.timings import latency, percentile, read_timings
+from mmeval.report.analysis.timings import Latency, latency, percentile, read_timings
 
 __all__ = [
-    "MCNEMAR_EXACT_BELOW", "PROBE", "RunData", "ad_verdict", "analyse", "auroc", "average_precision",
-    "bootstrap_ci", "calibration", "chosen_confidence", "ci_table", "circular", "detection_scores",
-    "ece", "fabrication", "hallucination", "holm", "human_gap", "invalid_rates", "latency",
-    "load_run", "mcnemar", "p_defect", "paired_mcnemar", "percentile", "plain_preds", "position_bias",
-    "probe_preds", "read_timings", "says_defect", "self_inconsistency", "softmax", "to_jsonable",
+    "ANALYSIS_SCHEMA_VERSION", "MCNEMAR_EXACT_BELOW", "PROBE", "Analysis", "AnalysisRecord", "BootstrapSettings",
+    "Calibration", "CalibrationBin", "DetectionScores", "Fabrication", "Inconsistency", "Latency", "RunData",
+    "SelfInconsistency", "ad_verdict", "analyse", "auroc", "average_precision", "bootstrap_ci", "calibration",
+    "chosen_confidence", "circular", "detection_scores", "ece", "fabrication", "hallucination", "holm", "human_gap",
+    "invalid_rates", "latency", "load_run", "mcnemar", "p_defect", "paired_mcnemar", "pct", "percentile",
+    "plain_preds", "position_bias", "probe_preds", "read_timings", "says_defect", "self_inconsistency", "softmax",
 ]
 
 
 def analyse(preds: Sequence[Prediction], *, run_dir: Path | None = None, cycle_ms: float | None = None,
-            n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
-    """Every analysis of one run, as DataFrames and dicts (see :func:`to_jsonable`)."""
+            n_boot: int = 1000, seed: int = 0) -> Analysis:
+    """Every analysis of one run."""
     df = scoring.frame(preds)
     table = scoring.score_table(df)
     ci = bootstrap_ci(df, n_boot=n_boot, seed=seed)
     per_q, batches = read_timings(run_dir) if run_dir is not None else ({}, [])
     image_of = {p.id: p.image for p in preds}
-    return {
-        "table": table,
-        "counts": scoring.counts(df),
-        "ci": ci,
-        "human_gap": human_gap(table, ci),
-        "hallucination": hallucination(preds),
-        "self_inconsistency": self_inconsistency(preds),
-        "fabrication": fabrication(preds),
-        "invalid": invalid_rates(preds),
-        "position_bias": position_bias(preds),
-        "detection_scores": detection_scores(preds),
-        "calibration": calibration(preds),
-        "latency": latency(per_q, batches, image_of, cycle_ms),
-        "circular": circular(preds),
-        "bootstrap": {"resamples": n_boot, "seed": seed, "level": 0.95, "unit": "image, within dataset"},
-    }
-
-
-def to_jsonable(result: dict[str, Any]) -> dict[str, Any]:
-    """DataFrames become lists of records (the score table: dataset -> metric -> value); NaN -> null."""
-    out: dict[str, Any] = {}
-    for key, value in result.items():
-        if key == "table":
-            out[key] = value.to_dict(orient="index")
-        elif isinstance(value, pd.DataFrame):
-            out[key] = value.to_dict(orient="records")
-        else:
-            out[key] = value
-    return json_safe(out)
+    return Analysis(
+        table=table, counts=scoring.counts(df), ci=ci, human_gap=human_gap(table, ci),
+        hallucination=hallucination(preds), self_inconsistency=self_inconsistency(preds),
+        fabrication=fabrication(preds), invalid=invalid_rates(preds), position_bias=position_bias(preds),
+        detection_scores=detection_scores(preds), calibration=calibration(preds),
+        latency=latency(per_q, batches, image_of, cycle_ms), circular=circular(preds),
+        bootstrap=BootstrapSettings(resamples=n_boot, seed=seed))

@@ -11,20 +11,20 @@ from collections.abc import Iterable
 
 import pandas as pd
 
-from mmeval import tasks as task_registry
+from mmeval import tasks
 from mmeval.predictions import Prediction
-from mmeval.report.analysis.questions import PROBE, _pct, plain_preds, probe_preds
+from mmeval.report.analysis.questions import PROBE, pct, plain_preds, probe_preds
 
 
 def invalid_rates(preds: Iterable[Prediction]) -> pd.DataFrame:
     """Answers that name no option, per task (plain questions), for the probes and for the rotations."""
     preds = list(preds)
     rows = []
-    order = task_registry.task_names()
+    order = tasks.task_names()
     plain = plain_preds(preds)
-    tasks = [t for t in order if any(p.task == t for p in plain)] + sorted(
+    asked = [t for t in order if any(p.task == t for p in plain)] + sorted(
         {p.task for p in plain} - set(order))
-    groups = [(t, [p for p in plain if p.task == t]) for t in tasks]
+    groups = [(t, [p for p in plain if p.task == t]) for t in asked]
     groups.append(("All questions", plain))
     probes = probe_preds(preds)
     if probes:
@@ -36,7 +36,7 @@ def invalid_rates(preds: Iterable[Prediction]) -> pd.DataFrame:
         invalid = sum(p.choice is None for p in sub)
         errors = sum(p.error is not None for p in sub)
         rows.append({"task": name, "questions": len(sub), "invalid": invalid, "errors": errors,
-                     "invalid_rate": _pct(invalid, len(sub))})
+                     "invalid_rate": pct(invalid, len(sub))})
     return pd.DataFrame(rows, columns=["task", "questions", "invalid", "errors", "invalid_rate"])
 
 
@@ -47,10 +47,10 @@ def position_bias(preds: Iterable[Prediction]) -> pd.DataFrame:
     correct_pct (1 = no preference for the position).
     """
     plain = plain_preds(preds)
-    order = task_registry.task_names()
-    tasks = [t for t in order if any(p.task == t for p in plain)]
+    order = tasks.task_names()
+    asked = [t for t in order if any(p.task == t for p in plain)]
     rows = []
-    for name, sub in [(t, [p for p in plain if p.task == t]) for t in tasks] + [("All", plain)]:
+    for name, sub in [(t, [p for p in plain if p.task == t]) for t in asked] + [("All", plain)]:
         if not sub:
             continue
         letters = sorted({p.answer for p in sub} | {p.choice for p in sub if p.choice} |
@@ -59,7 +59,7 @@ def position_bias(preds: Iterable[Prediction]) -> pd.DataFrame:
         for letter in letters:
             chosen = sum(p.choice == letter for p in sub)
             correct = sum(p.answer == letter for p in sub)
-            cp, rp = _pct(chosen, valid), _pct(correct, len(sub))
+            cp, rp = pct(chosen, valid), pct(correct, len(sub))
             rows.append({"task": name, "letter": letter, "chosen": chosen, "correct": correct,
                          "chosen_pct": cp, "correct_pct": rp,
                          "ratio": cp / rp if rp and not math.isnan(cp) else float("nan")})

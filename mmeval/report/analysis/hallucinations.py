@@ -30,10 +30,49 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import pandas as pd
+from pydantic import BaseModel, ConfigDict
 
 from mmeval.predictions import Prediction
-from mmeval.report.analysis.questions import PROBE, _pct, probe_preds
+from mmeval.report.analysis.questions import PROBE, pct, probe_preds
+from mmeval.scoring import Figure
 from mmeval.tasks import defect_tasks, detection_task, option_polarity
+
+
+class Fabrication(BaseModel):
+    """Defect probes: how many were asked, answered with a valid letter, and answered with a defect."""
+
+    model_config = ConfigDict(frozen=True)
+
+    probes: int
+    valid: int
+    invalid: int
+    fabricated: int
+    rate: Figure  # % of the valid answers
+
+
+class Inconsistency(BaseModel):
+    """One self-inconsistency check: the images it applies to, those inconsistent, their share (%)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    images: int
+    inconsistent: int
+    rate: Figure
+
+
+class SelfInconsistency(BaseModel):
+    """Contradictions between an image's AD answer and its other answers (module docstring)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    denied_but_described: Inconsistency
+    defect_accuracy_when_denied: Figure
+    defect_questions_when_denied: int
+    defect_accuracy_when_detected: Figure
+    defect_questions_when_detected: int
+    probe_contradiction: Inconsistency
+    probe_reverse: Inconsistency
+    all: Inconsistency
 
 
 def says_defect(pred: Prediction) -> bool | None:
@@ -65,16 +104,20 @@ def ad_verdict(answers: Sequence[Prediction]) -> bool | None:
     return None
 
 
-def fabrication(preds: Iterable[Prediction]) -> dict[str, Any]:
+def fabrication(preds: Iterable[Prediction]) -> Fabrication:
     """Defect probes: how often a defect was picked on a normal image (of the valid answers)."""
     probes = probe_preds(preds)
     valid = [p for p in probes if p.choice is not None]
     fabricated = [p for p in valid if p.choice != p.answer]
-    return {"probes": len(probes), "valid": len(valid), "invalid": len(probes) - len(valid),
-            "fabricated": len(fabricated), "rate": _pct(len(fabricated), len(valid))}
+    return Fabrication(probes=len(probes), valid=len(valid), invalid=len(probes) - len(valid),
+                       fabricated=len(fabricated), rate=pct(len(fabricated), len(valid)))
 
 
-def self_inconsistency(preds: Iterable[Prediction]) -> dict[str, Any]:
+def _check(images: int, inconsistent: int) -> Inconsistency:
+    return Inconsistency(images=images, inconsistent=inconsistent, rate=pct(inconsistent, images))
+
+
+def self_inconsistency(preds: Iterable[Prediction]) -> SelfInconsistency:
     """Contradictions between an image's AD answer and its other answers (module docstring)."""
     preds = list(preds)
     ad = _ad_by_image(preds)
@@ -114,14 +157,12 @@ def self_inconsistency(preds: Iterable[Prediction]) -> dict[str, Any]:
                 reverse_hit += not picked_defect
     total_n = denied_n + contra_n + reverse_n
     total_hit = denied_hit + contra_hit + reverse_hit
-    return {
-        "denied_but_described": {"images": denied_n, "inconsistent": denied_hit, "rate": _pct(denied_hit, denied_n)},
-        "defect_accuracy_when_denied": _pct(*acc["denied"]), "defect_questions_when_denied": acc["denied"][1],
-        "defect_accuracy_when_detected": _pct(*acc["detected"]), "defect_questions_when_detected": acc["detected"][1],
-        "probe_contradiction": {"images": contra_n, "inconsistent": contra_hit, "rate": _pct(contra_hit, contra_n)},
-        "probe_reverse": {"images": reverse_n, "inconsistent": reverse_hit, "rate": _pct(reverse_hit, reverse_n)},
-        "all": {"images": total_n, "inconsistent": total_hit, "rate": _pct(total_hit, total_n)},
-    }
+    return SelfInconsistency(
+        denied_but_described=_check(denied_n, denied_hit),
+        defect_accuracy_when_denied=pct(*acc["denied"]), defect_questions_when_denied=acc["denied"][1],
+        defect_accuracy_when_detected=pct(*acc["detected"]), defect_questions_when_detected=acc["detected"][1],
+        probe_contradiction=_check(contra_n, contra_hit), probe_reverse=_check(reverse_n, reverse_hit),
+        all=_check(total_n, total_hit))
 
 
 def _hallucination_row(preds: Sequence[Prediction]) -> dict[str, Any]:
@@ -134,17 +175,17 @@ def _hallucination_row(preds: Sequence[Prediction]) -> dict[str, Any]:
     fab = fabrication(preds)
     inc = self_inconsistency(preds)
     return {
-        "normal_questions": len(normal), "overkill_n": overkill, "overkill": _pct(overkill, len(normal)),
-        "anomalous_questions": len(anom), "miss_n": miss, "miss": _pct(miss, len(anom)),
+        "normal_questions": len(normal), "overkill_n": overkill, "overkill": pct(overkill, len(normal)),
+        "anomalous_questions": len(anom), "miss_n": miss, "miss": pct(miss, len(anom)),
         "ad_invalid": sum(p.choice is None for p in ad_q),
-        "probes": fab["probes"], "probes_valid": fab["valid"], "fabricated_n": fab["fabricated"],
-        "fabrication": fab["rate"],
-        "denied_but_described_n": inc["denied_but_described"]["inconsistent"],
-        "denied_images": inc["denied_but_described"]["images"],
-        "denied_but_described": inc["denied_but_described"]["rate"],
-        "probe_contradiction_n": inc["probe_contradiction"]["inconsistent"],
-        "probe_contradiction_images": inc["probe_contradiction"]["images"],
-        "probe_contradiction": inc["probe_contradiction"]["rate"],
+        "probes": fab.probes, "probes_valid": fab.valid, "fabricated_n": fab.fabricated,
+        "fabrication": fab.rate,
+        "denied_but_described_n": inc.denied_but_described.inconsistent,
+        "denied_images": inc.denied_but_described.images,
+        "denied_but_described": inc.denied_but_described.rate,
+        "probe_contradiction_n": inc.probe_contradiction.inconsistent,
+        "probe_contradiction_images": inc.probe_contradiction.images,
+        "probe_contradiction": inc.probe_contradiction.rate,
     }
 
 

@@ -13,14 +13,51 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict
 from scipy import stats
 
 from mmeval.predictions import Prediction
-from mmeval.report.analysis.questions import _pct, plain_preds
+from mmeval.report.analysis.questions import pct, plain_preds
 from mmeval.tasks import detection_task, option_polarity
+
+
+class DetectionScores(BaseModel):
+    """Image-level anomaly detection from P(defect); the figures are None when ``available`` is False."""
+
+    model_config = ConfigDict(frozen=True)
+
+    available: bool
+    images: int
+    anomalous: int | None = None
+    normal: int | None = None
+    auroc: float | None = None
+    aupr: float | None = None
+    prevalence: float | None = None
+
+
+class CalibrationBin(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    lo: float
+    hi: float
+    n: int
+    confidence: float
+    accuracy: float
+
+
+class Calibration(BaseModel):
+    """Expected calibration error of the chosen option's probability; figures None when ``available`` is False."""
+
+    model_config = ConfigDict(frozen=True)
+
+    available: bool
+    questions: int
+    ece: float | None = None
+    mean_confidence: float | None = None
+    accuracy: float | None = None
+    bins: list[CalibrationBin] | None = None
 
 
 def softmax(scores: dict[str, float], keys: Iterable[str] | None = None) -> dict[str, float]:
@@ -81,7 +118,7 @@ def average_precision(labels: Sequence[int], scores: Sequence[float]) -> float:
     return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
 
 
-def detection_scores(preds: Iterable[Prediction]) -> dict[str, Any]:
+def detection_scores(preds: Iterable[Prediction]) -> DetectionScores:
     """Image-level AUROC / AUPR of anomaly detection from P(defect); ``available`` False without scores."""
     per_image: dict[str, list[float]] = defaultdict(list)
     label: dict[str, bool] = {}
@@ -91,12 +128,12 @@ def detection_scores(preds: Iterable[Prediction]) -> dict[str, Any]:
             per_image[p.image].append(pd_)
             label[p.image] = not p.is_normal
     if not per_image:
-        return {"available": False, "images": 0}
+        return DetectionScores(available=False, images=0)
     images = list(per_image)
     y = [int(label[i]) for i in images]
     s = [float(np.mean(per_image[i])) for i in images]
-    return {"available": True, "images": len(images), "anomalous": sum(y), "normal": len(y) - sum(y),
-            "auroc": auroc(y, s), "aupr": average_precision(y, s), "prevalence": _pct(sum(y), len(y)) / 100}
+    return DetectionScores(available=True, images=len(images), anomalous=sum(y), normal=len(y) - sum(y),
+                           auroc=auroc(y, s), aupr=average_precision(y, s), prevalence=pct(sum(y), len(y)) / 100)
 
 
 def _iter_ad(preds: Iterable[Prediction]) -> Iterable[Prediction]:
@@ -104,14 +141,15 @@ def _iter_ad(preds: Iterable[Prediction]) -> Iterable[Prediction]:
     return (p for p in preds if p.variant is None and p.task == ad)
 
 
-def ece(confidence: Sequence[float], correct: Sequence[bool], n_bins: int = 10) -> tuple[float, list[dict[str, float]]]:
+def ece(confidence: Sequence[float], correct: Sequence[bool], n_bins: int = 10) -> tuple[float, list[CalibrationBin]]:
     """Expected calibration error with equal-width bins over [0, 1] (a confidence of 1 goes in the last bin)."""
     conf = np.asarray(confidence, dtype=float)
     acc = np.asarray(correct, dtype=float)
     if conf.size == 0:
         return float("nan"), []
     idx = np.minimum((conf * n_bins).astype(int), n_bins - 1)
-    total, bins = 0.0, []
+    total = 0.0
+    bins: list[CalibrationBin] = []
     for b in range(n_bins):
         mask = idx == b
         n = int(mask.sum())
@@ -119,11 +157,11 @@ def ece(confidence: Sequence[float], correct: Sequence[bool], n_bins: int = 10) 
             continue
         c, a = float(conf[mask].mean()), float(acc[mask].mean())
         total += n / conf.size * abs(a - c)
-        bins.append({"lo": b / n_bins, "hi": (b + 1) / n_bins, "n": n, "confidence": c, "accuracy": a})
+        bins.append(CalibrationBin(lo=b / n_bins, hi=(b + 1) / n_bins, n=n, confidence=c, accuracy=a))
     return float(total), bins
 
 
-def calibration(preds: Iterable[Prediction], n_bins: int = 10) -> dict[str, Any]:
+def calibration(preds: Iterable[Prediction], n_bins: int = 10) -> Calibration:
     """ECE of the chosen option's probability over the plain questions that have option scores."""
     conf, right = [], []
     for p in plain_preds(preds):
@@ -132,7 +170,7 @@ def calibration(preds: Iterable[Prediction], n_bins: int = 10) -> dict[str, Any]
             conf.append(c)
             right.append(p.correct)
     if not conf:
-        return {"available": False, "questions": 0}
+        return Calibration(available=False, questions=0)
     value, bins = ece(conf, right, n_bins)
-    return {"available": True, "questions": len(conf), "ece": value, "mean_confidence": float(np.mean(conf)),
-            "accuracy": float(np.mean(right)), "bins": bins}
+    return Calibration(available=True, questions=len(conf), ece=value, mean_confidence=float(np.mean(conf)),
+                       accuracy=float(np.mean(right)), bins=bins)

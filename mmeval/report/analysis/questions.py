@@ -21,5 +21,6 @@ def probe_preds(preds: Iterable[Prediction]) -> list[Prediction]:
     return [p for p in preds if p.variant == PROBE]
 
 
-def _pct(num: float, den: float) -> float:
+def pct(num: float, den: float) -> float:
+    """``100 * num / den``; NaN when ``den`` is 0."""
     return 100.0 * num / den if den else float("nan")

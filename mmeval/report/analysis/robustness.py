@@ -10,9 +10,9 @@ from collections.abc import Iterable
 
 import pandas as pd
 
-from mmeval import tasks as task_registry
+from mmeval import tasks
 from mmeval.predictions import Prediction
-from mmeval.report.analysis.questions import PROBE, _pct, plain_preds
+from mmeval.report.analysis.questions import PROBE, pct, plain_preds
 
 
 def circular(preds: Iterable[Prediction]) -> pd.DataFrame:
@@ -40,14 +40,14 @@ def circular(preds: Iterable[Prediction]) -> pd.DataFrame:
             incomplete[p.task] += 1
             continue
         per_task[p.task].append((p.correct, p.correct and all(r.correct for r in rs)))
-    order = task_registry.task_names()
-    tasks = [t for t in order if t in per_task or t in incomplete] + sorted(
+    order = tasks.task_names()
+    asked = [t for t in order if t in per_task or t in incomplete] + sorted(
         (set(per_task) | set(incomplete)) - set(order))
     rows = []
-    for t in tasks:
+    for t in asked:
         data = per_task.get(t, [])
-        plain_acc = _pct(sum(a for a, _ in data), len(data))
-        circ = _pct(sum(c for _, c in data), len(data))
+        plain_acc = pct(sum(a for a, _ in data), len(data))
+        circ = pct(sum(c for _, c in data), len(data))
         rows.append({"task": t, "questions": len(data), "incomplete": incomplete.get(t, 0), "plain": plain_acc,
                      "circular": circ, "drop": plain_acc - circ})
     table = pd.DataFrame(rows, columns=cols)

@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mmeval.config import RunConfig, RunRecord
 from mmeval.errors import InputError
 from mmeval.predictions import Prediction, read_predictions
+from mmeval.run.rundir import PREDICTIONS, RUN_FILE, SKIPPED, USAGE
 
 
 @dataclass
@@ -17,59 +19,55 @@ class RunData:
 
     path: Path
     preds: list[Prediction]
-    run: dict[str, Any] = field(default_factory=dict)
-    usage: list[dict[str, Any]] = field(default_factory=list)
-    skipped: list[Any] = field(default_factory=list)
+    record: RunRecord  # run.json
+    usage: list[dict[str, Any]] = field(default_factory=list)  # usage.jsonl: one line per process and session
+    skipped: list[dict[str, Any]] = field(default_factory=list)  # skipped.json: the records the data loader skipped
 
     @property
-    def config(self) -> dict[str, Any]:
-        return self.run.get("config", {}) or {}
+    def config(self) -> RunConfig:
+        return self.record.config
 
     @property
     def model(self) -> str:
-        return str(self.config.get("model") or (self.preds[0].model if self.preds else "?"))
+        return self.config.model
 
     @property
     def label(self) -> str:
-        shots = self.config.get("shots")
-        return f"{self.model} ({shots}-shot)" if shots is not None else self.model
+        return f"{self.model} ({self.config.shots}-shot)"
 
     @property
     def title(self) -> str:
-        cfg = self.config
-        return f"{self.model} · {cfg.get('shots', '?')}-shot · seed {cfg.get('seed', '?')}"
+        return f"{self.model} · {self.config.shots}-shot · seed {self.config.seed}"
 
     def image_root(self) -> Path | None:
-        cfg = self.config
-        if cfg.get("image_root"):
-            return Path(cfg["image_root"])
-        src = self.run.get("source")
-        return Path(src).parent if src else None
+        if self.config.image_root:
+            return Path(self.config.image_root)
+        return Path(self.record.source).parent if self.record.source else None
 
 
 def load_run(run_dir: Path) -> RunData:
     run_dir = Path(run_dir)
-    pred_path = run_dir / "predictions.jsonl"
+    pred_path = run_dir / PREDICTIONS
     if not pred_path.is_file():
-        raise InputError(f"{run_dir}: no predictions.jsonl (is this a run directory?)")
+        raise InputError(f"{run_dir}: no {PREDICTIONS} (is this a run directory?)")
     preds = read_predictions(pred_path)
     if not preds:
         raise InputError(f"{pred_path}: no predictions yet")
+    if not (run_dir / RUN_FILE).is_file():
+        raise InputError(f"{run_dir}: no {RUN_FILE} (is this a run directory?)")
+    record = RunRecord.read(run_dir / RUN_FILE)
 
-    def _json(name: str, default: Any) -> Any:
-        path = run_dir / name
-        if not path.is_file():
-            return default
+    skipped: list[dict[str, Any]] = []
+    if (run_dir / SKIPPED).is_file():
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
+            skipped = json.loads((run_dir / SKIPPED).read_text(encoding="utf-8"))
         except ValueError:
-            raise InputError(f"{path}: not valid JSON") from None
-
+            raise InputError(f"{run_dir / SKIPPED}: not valid JSON") from None
     usage = []
-    if (run_dir / "usage.jsonl").is_file():
-        for line in (run_dir / "usage.jsonl").read_text(encoding="utf-8").splitlines():
+    if (run_dir / USAGE).is_file():
+        for line in (run_dir / USAGE).read_text(encoding="utf-8").splitlines():
             try:
                 usage.append(json.loads(line))
             except ValueError:
                 continue
-    return RunData(run_dir, preds, _json("run.json", {}), usage, _json("skipped.json", []))
+    return RunData(run_dir, preds, record, usage, skipped)

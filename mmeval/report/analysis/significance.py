@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from mmeval import tasks as task_registry
+from mmeval import tasks
 from mmeval.predictions import Prediction
-from mmeval.report.analysis.questions import _pct, plain_preds
+from mmeval.report.analysis.questions import pct, plain_preds
 
 MCNEMAR_EXACT_BELOW = 25
 
@@ -57,17 +57,17 @@ def paired_mcnemar(a: Iterable[Prediction], b: Iterable[Prediction], *, alpha: f
         if y is None or x.options.get(x.answer, "").strip() != y.options.get(y.answer, "").strip():
             continue
         pairs[x.task].append((x.correct, y.correct))
-    order = task_registry.task_names()
-    tasks = [t for t in order if t in pairs] + sorted(set(pairs) - set(order))
+    order = tasks.task_names()
+    asked = [t for t in order if t in pairs] + sorted(set(pairs) - set(order))
     rows = []
-    for name, data in [(t, pairs[t]) for t in tasks] + [("All", [v for t in tasks for v in pairs[t]])]:
+    for name, data in [(t, pairs[t]) for t in asked] + [("All", [v for t in asked for v in pairs[t]])]:
         n = len(data)
         both = sum(x and y for x, y in data)
         b_ = sum(x and not y for x, y in data)
         c_ = sum(y and not x for x, y in data)
         p, method = mcnemar(b_, c_)
-        rows.append({"task": name, "paired": n, "acc_a": _pct(sum(x for x, _ in data), n),
-                     "acc_b": _pct(sum(y for _, y in data), n), "both_right": both, "a_only": b_, "b_only": c_,
+        rows.append({"task": name, "paired": n, "acc_a": pct(sum(x for x, _ in data), n),
+                     "acc_b": pct(sum(y for _, y in data), n), "both_right": both, "a_only": b_, "b_only": c_,
                      "both_wrong": n - both - b_ - c_, "p": p, "method": method})
     table = pd.DataFrame(rows, columns=["task", "paired", "acc_a", "acc_b", "both_right", "a_only", "b_only",
                                         "both_wrong", "p", "method"])

@@ -11,9 +11,38 @@ import json
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from mmeval.run.rundir import TIMINGS
+
+KeepsUp = Literal["yes", "on average only", "no"]
+
+
+class Latency(BaseModel):
+    """Latency (ms) and throughput of a run; the figures are None when ``available`` is False (no timings),
+    ``keeps_up`` and ``headroom`` None without a line cycle time."""
+
+    model_config = ConfigDict(frozen=True)
+
+    available: bool
+    cycle_ms: float | None = None
+    questions: int | None = None
+    images: int | None = None
+    question_p50_ms: float | None = None
+    question_p95_ms: float | None = None
+    question_mean_ms: float | None = None
+    image_p50_ms: float | None = None
+    image_p95_ms: float | None = None
+    image_mean_ms: float | None = None
+    total_seconds: float | None = None
+    questions_per_second: float | None = None
+    images_per_second: float | None = None
+    max_batch_size: int | None = None
+    keeps_up: KeepsUp | None = None
+    headroom: float | None = None  # cycle time / p95 per image
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -25,7 +54,7 @@ def read_timings(run_dir: Path) -> tuple[dict[str, float], list[dict[str, Any]]]
     """(question id -> seconds, last line per id wins; batch lines) from timings*.jsonl of a run dir."""
     per_q: dict[str, float] = {}
     batches: list[dict[str, Any]] = []
-    files = [run_dir / "timings.jsonl"] + sorted(run_dir.glob("timings.rank*.jsonl"))
+    files = [run_dir / TIMINGS] + sorted(run_dir.glob("timings.rank*.jsonl"))
     for path in files:
         if not path.is_file():
             continue
@@ -44,7 +73,7 @@ def read_timings(run_dir: Path) -> tuple[dict[str, float], list[dict[str, Any]]]
 
 
 def latency(per_question: dict[str, float], batches: Sequence[dict[str, Any]], image_of: dict[str, str],
-            cycle_ms: float | None = None) -> dict[str, Any]:
+            cycle_ms: float | None = None) -> Latency:
     """Latency percentiles (ms), throughput and, with a line cycle time, whether the model keeps up.
 
     Only questions present in ``image_of`` (the run's predictions) count. ``keeps_up``: "yes" when the
@@ -53,7 +82,7 @@ def latency(per_question: dict[str, float], batches: Sequence[dict[str, Any]], i
     """
     ids = [q for q in per_question if q in image_of]
     if not ids:
-        return {"available": False, "cycle_ms": cycle_ms}
+        return Latency(available=False, cycle_ms=cycle_ms)
     q_ms = [1000 * per_question[q] for q in ids]
     per_image: dict[str, float] = defaultdict(float)
     for q in ids:
@@ -61,20 +90,18 @@ def latency(per_question: dict[str, float], batches: Sequence[dict[str, Any]], i
     img_ms = list(per_image.values())
     total_s = sum(float(b["batch_seconds"]) for b in batches) if batches else sum(q_ms) / 1000
     sizes = [int(b.get("batch_size", 1)) for b in batches]
-    out: dict[str, Any] = {
-        "available": True, "questions": len(ids), "images": len(img_ms),
-        "question_p50_ms": percentile(q_ms, 50), "question_p95_ms": percentile(q_ms, 95),
-        "question_mean_ms": float(np.mean(q_ms)),
-        "image_p50_ms": percentile(img_ms, 50), "image_p95_ms": percentile(img_ms, 95),
-        "image_mean_ms": float(np.mean(img_ms)),
-        "total_seconds": total_s,
-        "questions_per_second": len(ids) / total_s if total_s > 0 else float("nan"),
-        "images_per_second": len(img_ms) / total_s if total_s > 0 else float("nan"),
-        "max_batch_size": max(sizes) if sizes else 1,
-        "cycle_ms": cycle_ms,
-    }
+    p95, mean = percentile(img_ms, 95), float(np.mean(img_ms))
+    keeps_up: KeepsUp | None = None
+    headroom = None
     if cycle_ms:
-        p95, mean = out["image_p95_ms"], out["image_mean_ms"]
-        out["keeps_up"] = "yes" if p95 <= cycle_ms else ("on average only" if mean <= cycle_ms else "no")
-        out["headroom"] = cycle_ms / p95 if p95 > 0 else float("inf")
-    return out
+        keeps_up = "yes" if p95 <= cycle_ms else ("on average only" if mean <= cycle_ms else "no")
+        headroom = cycle_ms / p95 if p95 > 0 else float("inf")
+    return Latency(
+        available=True, cycle_ms=cycle_ms, questions=len(ids), images=len(img_ms),
+        question_p50_ms=percentile(q_ms, 50), question_p95_ms=percentile(q_ms, 95),
+        question_mean_ms=float(np.mean(q_ms)),
+        image_p50_ms=percentile(img_ms, 50), image_p95_ms=p95, image_mean_ms=mean,
+        total_seconds=total_s,
+        questions_per_second=len(ids) / total_s if total_s > 0 else float("nan"),
+        images_per_second=len(img_ms) / total_s if total_s > 0 else float("nan"),
+        max_batch_size=max(sizes) if sizes else 1, keeps_up=keeps_up, headroom=headroom)

@@ -11,8 +11,10 @@ from __future__ import annotations
 import io
 from functools import lru_cache
 from importlib import resources
+from typing import Literal
 
 import pandas as pd
+from pydantic import BaseModel, ConfigDict
 
 from mmeval.errors import InputError
 
@@ -26,6 +28,23 @@ HUMAN = "human"  # the expert baseline; also reachable as "human-expert" / "expe
 HUMAN_ORDINARY = "human-ordinary"
 _ALIASES = {"human": HUMAN, "human-expert": HUMAN, "expert-human": HUMAN, "humans": HUMAN,
             "human-ordinary": HUMAN_ORDINARY, "ordinary": HUMAN_ORDINARY, "ordinary-human": HUMAN_ORDINARY}
+
+
+class Reference(BaseModel):
+    """One reference row of a model x task table: its scores and what it is."""
+
+    model_config = ConfigDict(frozen=True)
+
+    label: str
+    kind: Literal["human", "published"]
+    shots: int | None
+    source: str
+    note: str = ""
+    scores: dict[str, float]  # task columns, Average and, for published models, the detection metrics
+
+    def score(self, column: str) -> float:
+        """The row's figure for ``column``; NaN when the reference does not give it."""
+        return self.scores.get(column, float("nan"))
 
 
 def _read(name: str) -> pd.DataFrame:
@@ -50,7 +69,7 @@ def human_baseline() -> pd.DataFrame:
 
 def human_expert() -> dict[str, float]:
     """Task (and ``Average``) -> approximate expert accuracy in percent."""
-    return {t: float(v) for t, v in _human()["expert"].items()}
+    return {str(t): float(v) for t, v in _human()["expert"].items()}
 
 
 def published() -> pd.DataFrame:
@@ -78,25 +97,25 @@ def resolve(name: str) -> str:
     raise InputError(f"unknown reference '{name}'; known: {', '.join(known_names())}")
 
 
-def reference_row(name: str) -> dict[str, object]:
-    """One row of a model x task table: the task columns, ``Average`` and a few describing fields.
+def reference_row(name: str) -> Reference:
+    """One row of a model x task table: the task columns, ``Average`` and what the row is.
 
     Published models give their ``Average`` (over datasets) row with every metric column; the human
     rows give only the task accuracies (ordinary people: only the average is known).
     """
     canon = resolve(name)
     if canon == HUMAN:
-        row: dict[str, object] = {t: float(v) for t, v in _human()["expert"].items()}
-        return {**row, "label": "human expert (approx.)", "kind": "human", "shots": None,
-                "source": "MMAD paper radar chart, approximate"}
+        return Reference(label="human expert (approx.)", kind="human", shots=None,
+                         source="MMAD paper radar chart, approximate", scores=human_expert())
     if canon == HUMAN_ORDINARY:
-        avg = _human().loc["Average", "ordinary"]
-        return {"Average": float(avg), "label": "human ordinary (approx., average only)", "kind": "human",
-                "shots": None, "source": "MMAD paper text, relative to GPT-4o; approximate"}
+        ordinary = _human()["ordinary"].astype(float)
+        return Reference(label="human ordinary (approx., average only)", kind="human", shots=None,
+                         source="MMAD paper text, relative to GPT-4o; approximate",
+                         scores={"Average": float(ordinary["Average"])})
     pub = _published()
     rec = pub[(pub["model"] == canon) & (pub["dataset"] == "Average")].iloc[0]
-    metrics = [c for c in pub.columns if c not in ("model", "shots", "dataset", "source", "note")]
-    row = {c: (float(rec[c]) if pd.notna(rec[c]) else float("nan")) for c in metrics}
-    return {**row, "label": f"{canon} ({int(rec['shots'])}-shot, published)", "kind": "published",
-            "shots": int(rec["shots"]), "source": f"MMAD {rec['source']}",
-            "note": rec["note"] if isinstance(rec["note"], str) else ""}
+    metrics = [str(c) for c in pub.columns if c not in ("model", "shots", "dataset", "source", "note")]
+    return Reference(label=f"{canon} ({int(rec['shots'])}-shot, published)", kind="published",
+                     shots=int(rec["shots"]), source=f"MMAD {rec['source']}",
+                     note=rec["note"] if isinstance(rec["note"], str) else "",
+                     scores={c: (float(rec[c]) if pd.notna(rec[c]) else float("nan")) for c in metrics})

@@ -1,0 +1,92 @@
+"""Rows of the reports' answer tables (wrong answers, regressions, fixes), with their image thumbnails."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mmeval.predictions import Prediction
+from mmeval.report.analysis import PROBE
+from mmeval.report.figures import thumbnail_b64
+
+MAX_WRONG = 400
+MAX_RESPONSE_CHARS = 2000
+
+
+@dataclass
+class Thumbnails:
+    """The images of every answer table of a page, each embedded once: image -> (css class, base64 or None)."""
+
+    by_image: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+
+    def css_class(self, image: str, root: Path | None) -> str | None:
+        """The css class showing the image (read once), None when it cannot be read."""
+        if image not in self.by_image:
+            path = image_path(root, image)
+            self.by_image[image] = (f"im{len(self.by_image)}", thumbnail_b64(path) if path else None)
+        cls, b64 = self.by_image[image]
+        return cls if b64 else None
+
+    def css(self) -> list[tuple[str, str]]:
+        """(css class, base64 JPEG) of every image that could be read."""
+        return [(cls, b64) for cls, b64 in self.by_image.values() if b64]
+
+
+@dataclass(frozen=True)
+class AnswerRow:
+    """One answer as an answer table shows it."""
+
+    id: str
+    image: str
+    thumb: str | None  # css class of the thumbnail
+    dataset: str
+    category: str
+    task: str
+    normal: bool
+    question: str
+    options: list[tuple[str, str]]
+    answer: str
+    answer_text: str
+    choice: str | None
+    choice_text: str
+    response: str  # cut at MAX_RESPONSE_CHARS
+    error: str | None
+    variant: str
+    extra: str = ""  # a label of the table's own (e.g. "regression")
+
+
+def image_path(root: Path | None, image: str) -> Path | None:
+    if root is None:
+        return None
+    path = Path(image)
+    return path if path.is_absolute() else root / path
+
+
+def answer_rows(preds: Iterable[Prediction], root: Path | None, thumbs: Thumbnails, limit: int,
+                extra: str = "") -> list[AnswerRow]:
+    """Rows of an answer table, at most ``limit``; ``thumbs`` collects the images across a page's tables."""
+    rows: list[AnswerRow] = []
+    for p in preds:
+        if len(rows) >= limit:
+            break
+        response = p.response or ""
+        rows.append(AnswerRow(
+            id=p.id, image=p.image, thumb=thumbs.css_class(p.image, root), dataset=p.dataset, category=p.category,
+            task=p.task, normal=p.is_normal, question=p.question, options=list(p.options.items()), answer=p.answer,
+            answer_text=p.options.get(p.answer, ""), choice=p.choice,
+            choice_text=p.options.get(p.choice, "") if p.choice else "",
+            response=response[:MAX_RESPONSE_CHARS] + (" …" if len(response) > MAX_RESPONSE_CHARS else ""),
+            error=p.error, variant=p.variant or "", extra=extra))
+    return rows
+
+
+def wrong_answers(preds: Iterable[Prediction], limit: int = MAX_WRONG) -> tuple[list[Prediction], int]:
+    """The plain questions and probes answered wrong (or invalid), in file order; and how many in all."""
+    wrong = [p for p in preds if (p.variant is None or p.variant == PROBE) and not p.correct]
+    return wrong[:limit], len(wrong)
+
+
+def row_tasks(rows: Iterable[AnswerRow]) -> list[str]:
+    """The tasks of a table's rows, in order of first appearance (the table's task filter)."""
+    return list(dict.fromkeys(r.task for r in rows))

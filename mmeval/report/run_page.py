@@ -1,0 +1,72 @@
+"""What report.html shows of one run: the context of its template, from the run and its analysis."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mmeval import scoring, tasks
+from mmeval.report import references
+from mmeval.report.analysis import Analysis, RunData
+from mmeval.report.answer_rows import MAX_WRONG, Thumbnails, answer_rows, row_tasks, wrong_answers
+from mmeval.report.figures import bars_vs_human, png_b64
+
+
+def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    return [{str(k): v for k, v in row.items()} for row in df.to_dict(orient="records")]
+
+
+def _score_rows(table: pd.DataFrame, cols: list[str]) -> list[dict[str, Any]]:
+    return [{"name": idx, "cells": [row.get(c, float("nan")) for c in cols]} for idx, row in table.iterrows()]
+
+
+def _ci_rows(ci: pd.DataFrame) -> tuple[list[str], list[dict[str, Any]]]:
+    if ci.empty:
+        return [], []
+    metrics = list(dict.fromkeys(ci["metric"]))
+    rows = []
+    for ds in dict.fromkeys(ci["dataset"]):
+        sub = ci[ci["dataset"] == ds].set_index("metric")
+        rows.append({"name": ds, "images": int(sub["images"].iloc[0]),
+                     "cells": [sub.loc[m, ["value", "lo", "hi"]].tolist() if m in sub.index else [None] * 3
+                               for m in metrics]})
+    return metrics, rows
+
+
+def run_page(rd: RunData, res: Analysis, *, heatmap_png: Path | None = None, files: Sequence[str] = (),
+             max_wrong: int = MAX_WRONG) -> dict[str, Any]:
+    """What report.html shows of one run (the context of its template)."""
+    table = res.table
+    task_cols = tasks.task_names()
+    avg = scoring.AVERAGE
+    score_cols = [c for c in scoring.columns() if c in table]
+    ci_metrics, ci_rows = _ci_rows(res.ci)
+    bars = bars_vs_human([res.gap_series(rd.label)],
+                         f"{rd.title}: accuracy per task (95% bootstrap CI) vs human expert (approx.)")
+    thumbs = Thumbnails()
+    wrong, n_wrong = wrong_answers(rd.preds, max_wrong)
+    rows = answer_rows(wrong, rd.image_root(), thumbs, max_wrong)
+    pb = res.position_bias
+    return {
+        "title": f"MMAD report: {rd.title}",
+        "run": rd, "config": rd.config, "source": rd.record.source, "counts": res.counts,
+        "skipped": len(rd.skipped), "usage": rd.usage, "files": list(files),
+        "average": scoring.table_row(table, avg).get(avg, float("nan")),
+        "average_ci": list(res.ci_of(avg, avg)),
+        "human_average": references.human_expert().get(avg),
+        "score_cols": score_cols, "score_rows": _score_rows(table, score_cols), "tasks": task_cols,
+        "heatmap": png_b64(heatmap_png) if heatmap_png else None,
+        "bars": bars, "gap": _records(res.human_gap), "human_caveat": references.HUMAN_CAVEAT,
+        "reference_source": references.SOURCE,
+        "ci_metrics": ci_metrics, "ci_rows": ci_rows, "bootstrap": res.bootstrap,
+        "hall_rows": _records(res.hallucination), "hall": res.overall_hallucination(),
+        "inconsistency": res.self_inconsistency, "fabrication": res.fabrication, "invalid": _records(res.invalid),
+        "pb_rows": _records(pb), "pb_letters": list(dict.fromkeys(pb["letter"])) if not pb.empty else [],
+        "det": res.detection_scores, "cal": res.calibration, "lat": res.latency,
+        "circular": _records(res.circular),
+        "wrong_rows": rows, "wrong_total": n_wrong, "wrong_shown": len(rows), "thumb_css": thumbs.css(),
+        "wrong_tasks": row_tasks(rows),
+    }
