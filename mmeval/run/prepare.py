@@ -17,6 +17,7 @@ from mmeval.boosts import Boost
 from mmeval.config import RunConfig
 from mmeval.data import Question
 from mmeval.errors import InputError
+from mmeval.layout import PROBE
 from mmeval.prompting.draft import Draft
 from mmeval.prompting.messages import Request
 from mmeval.prompting.render import render_draft
@@ -63,7 +64,7 @@ def _drafts(questions: Sequence[Question], config: RunConfig) -> Iterator[tuple[
         last_of_image = i + 1 == len(questions) or questions[i + 1].image != q.image
         if last_of_image and q.image in probes:
             p = probes[q.image]
-            yield Draft(p, p.options, p.answer), p.id, "probe", None
+            yield Draft(p, p.options, p.answer), p.id, PROBE, None
 
 
 def _probe_digest(base: str, draft: Draft) -> str:
@@ -80,6 +81,6 @@ def prepare(questions: Sequence[Question], config: RunConfig, boosts: Sequence[B
             draft = boost.apply(draft)
         q = draft.question
         request = Request(id=rid, task=q.task, image=q.image, options=draft.options, message=render_draft(draft))
-        digest = q.digest if variant != "probe" else _probe_digest(q.digest, draft)
+        digest = q.digest if variant != PROBE else _probe_digest(q.digest, draft)
         out.append(Prepared(q, request, draft.answer, variant, base_id, dict(draft.notes), digest))
     return out

@@ -26,15 +26,10 @@ from types import TracebackType
 
 from mmeval.config import RunConfig, RunRecord
 from mmeval.errors import InputError
+from mmeval.layout import CHANGES, LOCK, MANIFEST, PREDICTIONS, RUN_FILE, SKIPPED, TIMINGS, USAGE
 
-PREDICTIONS = "predictions.jsonl"
-RUN_FILE = "run.json"
-SKIPPED = "skipped.json"
-TIMINGS = "timings.jsonl"
-USAGE = "usage.jsonl"  # one line per process and session: adapter.run_info() (tokens, cost ...)
-CHANGES = "changes.jsonl"  # one line per session in which the data changed under the run
-LOCK = ".lock"
-MANIFEST = ".mmeval-manifest"
+__all__ = ["CHANGES", "LOCK", "MANIFEST", "PREDICTIONS", "RUN_FILE", "SKIPPED", "TIMINGS", "USAGE", "RunDirLock",
+           "claim", "ensure_writable", "log_changes", "planned_files", "record_outputs"]
 
 #: what mmeval may write into a run directory (the manifest lists what it actually wrote)
 OWN_PATTERNS = ("predictions.jsonl", "predictions.rank*.jsonl", "predictions.jsonl.tmp", "run.json",

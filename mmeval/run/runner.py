@@ -23,6 +23,7 @@ from mmeval.config import BoostRecord, RunConfig, RunRecord
 from mmeval.data import Benchmark, Question, load_benchmark, resolve
 from mmeval.errors import InputError
 from mmeval.home import mmeval_home
+from mmeval.layout import PROBE
 from mmeval.model_adapters import build_adapter
 from mmeval.model_adapters.base import AdapterSettings, ModelAdapter
 from mmeval.predictions import Prediction, PredictionWriter, latest_by_id, read_predictions, write_sorted
@@ -142,7 +143,7 @@ def _removed(on_disk: list[Prediction], bench: Benchmark) -> set[str]:
     gone = set()
     for p in on_disk:
         base = p.base_id or p.id
-        if p.variant == "probe":
+        if p.variant == PROBE:
             if p.image not in images:
                 gone.add(p.id)
         elif base not in digests or (p.question_digest is not None and p.question_digest != digests[base]):

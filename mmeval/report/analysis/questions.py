@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from mmeval.layout import PROBE
 from mmeval.predictions import Prediction
 
-PROBE = "probe"
+__all__ = ["PROBE", "pct", "plain_preds", "probe_preds"]
 
 
 def plain_preds(preds: Iterable[Prediction]) -> list[Prediction]:

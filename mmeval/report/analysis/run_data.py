@@ -9,8 +9,8 @@ from typing import Any
 
 from mmeval.config import RunConfig, RunRecord
 from mmeval.errors import InputError
+from mmeval.layout import PREDICTIONS, RUN_FILE, SKIPPED, USAGE
 from mmeval.predictions import Prediction, read_predictions
-from mmeval.run.rundir import PREDICTIONS, RUN_FILE, SKIPPED, USAGE
 
 
 @dataclass

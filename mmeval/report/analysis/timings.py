@@ -16,7 +16,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from mmeval.run.rundir import TIMINGS
+from mmeval.layout import TIMINGS
 
 KeepsUp = Literal["yes", "on average only", "no"]
 

@@ -1,0 +1,12 @@
+"""The names of the files in a run directory: one owner, since the runner writes them and the report reads them."""
+
+PREDICTIONS = "predictions.jsonl"
+RUN_FILE = "run.json"
+SKIPPED = "skipped.json"
+TIMINGS = "timings.jsonl"
+USAGE = "usage.jsonl"  # one line per process and session: adapter.run_info() (tokens, cost ...)
+CHANGES = "changes.jsonl"  # one line per session in which the data changed under the run
+LOCK = ".lock"
+MANIFEST = ".mmeval-manifest"
+#: the variant tag of defect-fabrication probes (a prediction's ``variant``)
+PROBE = "probe"
