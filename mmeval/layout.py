@@ -8,5 +8,6 @@ USAGE = "usage.jsonl"  # one line per process and session: adapter.run_info() (t
 CHANGES = "changes.jsonl"  # one line per session in which the data changed under the run
 LOCK = ".lock"
 MANIFEST = ".mmeval-manifest"
+ARTIFACTS = "artifacts"  # a folder: files adapters keep for the run (anomaly maps ...)
 #: the variant tag of defect-fabrication probes (a prediction's ``variant``)
 PROBE = "probe"

@@ -54,6 +54,8 @@ class Prediction(BaseModel):
     retryable: bool | None = None
     #: what each boost recorded for this question (boost name -> its notes), e.g. the knowledge it added
     boost_notes: dict[str, Any] | None = None
+    #: what the model produced besides its answer (an anomaly map's file and image score ...)
+    artifacts: dict[str, Any] | None = None
 
     @property
     def correct(self) -> bool:

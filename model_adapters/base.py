@@ -22,6 +22,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -56,6 +57,8 @@ class AdapterSettings:
     batch_size: int | None = None
     #: requests in flight at once, for families that send requests; None: the family's default
     concurrency: int | None = None
+    #: where the adapter may keep files that belong to the run (anomaly maps ...); None: nowhere
+    artifacts_dir: Path | None = None
 
 
 class ModelAdapter(ABC):

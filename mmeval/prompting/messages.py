@@ -100,6 +100,9 @@ class Response(BaseModel):
     retryable: bool = True
     note: str | None = None  # why a text is unusable (refusal, empty, truncated ...), kept in the prediction
     usage: dict[str, int] | None = None
+    #: what else the model produced for this question, kept with the prediction: e.g. an anomaly map
+    #: (``{"map": path relative to the run directory, "image_score": 0.83}``)
+    artifacts: dict[str, Any] | None = None
 
 
 # ------------------------------------------------------------------------------ converters to model formats

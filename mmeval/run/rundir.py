@@ -17,6 +17,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 import socket
 import sys
 import time
@@ -26,7 +27,7 @@ from types import TracebackType
 
 from mmeval.config import RunConfig, RunRecord
 from mmeval.errors import InputError
-from mmeval.layout import CHANGES, LOCK, MANIFEST, PREDICTIONS, RUN_FILE, SKIPPED, TIMINGS, USAGE
+from mmeval.layout import ARTIFACTS, CHANGES, LOCK, MANIFEST, PREDICTIONS, RUN_FILE, SKIPPED, TIMINGS, USAGE
 
 __all__ = ["CHANGES", "LOCK", "MANIFEST", "PREDICTIONS", "RUN_FILE", "SKIPPED", "TIMINGS", "USAGE", "RunDirLock",
            "claim", "ensure_writable", "log_changes", "planned_files", "record_outputs"]
@@ -35,7 +36,7 @@ __all__ = ["CHANGES", "LOCK", "MANIFEST", "PREDICTIONS", "RUN_FILE", "SKIPPED", 
 OWN_PATTERNS = ("predictions.jsonl", "predictions.rank*.jsonl", "predictions.jsonl.tmp", "run.json",
                 "run.json.tmp", "skipped.json", "timings.jsonl", "timings.rank*.jsonl", "usage.jsonl",
                 "changes.jsonl", "scores.csv", "scores.json", "analysis.json", "ci.csv", "heatmap.png",
-                "report.html", "mmad_answers.json", ".rank*.*", LOCK, MANIFEST)
+                "report.html", "mmad_answers.json", ".rank*.*", LOCK, MANIFEST, ARTIFACTS)
 
 
 def is_own(name: str) -> bool:
@@ -119,8 +120,12 @@ def record_outputs(out: Path, planned: list[str] | None = None) -> None:
 def _remove_own_files(out: Path) -> None:
     for name in manifest(out):
         path = out / name
-        if is_own(name) and name not in (LOCK, MANIFEST) and path.is_file():  # only ever a file mmeval writes
+        if not is_own(name) or name in (LOCK, MANIFEST):  # only ever what mmeval writes
+            continue
+        if path.is_file():
             path.unlink()
+        elif name == ARTIFACTS and path.is_dir():
+            shutil.rmtree(path)
     (out / MANIFEST).unlink(missing_ok=True)
 
 
@@ -176,7 +181,7 @@ def planned_files(world: int) -> list[str]:
     per_rank = [f"{stem}.rank{r}.jsonl" for r in range(world) for stem in ("predictions", "timings")]
     if world == 1:
         per_rank = []
-    return [PREDICTIONS, RUN_FILE, SKIPPED, TIMINGS, USAGE, CHANGES, *per_rank]
+    return [PREDICTIONS, RUN_FILE, SKIPPED, TIMINGS, USAGE, CHANGES, ARTIFACTS, *per_rank]
 
 
 def write_run_record(out: Path, record: RunRecord) -> None:

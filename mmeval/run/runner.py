@@ -23,7 +23,7 @@ from mmeval.config import BoostRecord, RunConfig, RunRecord
 from mmeval.data import Benchmark, Question, load_benchmark, resolve
 from mmeval.errors import InputError
 from mmeval.home import mmeval_home
-from mmeval.layout import PROBE
+from mmeval.layout import ARTIFACTS, PROBE
 from mmeval.model_adapters import build_adapter
 from mmeval.model_adapters.base import AdapterSettings, ModelAdapter
 from mmeval.predictions import Prediction, PredictionWriter, latest_by_id, read_predictions, write_sorted
@@ -68,7 +68,7 @@ def to_prediction(p: Prepared, r: Response, model: str, digest: str) -> Predicti
         is_normal=q.is_normal, question=q.question, options=p.request.options, answer=p.answer, response=r.text,
         choice=choose(r, p.request.options), scores=_finite(r.scores), error=r.error, note=r.note,
         variant=p.variant, base_id=p.base_id, model=model, config=digest, question_digest=p.digest,
-        boost_notes=p.notes or None,
+        boost_notes=p.notes or None, artifacts=r.artifacts,
         retryable=r.retryable if r.error else None,
     )
 
@@ -99,9 +99,9 @@ def batches(items: Sequence[Prepared], size: int) -> Iterator[list[Prepared]]:
         yield batch
 
 
-def adapter_settings(config: RunConfig) -> AdapterSettings:
+def adapter_settings(config: RunConfig, out: Path | None = None) -> AdapterSettings:
     return AdapterSettings(seed=config.seed, answer_mode=config.answer_mode, batch_size=config.batch_size,
-                           concurrency=config.concurrency)
+                           concurrency=config.concurrency, artifacts_dir=out / ARTIFACTS if out else None)
 
 
 @dataclass
@@ -204,7 +204,7 @@ def _run(config: RunConfig, out: Path, bench: Benchmark, questions: list[Questio
     done = {i for i, p in on_disk.items() if p.error is None and current.get(i) == p.question_digest}
     changed = sorted(i for i, p in on_disk.items() if i in current and current[i] != p.question_digest)
     pending = shard.my_share([p for p in prepared if p.request.id not in done], rank, world)
-    own = adapter or build_adapter(config.model, config.adapter_options(), adapter_settings(config))
+    own = adapter or build_adapter(config.model, config.adapter_options(), adapter_settings(config, out))
     info: dict[str, object] = {}
     try:
         _check_adapter(own, config)
