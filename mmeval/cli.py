@@ -1,4 +1,4 @@
-"""Command line: ``mmeval run | report | compare | score-mmad | build synthetic | models``.
+"""Command line: ``mmeval run | report | compare | score-mmad | build synthetic | data check | models``.
 
 Exit codes: 0 ok, 2 bad input (data, flags, files; the message names the culprit), 1 internal error,
 130 interrupted (predictions so far are kept; rerun the same command to resume).
@@ -16,6 +16,8 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from mmeval import __version__
+from mmeval.data.synthetic.cache import synthetic_scale
+from mmeval.data.synthetic.scales import DEFAULT_SCALE, SCALES
 from mmeval.errors import InputError
 from mmeval.model_adapters import FAMILIES, AdapterError, split_model
 
@@ -177,10 +179,51 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, tuple[str, str]]]
     build.add_argument("what", choices=["synthetic"], help="which benchmark")
     build.add_argument("--out", required=True, help="directory to write mmad.json, images, masks and domain_knowledge.json")
     build.add_argument("--seed", type=int, default=0, help="generator seed (default: 0)")
+    build.add_argument("--scale", choices=list(SCALES), default=DEFAULT_SCALE,
+                       help="how many images: " + "; ".join(f"'{s.name}' {s.purpose}" for s in SCALES.values())
+                            + f" (default: {DEFAULT_SCALE})")
+    _add_data_parser(sub)
 
     sub.add_parser("models", help="list model families", description="List the model families --model accepts.")
     sub.add_parser("tasks", help="list the question types", description="List the task definitions in tasks/.")
     return parser, owners
+
+
+def _add_data_parser(sub: argparse._SubParsersAction) -> None:
+    """``mmeval data check``: is a benchmark answerable without its images?"""
+    data = sub.add_parser("data", help="inspect a benchmark without a model",
+                          description="Inspect a benchmark's questions without any model.")
+    actions = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    chk = actions.add_parser(
+        "check", help="blind baselines: can the questions be answered without the images?",
+        description="Count the questions per dataset, category and type, check the answer letters for balance "
+                    "(in the file and after the seeded shuffle), and try rules that never open an image (longest "
+                    "and shortest option, the option text most often right elsewhere, the same knowing the "
+                    "category, a text-only classifier) against chance, with 95%% confidence intervals and a "
+                    "verdict per type. Writes data_check.csv and data_check.json.")
+    chk.add_argument("data", nargs="+", metavar="DATA",
+                     help="an mmad.json, a directory holding one, or 'synthetic[:SCALE]'; several are pooled")
+    chk.add_argument("--out", help="directory for data_check.csv and data_check.json (default: beside the "
+                                   "mmad.json, where a run's report can find it; required when pooling several)")
+    chk.add_argument("--seed", type=int, default=0,
+                     help="seed of the option shuffle, as 'mmeval run --seed' (default: 0)")
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from mmeval.data.synthetic.cache import ensure_synthetic
+    from mmeval.report import data_check
+
+    paths = []
+    for spec in args.data:
+        scale = synthetic_scale(spec)
+        paths.append(ensure_synthetic(scale) if scale else data_check.mmad_json(spec))
+    if args.out is None and len(paths) > 1:
+        raise InputError("--out is required when several benchmarks are pooled")
+    result = data_check.check(paths, seed=args.seed)
+    print(data_check.summary(result), file=sys.stderr)
+    files = data_check.write_data_check(result, Path(args.out) if args.out else paths[0].parent)
+    print(files["csv"].resolve())
+    return EXIT_OK
 
 
 def cmd_run(args: argparse.Namespace, owners: dict[str, tuple[str, str]]) -> int:
@@ -192,7 +235,7 @@ def cmd_run(args: argparse.Namespace, owners: dict[str, tuple[str, str]]) -> int
     try:
         hashed, runtime = split_options(family.load().Options, _collect_options(args, owners, family.name))
         config = RunConfig(model=args.model, model_options=hashed, runtime_options=runtime,
-                           data=args.data if args.data == "synthetic" else str(Path(args.data).resolve()),
+                           data=args.data if synthetic_scale(args.data) else str(Path(args.data).resolve()),
                            image_root=str(Path(args.image_root).resolve()) if args.image_root else None,
                            shots=args.shots, templates=args.templates, seed=args.seed, shuffle=not args.no_shuffle,
                            allow_unknown_types=args.allow_unknown_types, limit=args.limit, strict=args.strict,
@@ -255,7 +298,7 @@ def cmd_score_mmad(args: argparse.Namespace) -> int:
 def cmd_build(args: argparse.Namespace) -> int:
     from mmeval.data.synthetic.generator import build_synthetic
 
-    path = build_synthetic(Path(args.out), seed=args.seed, progress=True)
+    path = build_synthetic(Path(args.out), seed=args.seed, scale=args.scale, progress=True)
     print(path)
     return EXIT_OK
 
@@ -288,6 +331,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_score_mmad(args)
         if args.command == "build":
             return cmd_build(args)
+        if args.command == "data":
+            return cmd_data(args)
         if args.command == "models":
             return cmd_models()
         return cmd_tasks()

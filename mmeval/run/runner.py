@@ -55,11 +55,11 @@ class Prepared:
 
 
 def resolve_data(config: RunConfig) -> tuple[Path, Path]:
-    """``synthetic`` builds (once) and uses the bundled benchmark; anything else is a path."""
-    if config.data == "synthetic":
-        from mmeval.data.synthetic.cache import ensure_synthetic
+    """``synthetic[:SCALE]`` builds (once) and uses the bundled benchmark; anything else is a path."""
+    from mmeval.data.synthetic.cache import ensure_synthetic, synthetic_scale
 
-        json_path = ensure_synthetic()
+    if scale := synthetic_scale(config.data):
+        json_path = ensure_synthetic(scale)
         return json_path, Path(config.image_root).resolve() if config.image_root else json_path.parent
     return locate(config.data, config.image_root)
 
