@@ -16,6 +16,7 @@ file and after shuffling. Any ``mmad.json`` works, with or without its images: o
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
@@ -378,8 +379,6 @@ def rules_frame(result: DataCheck) -> pd.DataFrame:
 
 def write_data_check(result: DataCheck, out_dir: Path) -> dict[str, Path]:
     """Write data_check.json (everything) and data_check.csv (the rules table) into ``out_dir``."""
-    import json
-
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / CHECK_JSON, "csv": out_dir / CHECK_CSV}
     paths["json"].write_text(json.dumps(json_safe(result.model_dump()), indent=1) + "\n", encoding="utf-8")

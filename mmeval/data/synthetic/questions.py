@@ -46,7 +46,7 @@ def region_option(cell: Cell) -> str:
     return region_name(*cell).capitalize() + "."
 
 
-def _attribute(attr: Attribute, product: Product, variant: int, rng: np.random.Generator) -> Question:
+def _attribute(attr: Attribute, variant: int, rng: np.random.Generator) -> Question:
     """An Object Analysis question; one that names a region asks about a slot drawn for this image."""
     question, answer = attr.question, attr.answers[variant]
     if "{region}" in question:
@@ -62,8 +62,8 @@ def normal_questions(product: Product, variant: int, rng: np.random.Generator) -
         mcq(DETECTION, "No.", ["Yes."], "Anomaly Detection", rng),
         mcq("What kind of product is in the image?", product.label, _sample(labels, 3, rng),
             "Object Classification", rng),
-        _attribute(product.structure, product, variant, rng),
-        _attribute(product.colour, product, variant, rng),
+        _attribute(product.structure, variant, rng),
+        _attribute(product.colour, variant, rng),
     ]
 
 
