@@ -199,7 +199,7 @@ def _add_data_parser(sub: argparse._SubParsersAction) -> None:
         description="Count the questions per dataset, category and type, check the answer letters for balance "
                     "(in the file and after the seeded shuffle), and try rules that never open an image (longest "
                     "and shortest option, the option text most often right elsewhere, the same knowing the "
-                    "category, a text-only classifier) against chance, with 95%% confidence intervals and a "
+                    "category, a text-only classifier) against chance, with 95 percent confidence intervals and a "
                     "verdict per type. Writes data_check.csv and data_check.json.")
     chk.add_argument("data", nargs="+", metavar="DATA",
                      help="an mmad.json, a directory holding one, or 'synthetic[:SCALE]'; several are pooled")
