@@ -14,6 +14,11 @@ def add_parser(sub: Any) -> None:
     build.add_argument("--out", required=True, help="directory to write mmad.json, images, masks and "
                                                     "domain_knowledge.json")
     build.add_argument("--seed", type=int, default=0, help="generator seed (default: 0)")
+    from mmeval.data.synthetic.scales import DEFAULT_SCALE, SCALES
+
+    build.add_argument("--scale", choices=list(SCALES), default=DEFAULT_SCALE,
+                       help="how many images: " + "; ".join(f"'{s.name}' {s.purpose}" for s in SCALES.values())
+                            + f" (default: {DEFAULT_SCALE})")
     build.set_defaults(func=cmd_build)
 
 
@@ -22,6 +27,6 @@ def cmd_build(args: argparse.Namespace) -> int:
     from mmeval.run.rundir import ensure_writable
 
     ensure_writable(Path(args.out))
-    path = build_synthetic(Path(args.out), seed=args.seed, progress=True)
+    path = build_synthetic(Path(args.out), seed=args.seed, scale=args.scale, progress=True)
     print(path)
     return 0

@@ -53,7 +53,8 @@ def add_parser(sub: Any) -> None:
                      help="an option of the model family (repeatable)")
     run.add_argument("--config", metavar="FILE", help="YAML or TOML file describing the run (flags override it)")
     run.add_argument("--data", help="an mmad.json file, a directory holding one, or 'synthetic' for the bundled "
-                                    "benchmark (built on first use) (default: synthetic)")
+                                    "benchmark, built on first use ('synthetic:standard' for the larger one) "
+                                    "(default: synthetic)")
     run.add_argument("--image-root", help="directory the image paths are relative to (default: the mmad.json's "
                                           "directory)")
     run.add_argument("--shots", type=int, help="normal template images shown before the query (default: 1, as MMAD)")
@@ -140,12 +141,14 @@ def build_config(s: dict[str, Any]) -> Any:
     boost = s["boost"]
     names = boosts.parse_spec("+".join(boost) if isinstance(boost, list) else boost)
     boost_hashed, boost_runtime = boosts.split_args(names, s["boost_args"])
+    from mmeval.data.synthetic.cache import synthetic_scale
+
     data = str(s["data"])
     try:
         return RunConfig(
             model=s["model"], model_args=hashed, runtime_args=runtime, answer_mode=s["answer_mode"], boosts=names,
             boost_args=boost_hashed, boost_runtime_args=boost_runtime,
-            data=data if data == "synthetic" else str(Path(data).expanduser().resolve()),
+            data=data if synthetic_scale(data) else str(Path(data).expanduser().resolve()),
             image_root=str(Path(s["image_root"]).expanduser().resolve()) if s["image_root"] else None,
             shots=s["shots"], templates=s["templates"], seed=s["seed"], shuffle=s["shuffle"],
             allow_unknown_types=s["allow_unknown_types"], limit=s["limit"], strict=s["strict"],
@@ -158,7 +161,9 @@ def build_config(s: dict[str, Any]) -> Any:
 
 
 def default_out(config: Any) -> Path:
-    data_name = "synthetic" if config.data == "synthetic" else Path(config.data).stem
+    from mmeval.data.synthetic.cache import synthetic_scale
+
+    data_name = config.data.replace(":", "-") if synthetic_scale(config.data) else Path(config.data).stem
     boost = "_" + "+".join(config.boosts) if config.boosts else ""
     return Path("reports") / _slug(f"{config.model}_{data_name}_{config.shots}shot_seed{config.seed}{boost}")
 

@@ -75,7 +75,7 @@ def locate(data: str, image_root: str | None = None) -> tuple[Path, Path]:
     if path.is_dir():
         path = path / "mmad.json"
     if not path.is_file():
-        raise InputError(f"--data: no mmad.json at '{path}' (give the file, its directory, or 'synthetic')")
+        raise InputError(f"--data: no mmad.json at '{path}' (give the file, its directory, or 'synthetic[:SCALE]')")
     root = Path(image_root).expanduser() if image_root else path.parent
     if not root.is_dir():
         raise InputError(f"--image-root: '{root}' is not a directory")
@@ -83,11 +83,11 @@ def locate(data: str, image_root: str | None = None) -> tuple[Path, Path]:
 
 
 def resolve(data: str, image_root: str | None = None) -> tuple[Path, Path]:
-    """``--data`` -> (mmad.json, image root). ``synthetic`` builds (once) and uses the bundled benchmark."""
-    if data == "synthetic":
-        from mmeval.data.synthetic.cache import ensure_synthetic
+    """``--data`` -> (mmad.json, image root). ``synthetic[:SCALE]`` builds (once) and uses the bundled benchmark."""
+    from mmeval.data.synthetic.cache import ensure_synthetic, synthetic_scale
 
-        json_path = ensure_synthetic()
+    if scale := synthetic_scale(data):
+        json_path = ensure_synthetic(scale)
         return json_path, Path(image_root).resolve() if image_root else json_path.parent
     return locate(data, image_root)
 
