@@ -181,3 +181,10 @@ def test_no_private_name_is_used_across_modules() -> None:
                     and aliases[node.value.id] != module):
                 bad.append(f"{path.relative_to(ROOT)}:{node.lineno} uses {aliases[node.value.id]}.{node.attr}")
     assert bad == []
+
+
+def test_only_the_command_line_imports_the_report_room() -> None:
+    """The report reads what the run wrote; nothing in the flow depends on how it is shown."""
+    bad = [f"{m} imports {t}" for m in MODULES if not m.startswith(("mmeval.report", "mmeval.cli"))
+           for t, _, _ in imports(m) if t.startswith("mmeval.report")]
+    assert bad == []

@@ -19,6 +19,7 @@ from PIL import Image
 
 from mmeval.data import Question, load_benchmark
 from mmeval.data.synthetic.generator import build_synthetic
+from mmeval.model_adapters.base import AdapterSettings
 from mmeval.model_adapters.expert import ExpertAdapter
 from mmeval.prompting.messages import ImagePart, Message, Request, TextPart
 from mmeval.report import data_check
@@ -84,7 +85,7 @@ def best_balanced_accuracy(scores: list[float], defective: list[bool]) -> float:
 
 
 def expert_balanced_accuracy(questions: list[Question]) -> float:
-    adapter = ExpertAdapter("expert", seed=0)
+    adapter = ExpertAdapter("expert", settings=AdapterSettings(seed=0))
     reqs = [Request(id=q.id, task=q.task, image=q.image, options=dict(q.options),
                     message=Message(parts=[*(ImagePart(path=t, role="template") for t in q.template_paths),
                                            ImagePart(path=q.query_path, role="query"), TextPart(text=q.question)],
