@@ -150,7 +150,7 @@ class AgentBoost(Boost):
         q = draft.question
         amap, key = self._analysis(q)
         region = region_name(*amap.peak_cell())
-        note: dict[str, Any] = {"expert": self.expert.name, "score": round(amap.score, 6),
+        note: dict[str, Any] = {"expert": self.expert.name, "view": self.opts.view, "score": round(amap.score, 6),
                                 "threshold": round(amap.threshold, 6), "defective": amap.defective,
                                 "region": region, "map": str(self.cache / "maps" / f"{key}.npz")}
         if self.opts.view == "text":

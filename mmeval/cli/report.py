@@ -43,8 +43,12 @@ def add_parser(sub: Any) -> None:
     sm.add_argument("answers", help="answers_*.json from the MMAD evaluation scripts")
     sm.add_argument("--out", required=True, help="directory for scores.csv, scores.json, heatmap.png")
     sm.add_argument("--drop-invalid", action="store_true",
-                    help="leave answers that are not a letter out of the denominators, as the MMAD summary does "
+                    help="leave invalid answers (not one of the question's letters) out of the denominators "
                          "(default: count them wrong)")
+    sm.add_argument("--official-quirks", action="store_true",
+                    help="count exactly what MMAD's summary script counts, quirks included: only A-E are letters, "
+                         "invalid answers are dropped, and the answer after each dropped one is skipped as its "
+                         "loop skips it (reproduces published numbers; not an honest measure)")
     sm.set_defaults(func=cmd_score_mmad)
 
 
@@ -82,14 +86,15 @@ def cmd_score_mmad(args: argparse.Namespace) -> int:
     from mmeval.report.score_files import OfficialScores, ScoresRecord, write_tables
 
     path = Path(args.answers)
-    df = answers_frame(read_answers(path))
-    if args.drop_invalid:
+    df = answers_frame(read_answers(path), official_quirks=args.official_quirks)
+    if args.drop_invalid or args.official_quirks:
         df = df[df["valid"]]
     if df.empty:
         raise InputError(f"{path}: no answers to score")
     table = scoring.score_table(df)
     record = OfficialScores(title=path.stem, scores=ScoresRecord.table_scores(table), counts=scoring.counts(df),
-                            source=str(path.resolve()), drop_invalid=args.drop_invalid)
+                            source=str(path.resolve()), drop_invalid=args.drop_invalid,
+                            official_quirks=args.official_quirks)
     write_tables(table, record, Path(args.out))
     print(table.round(2).to_string(), file=sys.stderr)
     print(f"report: {Path(args.out).resolve()}")

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mmeval.home import mmeval_home
 from mmeval.predictions import Prediction
 from mmeval.report.analysis import PROBE
 from mmeval.report.figures import thumbnail_b64
@@ -54,13 +55,33 @@ class AnswerRow:
     error: str | None
     variant: str
     extra: str = ""  # a label of the table's own (e.g. "regression")
+    overlay: str | None = None  # css class of the expert's marked-up image the model saw (--boost agent)
+    overlay_notation: str = ""
 
 
 def image_path(root: Path | None, image: str) -> Path | None:
+    """The file of ``image`` (a path relative to ``root``); None for anything that would leave ``root``.
+
+    Predictions files are plain text a user can edit: an absolute path, ``..`` or a symbolic link out of the
+    root never gets a file's content embedded in a report.
+    """
     if root is None:
         return None
     path = Path(image)
-    return path if path.is_absolute() else root / path
+    if path.is_absolute() or ".." in path.parts:
+        return None
+    real = (root / path).resolve()
+    return real if real.is_relative_to(root.resolve()) else None
+
+
+def _overlay(p: Prediction, thumbs: Thumbnails) -> tuple[str | None, str]:
+    """The thumbnail of the expert overlay this question showed the model, when there is one in the cache."""
+    note = (p.boost_notes or {}).get("agent")
+    overlay = note.get("overlay") if isinstance(note, dict) else None
+    if not isinstance(overlay, str):
+        return None, ""
+    folder = mmeval_home() / "boosts" / "overlays"
+    return thumbs.css_class(Path(overlay).name, folder), str(note.get("view") or "")
 
 
 def answer_rows(preds: Iterable[Prediction], root: Path | None, thumbs: Thumbnails, limit: int,
@@ -71,13 +92,14 @@ def answer_rows(preds: Iterable[Prediction], root: Path | None, thumbs: Thumbnai
         if len(rows) >= limit:
             break
         response = p.response or ""
+        overlay, notation = _overlay(p, thumbs)
         rows.append(AnswerRow(
             id=p.id, image=p.image, thumb=thumbs.css_class(p.image, root), dataset=p.dataset, category=p.category,
             task=p.task, normal=p.is_normal, question=p.question, options=list(p.options.items()), answer=p.answer,
             answer_text=p.options.get(p.answer, ""), choice=p.choice,
             choice_text=p.options.get(p.choice, "") if p.choice else "",
             response=response[:MAX_RESPONSE_CHARS] + (" …" if len(response) > MAX_RESPONSE_CHARS else ""),
-            error=p.error, variant=p.variant or "", extra=extra))
+            error=p.error, variant=p.variant or "", extra=extra, overlay=overlay, overlay_notation=notation))
     return rows
 
 

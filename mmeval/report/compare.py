@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from mmeval.predictions import Prediction
 from mmeval.report import analysis, references
 from mmeval.report.analysis import Analysis, RunData
 from mmeval.report.answer_rows import MAX_WRONG, AnswerRow, Thumbnails, answer_rows, row_tasks, wrong_answers
+from mmeval.report.csvsafe import write_csv
 from mmeval.report.figures import bars_vs_human, heatmap, png_b64
 from mmeval.report.html import COMPARE_TEMPLATE, write_page
 
@@ -36,6 +37,26 @@ class PairedTest:
     table: pd.DataFrame
 
 
+@dataclass(frozen=True)
+class Coverage:
+    """Which questions a comparison stands on: those every run answered, with the same content."""
+
+    shared: int
+    per_run: list[int]  # plain questions each run holds
+    differing: int  # ids present in every run whose question, options or answer differ
+
+    @property
+    def complete(self) -> bool:
+        return self.differing == 0 and all(n == self.shared for n in self.per_run)
+
+    def note(self) -> str:
+        if self.complete:
+            return ""
+        return (f"The runs do not hold the same questions ({', '.join(map(str, self.per_run))} questions; "
+                f"{self.differing} with the same id but other content): every figure here is computed on the "
+                f"{self.shared} questions all of them answered alike.")
+
+
 @dataclass
 class Comparison:
     table: pd.DataFrame  # label -> kind, source, task columns, Average, detection metrics, Average CI
@@ -43,6 +64,7 @@ class Comparison:
     results: list[Analysis]
     tests: list[PairedTest] = field(default_factory=list)
     references: list[str] = field(default_factory=list)
+    coverage: Coverage | None = None
 
 
 def parse_with(values: Sequence[str] | None) -> list[str]:
@@ -67,12 +89,38 @@ def _labels(runs: Sequence[RunData]) -> list[str]:
     return out
 
 
+def _content(p: Prediction) -> tuple[str, ...]:
+    """What makes two runs' answers to a question comparable: the same question, option texts and answer."""
+    return (p.question, *sorted(p.options.values()), p.options.get(p.answer, ""))
+
+
+def shared_questions(runs: Sequence[RunData]) -> tuple[set[str], Coverage]:
+    """The plain question ids every run answered with the same content, and how many were left out."""
+    contents = [{p.id: _content(p) for p in analysis.plain_preds(r.preds)} for r in runs]
+    common = set.intersection(*(set(c) for c in contents)) if contents else set()
+    same = {i for i in common if all(c[i] == contents[0][i] for c in contents)}
+    return same, Coverage(shared=len(same), per_run=[len(c) for c in contents], differing=len(common - same))
+
+
+def _restrict(run: RunData, ids: set[str]) -> RunData:
+    """The run's predictions of the shared questions (their rotations too; probes of the shared images)."""
+    images = {p.image for p in run.preds if p.id in ids}
+    keep = [p for p in run.preds if (p.base_id or p.id) in ids or (p.variant == analysis.PROBE and p.image in images)]
+    return replace(run, preds=keep)
+
+
 def compare(run_dirs: Sequence[Path], with_refs: Sequence[str] = (), *, cycle_ms: float | None = None,
             n_boot: int = 1000, seed: int = 0) -> Comparison:
     refs = parse_with(with_refs)
     if not run_dirs:
         raise InputError("compare needs at least one run directory")
     runs = [analysis.load_run(Path(d)) for d in run_dirs]
+    ids, coverage = shared_questions(runs)
+    if not ids:
+        raise InputError("these runs share no question (same id, question, options and answer): they were run on "
+                         "different data, so there is nothing to compare")
+    if not coverage.complete:
+        runs = [_restrict(r, ids) for r in runs]
     labels = _labels(runs)
     results = [analysis.analyse(r.preds, run_dir=r.path, cycle_ms=cycle_ms, n_boot=n_boot, seed=seed) for r in runs]
     avg = scoring.AVERAGE
@@ -90,7 +138,7 @@ def compare(run_dirs: Sequence[Path], with_refs: Sequence[str] = (), *, cycle_ms
     table = pd.DataFrame(rows).set_index("label")
     tests = [PairedTest(labels[0], labels[i], analysis.paired_mcnemar(runs[0].preds, runs[i].preds))
              for i in range(1, len(runs))]
-    return Comparison(table, runs, results, tests, refs)
+    return Comparison(table, runs, results, tests, refs, coverage)
 
 
 def _summary_row(label: str, res: Analysis) -> dict[str, Any]:
@@ -131,7 +179,7 @@ def write(comp: Comparison, out: Path, *, cycle_ms: float | None = None) -> dict
     """compare.csv, compare.json, heatmap.png and compare.html in ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     table = comp.table
-    table.to_csv(out / "compare.csv", float_format="%.4f")
+    write_csv(table, out / "compare.csv", float_format="%.4f")
     cols = tasks.task_names() + [scoring.AVERAGE]
     heatmap(table[cols], out / "heatmap.png", "MMAD accuracy: model × task")
     labels = list(table.index[table["kind"] == "run"])
@@ -147,6 +195,9 @@ def write(comp: Comparison, out: Path, *, cycle_ms: float | None = None) -> dict
         "per_run": {label: res.record(label).jsonable(exclude={"version", "title", "table"})
                     for label, res in zip(labels, comp.results, strict=True)},
         "cycle_ms": cycle_ms,
+        "coverage": {"shared": comp.coverage.shared, "per_run": comp.coverage.per_run,
+                     "differing": comp.coverage.differing, "note": comp.coverage.note()} if comp.coverage else None,
+        "comparable_with_references": _comparable(comp),
     }
     (out / "compare.json").write_text(json.dumps(json_safe(payload), indent=1, ensure_ascii=False, default=str),
                                       encoding="utf-8")
@@ -198,18 +249,29 @@ def compare_page(comp: Comparison, labels: list[str], summaries: list[dict[str, 
         "thumb_css": thumbs.css(),
         "runs": [{"label": label, "dir": str(r.path), "config": r.config}
                  for label, r in zip(labels, comp.runs, strict=True)],
+        "coverage_note": comp.coverage.note() if comp.coverage else "",
+        "comparable": _comparable(comp), "not_comparable": references.NOT_COMPARABLE,
     }
+
+
+def _comparable(comp: Comparison) -> bool:
+    """Whether MMAD's reference rows are comparable with the runs (every run on MMAD's datasets)."""
+    return all(references.measured_on_mmad({p.dataset for p in r.preds}) for r in comp.runs)
 
 
 def text_summary(comp: Comparison) -> str:
     """The model x task table and the significance tests, for the terminal."""
     cols = tasks.task_names() + [scoring.AVERAGE]
     lines = [comp.table[cols].round(1).to_string()]
+    if comp.coverage is not None and comp.coverage.note():
+        lines.append("\n" + comp.coverage.note())
     for t in comp.tests:
         lines.append(f"\nA = {t.a}  vs  B = {t.b} (paired McNemar per task; Holm-adjusted across tasks)")
         view = t.table[["task", "paired", "acc_a", "acc_b", "a_only", "b_only", "p", "p_holm", "method", "verdict"]]
         lines.append(view.round({"acc_a": 1, "acc_b": 1, "p": 4, "p_holm": 4}).to_string(index=False))
     if any(k != "run" for k in comp.table["kind"]):
+        if not _comparable(comp):
+            lines.append("\n" + references.NOT_COMPARABLE)
         lines.append("\n" + references.HUMAN_CAVEAT)
         lines.append(f"References: {references.SOURCE}")
     return "\n".join(lines)

@@ -35,6 +35,7 @@ from mmeval.data.schema import ImageRecord
 from mmeval.errors import InputError
 from mmeval.jsonsafe import json_safe
 from mmeval.prompting.shuffle import shuffle_options
+from mmeval.report.csvsafe import write_csv
 
 CHECK_JSON, CHECK_CSV = "data_check.json", "data_check.csv"
 MARGIN = 10.0  # points above chance beyond which a blind rule is a leak
@@ -383,7 +384,7 @@ def write_data_check(result: DataCheck, out_dir: Path) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / CHECK_JSON, "csv": out_dir / CHECK_CSV}
     paths["json"].write_text(json.dumps(json_safe(result.model_dump()), indent=1) + "\n", encoding="utf-8")
-    rules_frame(result).round(2).to_csv(paths["csv"], index=False)
+    write_csv(rules_frame(result).round(2), paths["csv"], index=False)
     return paths
 
 

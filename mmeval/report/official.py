@@ -32,13 +32,52 @@ def read_answers(path: Path) -> list[OfficialAnswer]:
         raise InputError(f"{path}: answer #{index}: {field}: {err['msg']}") from None
 
 
-def answers_frame(answers: Iterable[OfficialAnswer]) -> pd.DataFrame:
-    """The same per-question frame :func:`mmeval.scoring.frame` builds from predictions."""
+#: the letters MMAD's summary accepts as an answer at all
+OFFICIAL_LETTERS = "ABCDE"
+
+
+def _offered(a: OfficialAnswer) -> str:
+    """The letters the question offered: its options when the file records them, else MMAD's A-E."""
+    options = a.question.get("options") if isinstance(a.question, dict) else None
+    if isinstance(options, dict) and options:
+        return "".join(k for k in options if isinstance(k, str) and len(k) == 1 and k in LETTERS)
+    return OFFICIAL_LETTERS
+
+
+def official_survivors(answers: list[OfficialAnswer]) -> list[int]:
+    """The positions MMAD's summary counts, exactly as its loop does.
+
+    The summary walks the answers list and removes an answer whose letters are not A-E *from the list it is
+    walking*, so the answer right after each removed one is never looked at (and ``list.remove`` drops the
+    first equal answer, which is the same one unless the file repeats it). This replays that walk.
+    """
+    letters = list(OFFICIAL_LETTERS)  # membership in a list: exact strings, no trimming
+    walk: list[tuple[int, OfficialAnswer]] = list(enumerate(answers))
+    counted: list[int] = []
+    for pos, a in walk:
+        if a.correct_answer not in letters or a.gpt_answer not in letters:
+            walk.remove(next(e for e in walk if e[1] == a))  # the summary's list.remove(answer), by equality
+            continue
+        counted.append(pos)
+    return counted
+
+
+def answers_frame(answers: Iterable[OfficialAnswer], *, official_quirks: bool = False) -> pd.DataFrame:
+    """The same per-question frame :func:`mmeval.scoring.frame` builds from predictions.
+
+    An answer is valid when it is one of the question's letters (its options, when the file records them,
+    else A-E). With ``official_quirks`` the frame holds exactly what MMAD's summary counts: only letters A-E,
+    invalid answers dropped, and the answer after each dropped one skipped as its loop skips it.
+    """
+    answers = list(answers)
+    keep = set(official_survivors(answers)) if official_quirks else None
     rows = []
     for i, a in enumerate(answers):
+        if keep is not None and i not in keep:
+            continue
         task = tasks.resolve(a.question_type)
-        given = (a.gpt_answer or "").strip()
-        valid = len(given) == 1 and given in LETTERS
+        given = (a.gpt_answer or "") if official_quirks else (a.gpt_answer or "").strip()
+        valid = len(given) == 1 and given in (OFFICIAL_LETTERS if official_quirks else _offered(a))
         rows.append({"id": f"{a.image}#{i}", "image": a.image, "dataset": a.image.split("/")[0],
                      "category": a.image.split("/")[1] if a.image.count("/") > 1 else "",
                      "task": task.name if task else a.question_type, "is_normal": NORMAL_MARK in a.image,

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from mmeval import scoring, tasks
+from mmeval.errors import InputError
 from mmeval.report import references
 from mmeval.report.analysis import Analysis, RunData
 from mmeval.report.answer_rows import MAX_WRONG, Thumbnails, answer_rows, row_tasks, wrong_answers
@@ -50,6 +51,7 @@ def run_page(rd: RunData, res: Analysis, *, heatmap_png: Path | None = None, fil
     wrong, n_wrong = wrong_answers(rd.preds, max_wrong)
     rows = answer_rows(wrong, rd.image_root(), thumbs, max_wrong)
     pb = res.position_bias
+    datasets = {p.dataset for p in rd.preds}
     return {
         "title": f"MMAD report: {rd.title}",
         "run": rd, "config": rd.config, "source": rd.record.source, "counts": res.counts,
@@ -69,4 +71,22 @@ def run_page(rd: RunData, res: Analysis, *, heatmap_png: Path | None = None, fil
         "circular": _records(res.circular),
         "wrong_rows": rows, "wrong_total": n_wrong, "wrong_shown": len(rows), "thumb_css": thumbs.css(),
         "wrong_tasks": row_tasks(rows),
+        "comparable": references.measured_on_mmad(datasets), "not_comparable": references.NOT_COMPARABLE,
+        "cache_hits": sum(int(u.get("cache_hits") or 0) for u in rd.usage),
+        "changes": rd.changes, "data_check": _data_check(rd), "boosts": res.boosts, "boost_records": rd.record.boosts,
     }
+
+
+def _data_check(rd: RunData) -> dict[str, Any] | None:
+    """The validity check written beside the run's data, if any: its verdicts, for the page to show."""
+    from mmeval.report.data_check import load_data_check
+
+    if not rd.record.source:
+        return None
+    try:
+        check = load_data_check(Path(rd.record.source))
+    except InputError as exc:
+        return {"error": str(exc)}
+    if check is None:
+        return None
+    return {"verdicts": check.verdicts, "blind_average": check.blind_average, "chance_average": check.chance_average}

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from mmeval.report.csvsafe import write_csv
 from mmeval.report.html import RUN_TEMPLATE, write_page
 from mmeval.report.official import export_answers
 from mmeval.report.score_files import RunScores, ScoresRecord, Skipped, usage_totals, write_tables
@@ -36,7 +37,7 @@ def write_run_report(run_dir: Path, *, cycle_ms: float | None = None, html: bool
     write_tables(res.table, record, run_dir)
     (run_dir / "analysis.json").write_text(
         json.dumps(res.record(rd.title).jsonable(), indent=1, ensure_ascii=False, default=str), encoding="utf-8")
-    res.ci.to_csv(run_dir / "ci.csv", index=False, float_format="%.4f")
+    write_csv(res.ci, run_dir / "ci.csv", index=False, float_format="%.4f")
     export_answers(analysis.plain_preds(rd.preds), run_dir / "mmad_answers.json")
     if html:
         write_page(run_dir / "report.html", RUN_TEMPLATE,

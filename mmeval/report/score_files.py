@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mmeval import scoring
 from mmeval.config import RunRecord
 from mmeval.jsonsafe import json_safe
+from mmeval.report.csvsafe import write_csv
 from mmeval.report.figures import heatmap
 
 #: version of the scores.json layout (bumped when its fields change meaning)
@@ -65,6 +66,7 @@ class OfficialScores(ScoresRecord):
 
     source: str = Field(description="the answers file")
     drop_invalid: bool
+    official_quirks: bool = False
 
 
 def usage_totals(sessions: list[dict[str, Any]]) -> Usage:
@@ -83,7 +85,7 @@ def usage_totals(sessions: list[dict[str, Any]]) -> Usage:
 def write_tables(table: pd.DataFrame, record: ScoresRecord, out: Path) -> None:
     """scores.csv (the table), scores.json (the record) and heatmap.png in ``out``."""
     out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out / "scores.csv", float_format="%.4f")
+    write_csv(table, out / "scores.csv", float_format="%.4f")
     payload = json_safe(record.model_dump(mode="json"))
     (out / "scores.json").write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
     heatmap(table, out / "heatmap.png", record.title)

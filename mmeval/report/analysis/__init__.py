@@ -31,6 +31,7 @@ from mmeval import scoring
 from mmeval.predictions import Prediction
 from mmeval.report.analysis.answer_patterns import invalid_rates, position_bias
 from mmeval.report.analysis.baselines import human_gap
+from mmeval.report.analysis.boosts import BoostEffects, ExpertUse, KnowledgeLeak, boost_effects
 from mmeval.report.analysis.bootstrap import BootstrapSettings, bootstrap_ci
 from mmeval.report.analysis.hallucinations import (
     Fabrication,
@@ -63,7 +64,8 @@ from mmeval.report.analysis.significance import MCNEMAR_EXACT_BELOW, holm, mcnem
 from mmeval.report.analysis.timings import Latency, latency, percentile, read_timings
 
 __all__ = [
-    "ANALYSIS_SCHEMA_VERSION", "MCNEMAR_EXACT_BELOW", "PROBE", "Analysis", "AnalysisRecord", "BootstrapSettings",
+    "ANALYSIS_SCHEMA_VERSION", "MCNEMAR_EXACT_BELOW", "PROBE", "Analysis", "AnalysisRecord", "BoostEffects",
+    "BootstrapSettings", "ExpertUse", "KnowledgeLeak", "boost_effects",
     "Calibration", "CalibrationBin", "DetectionScores", "Fabrication", "Inconsistency", "Latency", "RunData",
     "SelfInconsistency", "ad_verdict", "analyse", "auroc", "average_precision", "bootstrap_ci", "calibration",
     "chosen_confidence", "circular", "detection_scores", "ece", "fabrication", "hallucination", "holm", "human_gap",
@@ -86,4 +88,4 @@ def analyse(preds: Sequence[Prediction], *, run_dir: Path | None = None, cycle_m
         fabrication=fabrication(preds), invalid=invalid_rates(preds), position_bias=position_bias(preds),
         detection_scores=detection_scores(preds), calibration=calibration(preds),
         latency=latency(per_q, batches, image_of, cycle_ms), circular=circular(preds),
-        bootstrap=BootstrapSettings(resamples=n_boot, seed=seed))
+        bootstrap=BootstrapSettings(resamples=n_boot, seed=seed), boosts=boost_effects(list(preds)))

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict
 
 from mmeval import scoring
 from mmeval.jsonsafe import json_safe
+from mmeval.report.analysis.boosts import BoostEffects
 from mmeval.report.analysis.bootstrap import BootstrapSettings
 from mmeval.report.analysis.hallucinations import Fabrication, SelfInconsistency
 from mmeval.report.analysis.option_scores import Calibration, DetectionScores
@@ -39,6 +40,7 @@ class Analysis:
     latency: Latency
     circular: pd.DataFrame  # per task: plain vs CircularEval accuracy
     bootstrap: BootstrapSettings
+    boosts: BoostEffects
 
     def overall_hallucination(self) -> dict[str, Any]:
         """The hallucination row over every dataset and category (empty without questions)."""
@@ -69,7 +71,7 @@ class Analysis:
             hallucination=records(self.hallucination), self_inconsistency=self.self_inconsistency,
             fabrication=self.fabrication, invalid=records(self.invalid), position_bias=records(self.position_bias),
             detection_scores=self.detection_scores, calibration=self.calibration, latency=self.latency,
-            circular=records(self.circular), bootstrap=self.bootstrap)
+            circular=records(self.circular), bootstrap=self.bootstrap, boosts=self.boosts)
 
 
 class AnalysisRecord(BaseModel):
@@ -93,6 +95,7 @@ class AnalysisRecord(BaseModel):
     latency: Latency
     circular: Records
     bootstrap: BootstrapSettings
+    boosts: BoostEffects = BoostEffects()
 
     def jsonable(self, *, exclude: set[str] | None = None) -> dict[str, Any]:
         """Strict-JSON data: NaN and infinities become null, figures not measured are left out."""

@@ -9,7 +9,7 @@ from typing import Any
 
 from mmeval.config import RunConfig, RunRecord
 from mmeval.errors import InputError
-from mmeval.layout import PREDICTIONS, RUN_FILE, SKIPPED, USAGE
+from mmeval.layout import CHANGES, PREDICTIONS, RUN_FILE, SKIPPED, USAGE
 from mmeval.predictions import Prediction, read_predictions
 
 
@@ -22,6 +22,7 @@ class RunData:
     record: RunRecord  # run.json
     usage: list[dict[str, Any]] = field(default_factory=list)  # usage.jsonl: one line per process and session
     skipped: list[dict[str, Any]] = field(default_factory=list)  # skipped.json: the records the data loader skipped
+    changes: list[dict[str, Any]] = field(default_factory=list)  # changes.jsonl: sessions in which the data changed
 
     @property
     def config(self) -> RunConfig:
@@ -63,11 +64,18 @@ def load_run(run_dir: Path) -> RunData:
             skipped = json.loads((run_dir / SKIPPED).read_text(encoding="utf-8"))
         except ValueError:
             raise InputError(f"{run_dir / SKIPPED}: not valid JSON") from None
-    usage = []
-    if (run_dir / USAGE).is_file():
-        for line in (run_dir / USAGE).read_text(encoding="utf-8").splitlines():
+    return RunData(run_dir, preds, record, _jsonl(run_dir / USAGE), skipped, _jsonl(run_dir / CHANGES))
+
+
+def _jsonl(path: Path) -> list[dict[str, Any]]:
+    """The objects of a JSON-lines file (a torn or foreign line is passed over); [] when there is none."""
+    out: list[dict[str, Any]] = []
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
             try:
-                usage.append(json.loads(line))
+                value = json.loads(line)
             except ValueError:
                 continue
-    return RunData(run_dir, preds, record, usage, skipped)
+            if isinstance(value, dict):
+                out.append(value)
+    return out

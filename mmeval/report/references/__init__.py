@@ -24,6 +24,18 @@ HUMAN_CAVEAT = ("Human expert figures are approximate: read off the radar chart 
                 "ICLR 2025, arXiv:2410.09453), about ±0.5 points (±1.5 for Defect Analysis). Per-task figures for "
                 "ordinary (non-expert) people are unknown; their average is about 78.9.")
 
+#: the datasets of MMAD (by the first component of its image paths; MVTec-AD holds a few after a data fix)
+MMAD_DATASETS = frozenset({"DS-MVTec", "MVTec-AD", "MVTec-LOCO", "VisA", "GoodsAD"})
+NOT_COMPARABLE = ("The human expert and published figures were measured on MMAD's questions; this run is on other "
+                  "data, so they are shown for orientation only: the difference is not a gap to humans or to those "
+                  "models.")
+
+
+def measured_on_mmad(datasets: set[str] | frozenset[str] | list[str]) -> bool:
+    """Whether a run's datasets are MMAD's, so that MMAD's reference figures are comparable with it."""
+    return bool(datasets) and set(datasets) <= MMAD_DATASETS
+
+
 HUMAN = "human"  # the expert baseline; also reachable as "human-expert" / "expert"
 HUMAN_ORDINARY = "human-ordinary"
 _ALIASES = {"human": HUMAN, "human-expert": HUMAN, "expert-human": HUMAN, "humans": HUMAN,
