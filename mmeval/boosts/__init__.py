@@ -15,7 +15,8 @@ from mmeval import optionspec
 from mmeval.boosts.base import Boost, BoostContext
 from mmeval.errors import InputError
 
-__all__ = ["BOOSTS", "Boost", "BoostContext", "boost_class", "build_boosts", "parse_spec", "split_args"]
+__all__ = ["BOOSTS", "Boost", "BoostContext", "boost_class", "build_boosts", "parse_spec", "parse_variants",
+           "split_args"]
 
 #: name -> "module:Class"
 BOOSTS: dict[str, str] = {
@@ -38,6 +39,12 @@ def boost_class(name: str) -> type[Boost]:
     return cls
 
 
+def parse_variants(spec: str | None) -> list[str]:
+    """``"none,rag,rag+agent"`` -> the ablation's variants, each a ``+``-joined boost list ("none" for none)."""
+    variants = [v.strip() for v in (spec or "").split(",") if v.strip()]
+    return variants or ["none"]
+
+
 def parse_spec(spec: str | None) -> tuple[str, ...]:
     """``"rag+agent"`` -> ``("rag", "agent")``; ``none`` (or nothing) -> ``()``; unknown names are refused."""
     names = [n.strip() for n in (spec or "").split("+") if n.strip()]
@@ -48,18 +55,25 @@ def parse_spec(spec: str | None) -> tuple[str, ...]:
     return tuple(n for n in names if n != "none")
 
 
-def split_args(boosts: tuple[str, ...], raw: dict[str, Any]) -> tuple[dict[str, dict[str, Any]],
-                                                                     dict[str, dict[str, Any]]]:
-    """``--boost-arg`` pairs -> per boost (options that affect answers, operational options), validated."""
+def split_args(boosts: tuple[str, ...], raw: dict[str, Any], *, others: tuple[str, ...] = ()) -> tuple[
+        dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """``--boost-arg`` pairs -> per boost (options that affect answers, operational options), validated.
+
+    ``others``: boosts of the other variants of an ablation; an option meant for one of them is passed over.
+    """
     owned: dict[str, dict[str, Any]] = {b: {} for b in boosts}
     for key, value in raw.items():
         name, dot, field = key.partition(".")
         if dot:
             if name not in owned:
+                if name in others:
+                    continue
                 raise InputError(f"--boost-arg {key}: boost '{name}' is not part of --boost")
             owned[name][field] = value
             continue
         owners = [b for b in boosts if boost_class(b).owns(key)]
+        if not owners and any(boost_class(b).owns(key) for b in others):
+            continue
         if len(owners) != 1:
             reason = "no boost in --boost has it" if not owners else f"several boosts have it ({', '.join(owners)})"
             raise InputError(f"--boost-arg {key}: {reason}; write BOOST.{key}=VALUE")

@@ -63,3 +63,21 @@ def draw(query_path: str, full_map: np.ndarray, notation: Notation, rule: Binari
     for top, left, bottom, right in boxes(marked, rule.max_boxes):
         pen.rectangle((left, top, right - 1, bottom - 1), outline=RED, width=2)
     return out
+
+
+def montage(query_path: str, full_map: np.ndarray, rule: Binarisation, side: int = 256) -> Image.Image:
+    """The query and its five notations side by side, labelled: what ``--boost agent`` can show a model."""
+    from PIL import ImageFont
+
+    panels = [("query", Image.open(query_path).convert("RGB"))]
+    panels += [(n, draw(query_path, full_map, n, rule)) for n in NOTATIONS]
+    label_h = 22
+    sheet = Image.new("RGB", (side * len(panels), side + label_h), "white")
+    pen = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default()
+    for i, (name, panel) in enumerate(panels):
+        scale = side / max(panel.size)
+        panel = panel.resize((round(panel.width * scale), round(panel.height * scale)), Image.Resampling.BICUBIC)
+        sheet.paste(panel, (i * side + (side - panel.width) // 2, label_h + (side - panel.height) // 2))
+        pen.text((i * side + 6, 4), name, fill="black", font=font)
+    return sheet

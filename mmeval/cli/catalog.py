@@ -18,7 +18,12 @@ def add_parser(sub: Any) -> None:
     tasks = sub.add_parser("tasks", help="list the question types", description="List the task definitions in tasks/.")
     tasks.set_defaults(func=cmd_tasks)
     boosts = sub.add_parser("boosts", help="list boosts and their options",
-                            description="List the boosts --boost accepts, with their options (--boost-arg).")
+                            description="List the boosts --boost accepts, with their options (--boost-arg). With "
+                                        "--notations PNG: draw one image of the data in the five notations the "
+                                        "agent boost can show a model (with the ground-truth mask as the map).")
+    boosts.add_argument("--notations", metavar="PNG", help="write the five notations of one image to this file")
+    boosts.add_argument("--data", default="synthetic", help="benchmark to take the image from (default: synthetic)")
+    boosts.add_argument("--image", help="the image's key in the data (default: the first defective image with a mask)")
     boosts.set_defaults(func=cmd_boosts)
     experts = sub.add_parser("experts", help="list anomaly detectors (experts) and their options",
                              description="List the anomaly detectors that the expert model family and boosts use.")
@@ -59,6 +64,9 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 def cmd_boosts(args: argparse.Namespace) -> int:
     from mmeval.boosts import BOOSTS, boost_class
 
+    if args.notations:
+        return _draw_notations(args)
+
     for name in BOOSTS:
         cls = boost_class(name)
         print(f"{name:<12} {cls.summary}")
@@ -77,4 +85,29 @@ def cmd_experts(args: argparse.Namespace) -> int:
         docs = optionspec.describe(cls.Options)
         if docs:
             print(optionspec.format_docs(docs, indent="    "))
+    return 0
+
+
+def _draw_notations(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from mmeval.boosts.overlays import montage
+    from mmeval.data import load_benchmark, resolve
+    from mmeval.errors import InputError
+    from mmeval.experts.binarise import Binarisation
+    from mmeval.experts.oracle import read_mask
+
+    json_path, root = resolve(args.data)
+    bench = load_benchmark(json_path, root)
+    with_mask = [q for q in bench.questions if q.mask_path and Path(q.mask_path).is_file()]
+    picked = [q for q in with_mask if args.image in (None, q.image)]
+    if not picked:
+        raise InputError(f"--image {args.image}: no defective image with a mask of that key in {json_path}"
+                         if args.image else f"{json_path}: no defective image with a mask to draw")
+    q = picked[0]
+    sheet = montage(q.query_path, read_mask(q.mask_path).astype("float32"), Binarisation(max_boxes=3))
+    out = Path(args.notations)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(out)
+    print(out.resolve())
     return 0

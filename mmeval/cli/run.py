@@ -140,7 +140,8 @@ def build_config(s: dict[str, Any]) -> Any:
     hashed, runtime = family.load().split_options(s["model_args"])
     boost = s["boost"]
     names = boosts.parse_spec("+".join(boost) if isinstance(boost, list) else boost)
-    boost_hashed, boost_runtime = boosts.split_args(names, s["boost_args"])
+    others = tuple(b for v in s.get("variants", []) for b in boosts.parse_spec(v) if b not in names)
+    boost_hashed, boost_runtime = boosts.split_args(names, s["boost_args"], others=others)
     from mmeval.data.synthetic.cache import synthetic_scale
 
     data = str(s["data"])
@@ -169,25 +170,34 @@ def default_out(config: Any) -> Path:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from mmeval.report.run_report import write_run_report
-    from mmeval.run.rundir import RunDirLock, ensure_writable
-    from mmeval.run.runner import run
-
     s = settings(args)
     if s["cycle_ms"] is not None:  # a value from a config file gets the flag's check
         try:
             s["cycle_ms"] = positive_ms(str(s["cycle_ms"]))
         except argparse.ArgumentTypeError as exc:
             raise InputError(f"cycle_ms: {exc}") from None
+    boost = s["boost"]
+    variants = boosts.parse_variants(boost) if isinstance(boost, str) or boost is None else ["+".join(boost)]
+    if len(variants) > 1:
+        return _ablation(s, variants, progress=not args.no_progress)
     config = build_config(s)
     out = Path(s["out"]) if s["out"] else default_out(config)
+    return _run_one(s, config, out, progress=not args.no_progress)
+
+
+def _run_one(s: dict[str, Any], config: Any, out: Path, *, progress: bool) -> int:
+    """One run and its report, the directory locked across both."""
+    from mmeval.report.run_report import write_run_report
+    from mmeval.run.rundir import RunDirLock, ensure_writable
+    from mmeval.run.runner import run
+
     if launch.rank_and_world()[0] != 0:  # the other processes of a launch answer their share; rank 0 reports
         run(config, out, progress=False, lock=False)
         return 0
     ensure_writable(out)
-    with RunDirLock(out):  # held across the run and its report
+    with RunDirLock(out):
         result = run(config, out, overwrite=bool(s["overwrite"]), allow_other_files=bool(s["allow_other_files"]),
-                     progress=not args.no_progress, lock=False, cycle_ms=s["cycle_ms"])
+                     progress=progress, lock=False, cycle_ms=s["cycle_ms"])
         table = write_run_report(out, cycle_ms=s["cycle_ms"])
     print(table.round(2).to_string(), file=sys.stderr)
     _summary(result, out)
@@ -197,6 +207,25 @@ def cmd_run(args: argparse.Namespace) -> int:
               "rerun the same command to finish it", file=sys.stderr)
         return 1
     return 0
+
+
+def _ablation(s: dict[str, Any], variants: list[str], *, progress: bool) -> int:
+    """Every variant into OUT/VARIANT (caches shared), then their comparison into OUT/ablation."""
+    from mmeval.report import ablation
+    from mmeval.report.analysis import load_run
+
+    configs = {v: build_config({**s, "boost": v, "variants": variants}) for v in variants}
+    base_out = Path(s["out"]) if s["out"] else default_out(build_config({**s, "boost": None, "variants": variants}))
+    status = 0
+    for variant, config in configs.items():
+        print(f"--- variant {variant} ---", file=sys.stderr)
+        status = max(status, _run_one(s, config, base_out / _slug(variant), progress=progress))
+    runs = {v: load_run(base_out / _slug(v)) for v in variants}
+    result = ablation.ablation(runs, "none" if "none" in runs else variants[0])
+    files = ablation.write_ablation(result, base_out / "ablation")
+    print(ablation.text_summary(result), file=sys.stderr)
+    print(f"ablation: {files['html'].resolve()}")
+    return status
 
 
 def _summary(result: Any, out: Path) -> None:

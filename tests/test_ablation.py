@@ -1,0 +1,50 @@
+"""``--boost none,rag,agent``: one command answers every variant and writes what each boost changes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from mmeval import model_adapters
+from mmeval.cli import main
+from mmeval.config import RunRecord
+
+
+@pytest.fixture
+def hint_follower(monkeypatch: pytest.MonkeyPatch) -> str:
+    family = model_adapters.Family("hint-follower", "test_agent:HintFollower", "test", False)
+    monkeypatch.setitem(model_adapters.FAMILIES, "hint-follower", family)
+    return "hint-follower"
+
+
+def test_one_command_runs_every_variant_and_compares(hint_follower: str, tmp_path: Path) -> None:
+    out = tmp_path / "abl"
+    assert main(["run", "--model", hint_follower, "--data", "synthetic", "--shots", "1", "--no-progress",
+                 "--boost", "none,rag,agent", "--boost-arg", "expert=oracle", "--boost-arg", "view=text",
+                 "--boost-arg", "mode=category", "--out", str(out)]) == 0
+    for variant in ("none", "rag", "agent"):
+        record = RunRecord.read(out / variant / "run.json")
+        assert record.config.boosts == (() if variant == "none" else (variant,))
+        assert (out / variant / "report.html").is_file()
+    assert RunRecord.read(out / "agent" / "run.json").config.boost_args == {"agent": {"expert": "oracle",
+                                                                                       "view": "text"}}
+    cells = pd.read_csv(out / "ablation" / "ablation.csv")
+    avg = cells[(cells["dataset"] == "Average")].set_index(["variant", "task"])
+    assert avg.loc[("agent", "Defect Localization"), "difference"] > 40  # the oracle hint is followed
+    assert avg.loc[("agent", "Defect Localization"), "p_holm"] < 0.001
+    assert abs(avg.loc[("rag", "Defect Localization"), "difference"]) < 1e-9  # this model ignores knowledge
+    saved = json.loads((out / "ablation" / "ablation.json").read_text())
+    assert saved["baseline"] == "none" and set(saved["variants"]) == {"none", "rag", "agent"}
+    assert Image.open(out / "ablation" / "ablation_heatmap.png").size[0] > 400
+    html = (out / "ablation" / "ablation.html").read_text(encoding="utf-8")
+    assert "What each boost changes" in html and "Defect Localization" in html
+
+
+def test_notations_are_drawn_for_the_readme(tmp_path: Path) -> None:
+    assert main(["boosts", "--notations", str(tmp_path / "n.png")]) == 0
+    sheet = Image.open(tmp_path / "n.png")
+    assert sheet.width == 6 * 256 and sheet.height > 256
