@@ -214,3 +214,12 @@ def test_agent_options_reach_the_expert(synth: Path, tmp_path: Path) -> None:
     cfg = RunRecord.read(tmp_path / "r" / "run.json").config
     assert cfg.boost_args == {"agent": {"patch": 16, "view": "mask"}}
     json.loads((tmp_path / "r" / "scores.json").read_text())  # the report was written
+
+
+def test_agent_on_the_official_layout(official_data: Path, tmp_path: Path) -> None:
+    """The official mmad.json layout (DS-MVTec and MVTec-LOCO keys, train/good templates) with the patch expert."""
+    assert main(["run", "--model", "random", "--data", str(official_data), "--shots", "1", "--boost", "agent",
+                 "--boost-arg", "view=contour", "--out", str(tmp_path / "r"), "--no-progress"]) == 0
+    preds = read_predictions(tmp_path / "r" / "predictions.jsonl")
+    assert preds and all(Path(p.boost_notes["agent"]["overlay"]).is_file() for p in preds)
+    assert "what the model was shown (contour)" in (tmp_path / "r" / "report.html").read_text(encoding="utf-8")
