@@ -146,12 +146,41 @@ def read_json_any(path: Path) -> object:
     return data
 
 
+class _Confined:
+    """Paths under one data root, checked to stay there; real directories remembered (a load asks for
+    thousands of files in a few hundred folders, so each folder is resolved once)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.real_root = root.resolve()
+        self._dirs: dict[Path, Path] = {}
+
+    def real(self, path: Path) -> Path:
+        parent = path.parent
+        real_parent = self._dirs.get(parent)
+        if real_parent is None:
+            real_parent = self._dirs[parent] = parent.resolve()
+        return path.resolve() if path.is_symlink() else real_parent / path.name
+
+    def path(self, rel: object, key: str, field_name: str) -> Path:
+        path = _relative(self.root, rel, key, field_name)
+        real = self.real(path)
+        if not real.is_relative_to(self.real_root):
+            raise DataError(key, field_name, f"'{rel}' leads outside the data root (a symbolic link to {real})")
+        return path
+
+
 def safe_path(root: Path, rel: object, key: str, field_name: str) -> Path:
     """Resolve a data-relative path, refusing what could leave the data root.
 
     Refused: absolute paths, URLs, ``..``, and paths whose real location (symbolic links followed)
     lies outside the root.
     """
+    return _Confined(root).path(rel, key, field_name)
+
+
+def _relative(root: Path, rel: object, key: str, field_name: str) -> Path:
+    """``root / rel`` for a relative path that names no URL, no absolute path and no ``..``."""
     if not isinstance(rel, str) or not rel:
         raise DataError(key, field_name, f"expected a relative path, got {rel!r}")
     if "://" in rel or rel.lower().startswith(("data:", "file:")):
@@ -161,11 +190,7 @@ def safe_path(root: Path, rel: object, key: str, field_name: str) -> Path:
         raise DataError(key, field_name, f"absolute path '{rel}' is not allowed (paths are relative to the data root)")
     if ".." in pure.parts:
         raise DataError(key, field_name, f"path '{rel}' escapes the data root")
-    path = root.joinpath(*pure.parts)
-    real = path.resolve()
-    if not real.is_relative_to(root.resolve()):
-        raise DataError(key, field_name, f"'{rel}' leads outside the data root (a symbolic link to {real})")
-    return path
+    return root.joinpath(*pure.parts)
 
 
 def _first_error(key: str, exc: ValidationError) -> DataError:
@@ -175,9 +200,9 @@ def _first_error(key: str, exc: ValidationError) -> DataError:
     return DataError(key, loc, msg)
 
 
-def _image(root: Path, rel: object, key: str, field_name: str, what: str, checker: ImageChecker) -> Path:
+def _image(paths: _Confined, rel: object, key: str, field_name: str, what: str, checker: ImageChecker) -> Path:
     """A usable image file under the root, or a DataError naming the record and field."""
-    path = safe_path(root, rel, key, field_name)
+    path = paths.path(rel, key, field_name)
     if not path.is_file():
         raise DataError(key, field_name, f"{what} not found: {path}")
     problem = checker.problem(path)
@@ -194,7 +219,7 @@ def question_digest(key: str, item: ConversationItem, templates: list[str], mask
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _record_questions(key: str, value: object, root: Path, shots: int, templates: TemplateKind,
+def _record_questions(key: str, value: object, paths: _Confined, shots: int, templates: TemplateKind,
                       allow_unknown_types: bool, checker: ImageChecker) -> list[Question]:
     dupes = duplicate_keys(value)
     if dupes:
@@ -203,18 +228,18 @@ def _record_questions(key: str, value: object, root: Path, shots: int, templates
         record = ImageRecord.model_validate(value)
     except ValidationError as exc:
         raise _first_error(key, exc) from None
-    query = _image(root, key, key, "key", "image file", checker)
+    query = _image(paths, key, key, "key", "image file", checker)
     pool = record.similar_templates if templates == "similar" else record.random_templates
     list_name = f"{templates}_templates"
     if len(pool) < shots:
         raise DataError(key, list_name, f"{shots} shot(s) asked but only {len(pool)} template(s) listed")
-    tpl_paths = [str(_image(root, rel, key, f"{list_name}[{i}]", "template image", checker))
+    tpl_paths = [str(_image(paths, rel, key, f"{list_name}[{i}]", "template image", checker))
                  for i, rel in enumerate(pool[:shots])]
     parts = PurePosixPath(key).parts
     mask = None
     if record.mask_path:
-        safe_path(root, record.mask_path, key, "mask_path")  # the path as written: no URL, absolute path or ..
-        mask = str(safe_path(root, "/".join(parts[:2] + (record.mask_path,)), key, "mask_path"))
+        _relative(paths.root, record.mask_path, key, "mask_path")  # as written: no URL, absolute path or ..
+        mask = str(paths.path("/".join(parts[:2] + (record.mask_path,)), key, "mask_path"))
     out = []
     for i, item in enumerate(record.conversation):
         task = task_registry.resolve(item.type)
@@ -252,11 +277,12 @@ def load_benchmark(
     data = read_json(json_path)
     bench = Benchmark(source=str(json_path), root=root, questions=[])
     checker = ImageChecker(verify_images)
+    paths = _Confined(root)
     problems = [DataError(key, "key", "the same key appears again later in the file; only its first record "
                                "is used") for key in getattr(data, "duplicates", [])]
     for key, value in data.items():
         try:
-            bench.questions.extend(_record_questions(key, value, root, shots, templates, allow_unknown_types,
+            bench.questions.extend(_record_questions(key, value, paths, shots, templates, allow_unknown_types,
                                                      checker))
         except DataError as exc:
             problems.append(exc)

@@ -1,0 +1,178 @@
+"""mmeval at MMAD's size: does the harness vanish behind a model that costs nothing?
+
+Builds an MMAD-sized benchmark from the bundled one (its categories replicated, images hard-linked, until
+it holds about 39,700 questions on about 8,600 images, MMAD's 39,672 on 8,366), then, side by side in
+one run:
+
+* ``mmeval run --model random`` end to end in a fresh process: wall time and peak memory (RSS);
+* ``mmeval report`` on that run in a fresh process: wall time;
+* the same run in this process with each phase timed: load (records, image checks), prepare (shuffle,
+  render), answer and write (the adapter and predictions.jsonl), merge, score, report (analyses, files,
+  report.html).
+
+Targets: run <= 10 s and <= 400 MB; report <= 3 s. Prints the figures and writes
+``benchmarks/results/scale.json``.
+
+    .venv/bin/python benchmarks/scale.py [--questions 39700] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGETS = {"run_wall_s": 10.0, "run_peak_mb": 400.0, "report_wall_s": 3.0}
+MMAD_QUESTIONS, MMAD_IMAGES = 39_672, 8_366
+
+
+def replicate(src: Path, dst: Path, questions: int) -> tuple[int, int]:
+    """Copies of every category of ``src`` (hard links) until about ``questions`` questions; (questions, images)."""
+    records = json.loads((src / "mmad.json").read_text(encoding="utf-8"))
+    per_copy = sum(len(r["conversation"]) for r in records.values())
+    copies = max(1, round(questions / per_copy))
+    out: dict[str, Any] = {}
+    linked: set[Path] = set()
+
+    def link(rel: str, copy: int) -> str:
+        dataset, category, rest = rel.split("/", 2)
+        new = f"{dataset}/{category}-{copy:03d}/{rest}"
+        target = dst / new
+        if target not in linked:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.link(src / rel, target)
+            linked.add(target)
+        return new
+
+    for copy in range(copies):
+        for key, rec in records.items():
+            dataset, category, _ = key.split("/", 2)
+            new = dict(rec)
+            for field in ("random_templates", "similar_templates"):
+                new[field] = [link(t, copy) for t in rec.get(field, [])]
+            if rec.get("mask_path"):
+                link(f"{dataset}/{category}/{rec['mask_path']}", copy)
+            out[link(key, copy)] = new
+    (dst / "mmad.json").write_text(json.dumps(out), encoding="utf-8")
+    return copies * per_copy, copies * len(records)
+
+
+def timed_subprocess(args: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(wall seconds, peak RSS in MB) of a fresh ``python -m mmeval`` process."""
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "mmeval", *args], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    _, err = proc.communicate()
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"mmeval {' '.join(args)} failed:\n{err[-2000:]}")
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # the largest child so far
+    return wall, peak_kb / 1024
+
+
+class Phases:
+    """Seconds spent in each named phase (wrapping the functions that do the work)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    @contextmanager
+    def wrap(self, owner: Any, attr: str, phase: str) -> Iterator[None]:
+        original: Callable[..., Any] = getattr(owner, attr)
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self.seconds[phase] += time.perf_counter() - start
+
+        setattr(owner, attr, timed)
+        try:
+            yield
+        finally:
+            setattr(owner, attr, original)
+
+
+def phase_breakdown(data: Path, out: Path) -> dict[str, float]:
+    from contextlib import ExitStack
+
+    from mmeval.config import RunConfig
+    from mmeval.report import run_report
+    from mmeval.run import runner
+
+    phases = Phases()
+    config = RunConfig(model="random", data=str(data / "mmad.json"), shots=1)
+    with ExitStack() as stack:
+        stack.enter_context(phases.wrap(runner, "load", "load"))
+        stack.enter_context(phases.wrap(runner, "prepare", "prepare"))
+        stack.enter_context(phases.wrap(runner, "_answer", "answer+write"))
+        stack.enter_context(phases.wrap(runner, "_merge", "merge"))
+        start = time.perf_counter()
+        runner.run(config, out, progress=False)
+        run_s = time.perf_counter() - start
+        start = time.perf_counter()
+        run_report.write_run_report(out)
+        phases.seconds["report"] = time.perf_counter() - start
+    phases.seconds["run (all phases)"] = run_s
+    return dict(phases.seconds)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--questions", type=int, default=39_700)
+    ap.add_argument("--keep", help="build the benchmark here and keep it (default: a temporary folder)")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "scale.json"))
+    args = ap.parse_args(argv)
+    work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="mmeval-scale-"))
+    env = {**os.environ, "MMEVAL_HOME": str(work / "home"), "HF_HUB_OFFLINE": "1"}
+    os.environ["MMEVAL_HOME"] = env["MMEVAL_HOME"]
+    try:
+        from mmeval.data.synthetic.cache import ensure_synthetic
+
+        small = ensure_synthetic().parent
+        big = work / "mmad-sized"
+        if big.exists():
+            shutil.rmtree(big)
+        n_q, n_img = replicate(small, big, args.questions)
+        print(f"benchmark: {n_q} questions on {n_img} images (MMAD: {MMAD_QUESTIONS} on {MMAD_IMAGES}); "
+              f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}", file=sys.stderr)
+        run_wall, run_peak = timed_subprocess(["run", "--model", "random", "--data", str(big), "--shots", "1",
+                                               "--out", str(work / "run"), "--no-progress"], env)
+        report_wall, _ = timed_subprocess(["report", str(work / "run")], env)
+        phases = phase_breakdown(big, work / "phases")
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    figures = {"run_wall_s": round(run_wall, 2), "run_peak_mb": round(run_peak, 1),
+               "report_wall_s": round(report_wall, 2)}
+    result = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "benchmark": {"questions": n_q, "images": n_img},
+        "figures": figures, "targets": TARGETS,
+        "met": {k: figures[k] <= TARGETS[k] for k in TARGETS},
+        "phases_s": {k: round(v, 2) for k, v in phases.items()},
+    }
+    for key, value in figures.items():
+        print(f"{key:<16} {value:>8}   target <= {TARGETS[key]:g}   {'met' if value <= TARGETS[key] else 'NOT met'}")
+    print("phases (in-process run, seconds): " + ", ".join(f"{k} {v:.2f}" for k, v in phases.items()))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
