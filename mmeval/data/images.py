@@ -3,8 +3,8 @@
 ``header`` (the default) reads each file's header (the ``imagesize`` library, about 20 microseconds a
 file; Pillow decides when the header is not one it knows): an empty file, a file that is not an image,
 or an image larger than the pixel limit (a decompression bomb) is refused. ``full`` decodes every image
-as well, which also finds truncated files, at the cost of reading every byte. ``none`` trusts the files. Each distinct path is checked once per load, so templates
-shared by many records cost one check.
+as well, which also finds truncated files, at the cost of reading every byte. ``none`` trusts the files.
+Each distinct path is checked once per load, so templates shared by many records cost one check.
 """
 
 from __future__ import annotations
