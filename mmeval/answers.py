@@ -482,6 +482,9 @@ def extract_choice(response: str, options: Mapping[str, str]) -> str | None:
     """
     if not isinstance(response, str) or not isinstance(options, Mapping):
         return None
+    bare = response.strip()
+    if len(bare) == 1 and bare in options and is_valid_letter(bare):  # the common reply: the letter alone
+        return bare
     opts = {k: _norm(str(v)) for k, v in options.items() if is_valid_letter(k)}
     if not opts:
         return None

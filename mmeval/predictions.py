@@ -117,12 +117,15 @@ class PredictionWriter:
         self._unsynced = 0
         self._synced_at = time.monotonic()
 
-    def write(self, pred: Prediction) -> None:
-        self._fh.write(dumps(pred) + "\n")
+    def write(self, pred: Prediction) -> str:
+        """Append one prediction; returns its line (without the newline)."""
+        line = dumps(pred)
+        self._fh.write(line + "\n")
         self._fh.flush()
         self._unsynced += 1
         if self._unsynced >= FSYNC_EVERY_LINES or time.monotonic() - self._synced_at >= FSYNC_EVERY_SECONDS:
             self.sync()
+        return line
 
     def sync(self) -> None:
         if self._unsynced:
@@ -150,14 +153,19 @@ def latest_by_id(preds: Iterable[Prediction]) -> dict[str, Prediction]:
     return out
 
 
-def write_sorted(path: Path, preds: dict[str, Prediction], order: Sequence[str]) -> None:
-    """Rewrite the file in question order, atomically (tmp file + rename)."""
+def write_sorted(path: Path, preds: dict[str, Prediction], order: Sequence[str],
+                 lines: dict[str, str] | None = None) -> None:
+    """Rewrite the file in question order, atomically (tmp file + rename).
+
+    ``lines``: predictions already serialised (by :meth:`PredictionWriter.write`), reused as they are.
+    """
     rank = {qid: i for i, qid in enumerate(order)}
     ordered = sorted(preds.values(), key=lambda p: (rank.get(p.id, len(rank)), p.id))
+    known = lines or {}
     tmp = path.with_suffix(".jsonl.tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
         for p in ordered:
-            fh.write(dumps(p) + "\n")
+            fh.write((known.get(p.id) or dumps(p)) + "\n")
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)

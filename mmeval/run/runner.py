@@ -206,10 +206,11 @@ def _run(config: RunConfig, out: Path, bench: Benchmark, questions: list[Questio
     pending = shard.my_share([p for p in prepared if p.request.id not in done], rank, world)
     own = adapter or build_adapter(config.model, config.adapter_options(), adapter_settings(config, out))
     info: dict[str, object] = {}
+    written: dict[str, tuple[Prediction, str]] = {}
     try:
         _check_adapter(own, config)
-        _answer(own, pending, pred_path, out / (TIMINGS if world == 1 else f"timings.rank{rank}.jsonl"),
-                config.model, digest, progress and rank == 0)
+        written = _answer(own, pending, pred_path, out / (TIMINGS if world == 1 else f"timings.rank{rank}.jsonl"),
+                          config.model, digest, progress and rank == 0)
         info = own.run_info()
         if info:
             with open(out / USAGE, "a", encoding="utf-8") as fh:
@@ -222,18 +223,22 @@ def _run(config: RunConfig, out: Path, bench: Benchmark, questions: list[Questio
         if rank != 0:
             return RunResult(out, pred_path, 0, len(prepared), 0, len(bench.skipped))
         shard.wait_for_others(out, world, started)
-    result = _merge(out, config, bench, prepared, world, changed)
+    # one process: what is on disk is what was there plus what it wrote; several: read their files back
+    known = {**on_disk, **{i: p for i, (p, _) in written.items()}} if world == 1 else None
+    result = _merge(out, config, bench, prepared, world, changed, known, {i: line for i, (_, line) in written.items()})
     result.adapter_info = info
     return result
 
 
 def _merge(out: Path, config: RunConfig, bench: Benchmark, prepared: list[Prepared], world: int,
-           changed: list[str]) -> RunResult:
+           changed: list[str], known: dict[str, Prediction] | None = None,
+           lines: dict[str, str] | None = None) -> RunResult:
     """Rank 0: one predictions.jsonl in question order, without predictions of questions that left the data."""
-    merged = latest_by_id(p for p in shard.read_all(out) if p.config == config.digest())
+    digest = config.digest()
+    merged = known if known is not None else latest_by_id(p for p in shard.read_all(out) if p.config == digest)
     removed = _removed(list(merged.values()), bench) - {p.request.id for p in prepared}
     kept = {i: p for i, p in merged.items() if i not in removed}
-    write_sorted(out / PREDICTIONS, kept, [p.request.id for p in prepared])
+    write_sorted(out / PREDICTIONS, kept, [p.request.id for p in prepared], lines)
     if world > 1:
         shard.clean_up(out, world)
     log_changes(out, [i for i in changed if i in kept], sorted(removed))
@@ -247,8 +252,10 @@ def _merge(out: Path, config: RunConfig, bench: Benchmark, prepared: list[Prepar
 
 
 def _answer(adapter: ModelAdapter, pending: list[Prepared], pred_path: Path, timing_path: Path,
-            model: str, digest: str, progress: bool) -> None:
+            model: str, digest: str, progress: bool) -> dict[str, tuple[Prediction, str]]:
+    """Ask the adapter, writing each answer the moment it comes; returns what was written (id -> prediction, line)."""
     by_id = {p.request.id: p for p in pending}
+    written: dict[str, tuple[Prediction, str]] = {}
     bar = tqdm(total=len(pending), desc=f"{model}", unit="q", disable=not progress, dynamic_ncols=True)
     with PredictionWriter(pred_path) as writer, open(timing_path, "a", encoding="utf-8") as timing:
         for batch in batches(pending, adapter.batch_size):
@@ -257,7 +264,8 @@ def _answer(adapter: ModelAdapter, pending: list[Prepared], pred_path: Path, tim
                 prep = by_id.get(response.id)
                 if prep is None:
                     raise RuntimeError(f"adapter {model} answered an unknown question id {response.id!r}")
-                writer.write(to_prediction(prep, response, model, digest))
+                pred = to_prediction(prep, response, model, digest)
+                written[pred.id] = (pred, writer.write(pred))
                 now = time.perf_counter()
                 timing.write(json.dumps({"id": response.id, "seconds": round(now - last, 6),
                                          "batch_size": len(batch)}) + "\n")
@@ -267,3 +275,4 @@ def _answer(adapter: ModelAdapter, pending: list[Prepared], pred_path: Path, tim
                                      "batch_seconds": round(time.perf_counter() - start, 6)}) + "\n")
             timing.flush()
     bar.close()
+    return written
