@@ -154,8 +154,8 @@ def latest_by_id(preds: Iterable[Prediction]) -> dict[str, Prediction]:
 
 
 def write_sorted(path: Path, preds: dict[str, Prediction], order: Sequence[str],
-                 lines: dict[str, str] | None = None) -> None:
-    """Rewrite the file in question order, atomically (tmp file + rename).
+                 lines: dict[str, str] | None = None) -> list[Prediction]:
+    """Rewrite the file in question order, atomically (tmp file + rename); returns the predictions in that order.
 
     ``lines``: predictions already serialised (by :meth:`PredictionWriter.write`), reused as they are.
     """
@@ -169,3 +169,4 @@ def write_sorted(path: Path, preds: dict[str, Prediction], order: Sequence[str],
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+    return ordered

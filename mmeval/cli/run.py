@@ -198,7 +198,7 @@ def _run_one(s: dict[str, Any], config: Any, out: Path, *, progress: bool) -> in
     with RunDirLock(out):
         result = run(config, out, overwrite=bool(s["overwrite"]), allow_other_files=bool(s["allow_other_files"]),
                      progress=progress, lock=False, cycle_ms=s["cycle_ms"])
-        table = write_run_report(out, cycle_ms=s["cycle_ms"])
+        table = write_run_report(out, cycle_ms=s["cycle_ms"], preds=result.written)
     print(table.round(2).to_string(), file=sys.stderr)
     _summary(result, out)
     print(f"report: {out.resolve()}")

@@ -24,7 +24,7 @@ from mmeval.predictions import Prediction
 from mmeval.report import analysis, references
 from mmeval.report.analysis import RunData
 from mmeval.report.csvsafe import write_csv
-from mmeval.report.figures import png_b64
+from mmeval.report.figures import annotated_heatmap, png_b64
 from mmeval.report.html import write_page
 
 ABLATION_SCHEMA_VERSION = 1
@@ -92,26 +92,14 @@ def ablation(runs: dict[str, RunData], baseline: str) -> Ablation:
 
 def difference_heatmap(ab: Ablation, path: Path) -> None:
     """Variants x tasks (Average over datasets): the change in points, on a diverging scale centred at 0."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
     cols = tasks.task_names() + [scoring.AVERAGE]
     avg = ab.cells[ab.cells["dataset"] == scoring.AVERAGE]
     data = avg.pivot(index="variant", columns="task", values="difference").reindex(columns=cols).astype(float)
     data = data.reindex([v for v in ab.runs if v != ab.baseline])
     limit = max(5.0, float(data.abs().max().max()) if data.size else 5.0)
-    fig, ax = plt.subplots(figsize=(1.15 * len(cols) + 2.5, 0.55 * len(data) + 1.8))
-    sns.heatmap(data, annot=True, fmt="+.1f", center=0, vmin=-limit, vmax=limit, cmap="RdBu",
-                cbar_kws={"label": f"accuracy change vs {ab.baseline} (points)"}, linewidths=0.5, ax=ax)
-    ax.set_title(f"What each boost changes (Average over datasets) vs {ab.baseline}")
-    ax.set_xticklabels([c.replace(" ", "\n") for c in cols], rotation=0, fontsize=8)
-    ax.set_ylabel("")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    annotated_heatmap(data, path, title=f"What each boost changes (Average over datasets) vs {ab.baseline}",
+                      fmt="+.1f", cmap="RdBu", vmin=-limit, vmax=limit,
+                      label=f"accuracy change vs {ab.baseline} (points)")
 
 
 def write_ablation(ab: Ablation, out: Path) -> dict[str, Path]:

@@ -27,7 +27,6 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ValidationError
-from scipy import stats
 
 from mmeval import tasks as task_registry
 from mmeval.data.loading import NORMAL_MARK, question_id, read_json
@@ -292,6 +291,8 @@ def _verdict(best: RuleResult, z_family: float, correct: np.ndarray, groups: np.
 
 
 def _task_results(task: str, items: list[Item], seed: int) -> tuple[list[RuleResult], TaskVerdict]:
+    from scipy import stats  # imported here: a run's report reads a saved check without it
+
     info = task_registry.resolve(task)
     balanced = info is not None and info.scoring == "balanced"
     groups = np.array([it.is_normal for it in items]) if balanced else None
@@ -318,6 +319,8 @@ def _task_results(task: str, items: list[Item], seed: int) -> tuple[list[RuleRes
 
 
 def _letters(items: Sequence[Item]) -> list[LetterBalance]:
+    from scipy import stats  # imported here: a run's report reads a saved check without it
+
     out = []
     for n in sorted({len(it.options) for it in items}):
         group = [it for it in items if len(it.options) == n]

@@ -22,23 +22,46 @@ THUMB_PX = 96
 
 def heatmap(table: pd.DataFrame, path: Path, title: str) -> None:
     """Rows x task columns (plus Average), annotated with the percentage."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
     cols = [c for c in tasks.task_names() + [scoring.AVERAGE] if c in table.columns]
-    data = table[cols].astype(float)
-    fig, ax = plt.subplots(figsize=(1.15 * len(cols) + 2.5, 0.55 * len(data) + 1.8))
-    sns.heatmap(data, annot=True, fmt=".1f", vmin=VMIN, vmax=VMAX, cmap=CMAP, cbar_kws={"label": "accuracy (%)"},
-                linewidths=0.5, ax=ax)
+    annotated_heatmap(table[cols].astype(float), path, title=title, fmt=".1f", cmap=CMAP, vmin=VMIN, vmax=VMAX,
+                      label="accuracy (%)")
+
+
+def new_figure(width: float, height: float) -> Any:
+    """A matplotlib figure drawn without pyplot (no global state, and pyplot's import is not paid for)."""
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height))
+
+
+def annotated_heatmap(data: pd.DataFrame, path: Path, *, title: str, fmt: str, cmap: str, vmin: float, vmax: float,
+                      label: str) -> None:
+    """One heatmap style for every table drawn: cells coloured on a fixed scale, each annotated with its value,
+    missing cells left blank, column names wrapped at spaces. Saved as a PNG."""
+    import numpy as np
+
+    values = data.to_numpy(dtype=float)
+    n_rows, n_cols = values.shape
+    fig = new_figure(1.15 * n_cols + 2.5, 0.55 * n_rows + 1.8)
+    ax = fig.add_subplot()
+    image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
+    for (i, j), v in np.ndenumerate(values):
+        if np.isfinite(v):
+            r, g, b, _ = image.cmap(image.norm(v))
+            dark = 0.2126 * r + 0.7152 * g + 0.0722 * b < 0.45
+            ax.text(j, i, format(v, fmt), ha="center", va="center", fontsize=9, color="white" if dark else "black")
+    ax.set_xticks(range(n_cols), [str(c).replace(" ", "\n") for c in data.columns], fontsize=8)
+    ax.set_yticks(range(n_rows), [str(r) for r in data.index])
+    ax.set_xticks(np.arange(n_cols + 1) - 0.5, minor=True)
+    ax.set_yticks(np.arange(n_rows + 1) - 0.5, minor=True)
+    ax.grid(which="minor", color="white", linewidth=0.5)
+    ax.tick_params(which="both", length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    fig.colorbar(image, ax=ax, label=label)
     ax.set_title(title)
-    ax.set_xticklabels([c.replace(" ", "\n") for c in cols], rotation=0, fontsize=8)
-    ax.set_ylabel("")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def cell_colour(value: Any) -> str:
@@ -61,11 +84,8 @@ def png_b64(path: Path) -> str | None:
 
 
 def fig_b64(fig: Any) -> str:
-    import matplotlib.pyplot as plt
-
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
@@ -91,9 +111,6 @@ def bars_vs_human(series: Sequence[dict[str, Any]], title: str) -> str:
     Returns a base64 PNG.
     """
     import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
 
     cols = tasks.task_names() + [scoring.AVERAGE]
@@ -103,8 +120,9 @@ def bars_vs_human(series: Sequence[dict[str, Any]], title: str) -> str:
     n = len(all_series)
     width = 0.8 / n
     x = np.arange(len(cols))
-    fig, ax = plt.subplots(figsize=(max(9.0, 1.3 * len(cols) + 0.25 * n * len(cols) / 3), 4.6 + 0.2 * (n // 4)))
-    palette = plt.get_cmap("tab10")
+    fig = new_figure(max(9.0, 1.3 * len(cols) + 0.25 * n * len(cols) / 3), 4.6 + 0.2 * (n // 4))
+    ax = fig.add_subplot()
+    palette = matplotlib.colormaps["tab10"]
     for i, s in enumerate(all_series):
         vals = np.array([float(s["values"].get(t, np.nan)) for t in cols])
         offs = x - 0.4 + width * (i + 0.5)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from mmeval.predictions import Prediction
 from mmeval.report.csvsafe import write_csv
 from mmeval.report.html import RUN_TEMPLATE, write_page
 from mmeval.report.official import export_answers
@@ -18,18 +19,19 @@ FILES = ["scores.csv", "scores.json", "ci.csv", "analysis.json", "mmad_answers.j
 
 
 def write_run_report(run_dir: Path, *, cycle_ms: float | None = None, html: bool = True,
-                     n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+                     n_boot: int = 1000, seed: int = 0, preds: list[Prediction] | None = None) -> pd.DataFrame:
     """Score a run directory (predictions.jsonl + run.json) into its report files; returns the score table.
 
     scores.csv, scores.json, heatmap.png, analysis.json (hallucination, bootstrap CIs, calibration, latency,
     CircularEval: see :mod:`mmeval.report.analysis`), ci.csv, mmad_answers.json (the benchmark questions in
-    the official MMAD answers format) and report.html.
+    the official MMAD answers format) and report.html. ``preds``: the run's predictions.jsonl as its writer
+    just wrote it (read from the file when not given).
     """
     # the analyses (scipy and the rest) load when there is a run to report on, not when ``mmeval run`` starts
     from mmeval.report import analysis
     from mmeval.report.run_page import run_page
 
-    rd = analysis.load_run(run_dir)
+    rd = analysis.load_run(run_dir, preds=preds)
     res = analysis.analyse(rd.preds, run_dir=run_dir, cycle_ms=cycle_ms, n_boot=n_boot, seed=seed)
     record = RunScores(title=rd.title, scores=ScoresRecord.table_scores(res.table), counts=res.counts,
                        run=rd.record, skipped=Skipped(count=len(rd.skipped), records=rd.skipped),

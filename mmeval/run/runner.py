@@ -120,6 +120,8 @@ class RunResult:
     removed: int = 0
     #: what the adapter reported about this session (usage, cache hits ...)
     adapter_info: dict[str, object] = field(default_factory=dict)
+    #: predictions.jsonl as written (rank 0), so the report need not read it back
+    written: list[Prediction] | None = field(default=None, repr=False)
 
 
 def _check_adapter(own: ModelAdapter, config: RunConfig) -> None:
@@ -238,7 +240,7 @@ def _merge(out: Path, config: RunConfig, bench: Benchmark, prepared: list[Prepar
     merged = known if known is not None else latest_by_id(p for p in shard.read_all(out) if p.config == digest)
     removed = _removed(list(merged.values()), bench) - {p.request.id for p in prepared}
     kept = {i: p for i, p in merged.items() if i not in removed}
-    write_sorted(out / PREDICTIONS, kept, [p.request.id for p in prepared], lines)
+    ordered = write_sorted(out / PREDICTIONS, kept, [p.request.id for p in prepared], lines)
     if world > 1:
         shard.clean_up(out, world)
     log_changes(out, [i for i in changed if i in kept], sorted(removed))
@@ -248,7 +250,7 @@ def _merge(out: Path, config: RunConfig, bench: Benchmark, prepared: list[Prepar
     return RunResult(out, out / PREDICTIONS, len(kept), len(prepared), len(errors), len(bench.skipped),
                      missing=len(prepared) - len(answered), retryable_errors=sum(p.retryable is not False
                                                                                   for p in errors),
-                     changed=len(changed), removed=len(removed))
+                     changed=len(changed), removed=len(removed), written=ordered)
 
 
 def _answer(adapter: ModelAdapter, pending: list[Prepared], pred_path: Path, timing_path: Path,

@@ -16,8 +16,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
-from scipy import stats
 
+from mmeval.experts.metrics import auroc
 from mmeval.predictions import Prediction
 from mmeval.report.analysis.questions import pct, plain_preds
 from mmeval.tasks import detection_task, option_polarity
@@ -89,17 +89,6 @@ def chosen_confidence(pred: Prediction) -> float | None:
         return None
     probs = softmax(pred.scores, pred.options)
     return probs.get(pred.choice)
-
-
-def auroc(labels: Sequence[int], scores: Sequence[float]) -> float:
-    """Area under the ROC curve (positives = 1); ties count half; NaN with a single class."""
-    y = np.asarray(labels, dtype=bool)
-    s = np.asarray(scores, dtype=float)
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    ranks = stats.rankdata(s)
-    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def average_precision(labels: Sequence[int], scores: Sequence[float]) -> float:

@@ -46,12 +46,14 @@ class RunData:
         return Path(self.record.source).parent if self.record.source else None
 
 
-def load_run(run_dir: Path) -> RunData:
+def load_run(run_dir: Path, preds: list[Prediction] | None = None) -> RunData:
+    """A run directory read back; ``preds``: its predictions.jsonl already in memory (as its writer wrote it)."""
     run_dir = Path(run_dir)
     pred_path = run_dir / PREDICTIONS
     if not pred_path.is_file():
         raise InputError(f"{run_dir}: no {PREDICTIONS} (is this a run directory?)")
-    preds = read_predictions(pred_path)
+    if preds is None:
+        preds = read_predictions(pred_path)
     if not preds:
         raise InputError(f"{pred_path}: no predictions yet")
     if not (run_dir / RUN_FILE).is_file():
