@@ -1,32 +1,35 @@
-"""API throughput: the MMAD reference style (one request at a time) vs the openai adapter at concurrency 32.
+"""API throughput: the MMAD reference loop vs ``mmeval run --model openai:...``, side by side in one run.
 
-All answer the same questions (the bundled synthetic benchmark, 1 shot: a template and the query image
-per request) against a local fake OpenAI server (tests/fake_openai_server.py, run as a separate process)
-that waits ``--latency`` seconds (default 50 ms) before each answer.
+Both answer the bundled benchmark (1 shot: a template and the query image per request) against the same
+local OpenAI-compatible server (tests/fake_openai_server.py, a separate process) that waits
+``--latency`` seconds (default 50 ms) before each answer.
 
-* reference: a plain loop with the synchronous ``openai`` client, as the MMAD evaluation scripts do:
-  encode the images, send, wait, parse, next question.
-* adapter:   ``OpenAIAdapter.predict`` at ``--concurrency 32`` (cache off), fed the same batches the
-  runner would hand it, every response consumed as it arrives.
-* runner:    ``mmeval.run.runner.run`` with ``--model openai:... --concurrency 32`` (cache off), end to end:
-  loading, rendering, requests, answer extraction, predictions.jsonl written (and fsync'ed) line by line.
-* runner, no per-line fsync: the same with ``os.fsync`` made a no-op, to show what the engine's
-  per-line fsync costs on this disk (a diagnostic, not a mode mmeval offers).
+* reference: a replica of the workload of MMAD's GPT-4o script: images taken in order, each image's
+  pictures resized to fit 512 px and JPEG-encoded once, then one blocking request per question with the
+  synchronous ``openai`` client, each request carrying the image's earlier questions again (question i
+  sends questions 1..i), the last letter A-E of the reply kept, and the answers file rewritten after
+  each image.
+* mmeval: ``python -m mmeval run --model openai:... --concurrency 32`` in a fresh process, end to end
+  (imports, loading, requests, predictions.jsonl, scores and report.html), response cache off.
+* mmeval --limit 1: the same command for one question: what starting up and reporting cost.
 
-Each adapter/runner measurement is repeated ``--repeat`` times (fresh run directory each); the median
-counts (the machine may be shared). Prints questions/s and ratios (target >= 20x), checks that no
-answer is lost or duplicated and that every mode got the reference's answers, and writes
-benchmarks/results/api_throughput.json.
+Figures (medians of ``--repeat`` runs): the speed-up of mmeval over the reference (target >= 10x), mmeval's
+client CPU per question beyond the first (the full run's CPU minus the one-question run's, over the
+other questions; target <= 1 ms) and the one-question run's wall time (target <= 1.5 s). Checks that
+every question got exactly one answer without error. Writes benchmarks/results/api_throughput.json.
 
-    .venv/bin/python benchmarks/api_throughput.py [--questions 320] [--latency 0.05] [--concurrency 32] [--repeat 3]
+    .venv/bin/python benchmarks/api_throughput.py [--latency 0.05] [--concurrency 32] [--repeat 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import io
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -34,14 +37,19 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 KEY_ENV = "MMEVAL_BENCH_KEY"
-TARGET = 20.0
+TARGETS = {"speedup": 10.0, "client_cpu_ms_per_question": 1.0, "startup_and_report_s": 1.5}
+MODEL = "bench-vlm"
+REFERENCE_SIDE = 512
+INSTRUCTION = ("You inspect manufactured products in images. Decide whether the query image shows a defect and "
+               "answer each question about it with the letter of one option.\nList your answers in order, one "
+               "per line, like:\n1. Answer: A.\n2. Answer: C.\n")
 
 
-def start_server(latency: float) -> tuple[subprocess.Popen, str]:
+def start_server(latency: float) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "fake_openai_server.py"), "--latency", str(latency)],
                             stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline() if proc.stdout else ""
@@ -51,194 +59,166 @@ def start_server(latency: float) -> tuple[subprocess.Popen, str]:
     return proc, f"http://127.0.0.1:{int(line)}"
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (Linux /proc; 0 elsewhere)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return 0.0
+def server_requests(root: str) -> int:
+    with urllib.request.urlopen(root + "/stats", timeout=10) as resp:
+        return int(json.loads(resp.read())["requests"])
 
 
-def server_stats(base: str) -> dict:
-    with urllib.request.urlopen(base + "/stats", timeout=10) as resp:
-        return json.loads(resp.read())
+# ------------------------------------------------------------------------------------------ reference
 
 
-def reference_loop(prepared: list, base_url: str, model: str, max_side: int) -> dict[str, str]:
-    """MMAD style: for each question, encode the images, one blocking request, parse, next."""
+def fit_jpeg(path: Path, side: int) -> str:
+    """Resized to fit side x side (aspect kept, small images enlarged), as a base64 JPEG."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        img = im.convert("RGB")
+    scale = side / max(img.size)
+    img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.Resampling.BOX)
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG")
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def question_text(q: dict[str, Any]) -> str:
+    options = "".join(f"{letter}. {text}\n" for letter, text in q["options"].items())
+    return f"Question: {q['text']} \n{options}"
+
+
+def reference_loop(data: Path, base_url: str, answers_path: Path) -> tuple[int, int]:
+    """The reference workload over every image of ``data``; (questions answered, replies without a letter)."""
     import openai
 
-    from mmeval.model_adapters.openai_api import encode_image
-    from mmeval.prompting.messages import ImagePart
-
-    client = openai.OpenAI(api_key=os.environ[KEY_ENV], base_url=base_url, max_retries=2)
-    answers: dict[str, str] = {}
-    for p in prepared:
-        content = []
-        for part in p.request.message.parts:
-            if isinstance(part, ImagePart):
-                content.append({"type": "image_url", "image_url": {"url": encode_image(part.path, max_side),
-                                                                   "detail": "auto"}})
-            else:
-                content.append({"type": "text", "text": part.text})
-        completion = client.chat.completions.create(model=model, messages=[{"role": "user", "content": content}],
-                                                    max_tokens=64, temperature=0, seed=0)
-        answers[p.request.id] = completion.choices[0].message.content or ""
+    records = json.loads((data / "mmad.json").read_text(encoding="utf-8"))
+    client = openai.OpenAI(api_key=os.environ[KEY_ENV], base_url=base_url)
+    answers: list[dict[str, Any]] = []
+    unparsed = 0
+    for image, rec in records.items():
+        templates = rec.get("similar_templates", [])[:1]
+        urls = [fit_jpeg(data / p, REFERENCE_SIDE) for p in [*templates, image]]
+        head = INSTRUCTION + f"The first {len(templates)} image is a normal sample to compare with. The last " \
+            "image is the query image.\nThe questions:\n"
+        asked = ""
+        for q in rec["conversation"]:
+            asked += question_text({"text": q["Question"], "options": q["Options"]})
+            content: list[dict[str, Any]] = [{"type": "image_url", "image_url": {
+                "url": "data:image/jpeg;base64," + url, "detail": "low"}} for url in urls]
+            content.append({"type": "text", "text": head + asked})
+            reply = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": content}],
+                                                   max_tokens=200)
+            letters = re.findall(r"\b([A-E])\b", reply.choices[0].message.content or "")
+            unparsed += not letters
+            answers.append({"image": image, "question": q["Question"], "correct_answer": q["Answer"],
+                            "gpt_answer": letters[-1] if letters else ""})
+        answers_path.write_text(json.dumps(answers, indent=4), encoding="utf-8")  # after each image, as it does
     client.close()
-    return answers
+    return len(answers), unparsed
 
 
-class Measure:
-    """Wall time, client and server CPU of repeated runs of one mode, plus answer checks."""
-
-    def __init__(self, name: str, n: int, server_pid: int, root: str) -> None:
-        self.name, self.n, self.pid, self.root = name, n, server_pid, root
-        self.seconds: list[float] = []
-        self.cpu = self.server_cpu = 0.0
-        self.requests = 0
-        self.checks = {"answers": 0, "lost": 0, "duplicates": 0, "errors": 0, "differing_from_reference": 0}
-
-    def time(self, fn, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
-        before = server_stats(self.root)["requests"]
-        c0, s0, t0 = time.process_time(), cpu_seconds(self.pid), time.perf_counter()
-        result = fn(*args, **kwargs)
-        self.seconds.append(time.perf_counter() - t0)
-        self.cpu += time.process_time() - c0
-        self.server_cpu += cpu_seconds(self.pid) - s0
-        self.requests += server_stats(self.root)["requests"] - before
-        print(f"  {self.name:<28} run {len(self.seconds)}: {self.seconds[-1]:6.2f} s "
-              f"{self.n / self.seconds[-1]:7.1f} q/s", file=sys.stderr)
-        return result
-
-    def check(self, answers: list[tuple[str, str, str | None]], expected_ids: set[str], ref: dict[str, str]) -> None:
-        ids = [a[0] for a in answers]
-        self.checks["answers"] += len(ids)
-        self.checks["lost"] += len(expected_ids - set(ids))
-        self.checks["duplicates"] += len(ids) - len(set(ids))
-        self.checks["errors"] += sum(1 for a in answers if a[2])
-        self.checks["differing_from_reference"] += sum(1 for a in answers if a[1] != ref.get(a[0]))
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.seconds)
-
-    def report(self, ref_qps: float) -> dict:
-        runs = len(self.seconds)
-        return {"runs": runs, "seconds_each": [round(s, 3) for s in self.seconds],
-                "median_seconds": round(self.median, 3), "questions_per_s": round(self.n / self.median, 1),
-                "best_questions_per_s": round(self.n / min(self.seconds), 1),
-                "speedup_vs_reference": round(self.n / self.median / ref_qps, 2),
-                "requests": self.requests, "client_cpu_ms_per_question": round(self.cpu / self.n / runs * 1000, 2),
-                "server_cpu_ms_per_question": round(self.server_cpu / self.n / runs * 1000, 2), "checks": self.checks}
+# ------------------------------------------------------------------------------------------ mmeval
 
 
-def read_run(out: Path) -> list[tuple[str, str, str | None]]:
+def mmeval_run(base_url: str, out: Path, concurrency: int, limit: int | None, env: dict[str, str]) -> dict[str, float]:
+    """One ``mmeval run`` in a fresh process: wall seconds, CPU seconds (user + system), peak RSS (MB)."""
+    args = [sys.executable, "-m", "mmeval", "run", "--model", f"openai:{MODEL}", "-M", f"base_url={base_url}",
+            "-M", f"api_key_env={KEY_ENV}", "-M", "no_cache=true", "--concurrency", str(concurrency),
+            "--shots", "1", "--out", str(out), "--no-progress"]
+    if limit:
+        args += ["--limit", str(limit)]
+    start = time.perf_counter()
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"mmeval run failed ({proc.returncode}):\n{err.decode(errors='replace')[-2000:]}")
+    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_mb": usage.ru_maxrss / 1024}
+
+
+def check_predictions(out: Path, expected: int) -> dict[str, int]:
     preds = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines() if line]
-    return [(p["id"], p["response"], p["error"]) for p in preds]
+    ids = [p["id"] for p in preds]
+    return {"answers": len(ids), "lost": expected - len(set(ids)), "duplicates": len(ids) - len(set(ids)),
+            "errors": sum(1 for p in preds if p["error"])}
+
+
+def median(runs: list[dict[str, float]], key: str) -> float:
+    return statistics.median(r[key] for r in runs)
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description="openai adapter throughput vs a sequential MMAD-style loop")
-    ap.add_argument("--questions", type=int, default=320)
+    ap = argparse.ArgumentParser(description="mmeval run --model openai:... vs the MMAD reference loop")
     ap.add_argument("--latency", type=float, default=0.05, help="server latency per request, seconds")
     ap.add_argument("--concurrency", type=int, default=32)
-    ap.add_argument("--repeat", type=int, default=3, help="runs per adapter mode; the median counts")
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each mmeval measurement; the median counts")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "api_throughput.json"))
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="mmeval-bench-"))
-    os.environ.setdefault("MMEVAL_HOME", str(tmp / "home"))
-    os.environ[KEY_ENV] = "sk-bench-not-a-real-key"
-    from mmeval.config import RunConfig
-    from mmeval.model_adapters.openai_api import OpenAIAdapter, OpenAIOptions
-    from mmeval.run.prepare import prepare
-    from mmeval.run.runner import adapter_settings, load, run
+    env = {**os.environ, "MMEVAL_HOME": str(tmp / "home"), KEY_ENV: "sk-bench-not-a-real-key", "HF_HUB_OFFLINE": "1"}
+    os.environ.update({k: env[k] for k in ("MMEVAL_HOME", KEY_ENV)})
+    from mmeval.data.synthetic.cache import ensure_synthetic
 
-    model = "bench-vlm"
+    data = ensure_synthetic().parent
+    n = sum(len(r["conversation"]) for r in json.loads((data / "mmad.json").read_text()).values())
     server, root = start_server(args.latency)
     base_url = root + "/v1"
     try:
-        options = {"base_url": base_url, "api_key_env": KEY_ENV, "no_cache": True}
-        config = RunConfig(model=f"openai:{model}", model_args={"base_url": base_url},
-                           runtime_args={k: v for k, v in options.items() if k != "base_url"}, data="synthetic",
-                           shots=1, limit=args.questions, concurrency=args.concurrency)
-        prepared = prepare(load(config).questions[: args.questions], config)
-        n = len(prepared)
-        expected = {p.request.id for p in prepared}
-        print(f"{n} questions, {len(prepared[0].request.message.images)} images each, server latency "
-              f"{args.latency * 1000:.0f} ms, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}",
-              file=sys.stderr)
-
-        reference = Measure("reference (sequential)", n, server.pid, root)
-        ref_answers = reference.time(reference_loop, prepared, base_url, model, 512)
-        reference.check([(k, v, None) for k, v in ref_answers.items()], expected, ref_answers)
-        ref_qps = n / reference.median
-
-        def adapter_only() -> list[tuple[str, str, str | None]]:
-            adapter = OpenAIAdapter(model, OpenAIOptions(**options), adapter_settings(config))
-            got = []
-            try:
-                requests = [p.request for p in prepared]
-                for i in range(0, n, adapter.batch_size):
-                    got.extend((r.id, r.text, r.error) for r in adapter.predict(requests[i: i + adapter.batch_size]))
-            finally:
-                adapter.close()
-            return got
-
-        adapter = Measure(f"adapter (concurrency {args.concurrency})", n, server.pid, root)
-        runner = Measure("runner, end to end", n, server.pid, root)
-        nosync = Measure("runner, no per-line fsync", n, server.pid, root)
-        real_fsync = os.fsync
+        print(f"{n} questions, server latency {args.latency * 1000:.0f} ms, {os.cpu_count()} CPUs, load average "
+              f"{os.getloadavg()[0]:.2f}", file=sys.stderr)
+        before = server_requests(root)
+        c0, t0 = time.process_time(), time.perf_counter()
+        answered, unparsed = reference_loop(data, base_url, tmp / "reference_answers.json")
+        ref = {"wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0}
+        ref_requests = server_requests(root) - before
+        print(f"  reference      {ref['wall_s']:6.2f} s", file=sys.stderr)
+        full: list[dict[str, float]] = []
+        one: list[dict[str, float]] = []
+        checks: dict[str, int] = {}
         for rep in range(max(1, args.repeat)):
-            adapter.check(adapter.time(adapter_only), expected, ref_answers)
-            out = tmp / f"run{rep}"
-            runner.time(run, config, out, progress=False)
-            runner.check(read_run(out), expected, ref_answers)
-            out = tmp / f"nosync{rep}"
-            os.fsync = lambda fd: None  # diagnostic only: what the per-line fsync costs
-            try:
-                nosync.time(run, config, out, progress=False)
-            finally:
-                os.fsync = real_fsync
-            nosync.check(read_run(out), expected, ref_answers)
-        max_in_flight = server_stats(root)["max_in_flight"]
+            one.append(mmeval_run(base_url, tmp / f"one{rep}", args.concurrency, 1, env))
+            full.append(mmeval_run(base_url, tmp / f"full{rep}", args.concurrency, None, env))
+            for key, value in check_predictions(tmp / f"full{rep}", n).items():
+                checks[key] = checks.get(key, 0) + value
+            print(f"  mmeval run {rep + 1}   {full[-1]['wall_s']:6.2f} s  (--limit 1: {one[-1]['wall_s']:.2f} s)",
+                  file=sys.stderr)
     finally:
         server.terminate()
         server.wait(timeout=10)
 
-    modes = {"adapter": adapter, "runner": runner, "runner_without_per_line_fsync": nosync}
-    report = {
-        "questions": n,
-        "server_latency_s": args.latency,
-        "concurrency": args.concurrency,
-        "reference": {"what": "sequential loop, openai.OpenAI client, one request per question",
-                      **reference.report(ref_qps)},
-        "adapter": {"what": "OpenAIAdapter.predict over the runner's batches, cache off", **adapter.report(ref_qps)},
-        "runner": {"what": "mmeval.run.runner.run end to end (predictions.jsonl fsync'ed per line), cache off",
-                   **runner.report(ref_qps)},
-        "runner_without_per_line_fsync": {"what": "as runner, os.fsync patched to a no-op (diagnostic)",
-                                          **nosync.report(ref_qps)},
-        "server_max_in_flight": max_in_flight,
-        "target_speedup": TARGET,
+    speedup = ref["wall_s"] / median(full, "wall_s")
+    cpu_per_q = (median(full, "cpu_s") - median(one, "cpu_s")) / (n - 1) * 1000
+    figures = {"speedup": round(speedup, 2), "client_cpu_ms_per_question": round(cpu_per_q, 3),
+               "startup_and_report_s": round(median(one, "wall_s"), 3)}
+    met = {"speedup": figures["speedup"] >= TARGETS["speedup"],
+           "client_cpu_ms_per_question": figures["client_cpu_ms_per_question"] <= TARGETS["client_cpu_ms_per_question"],
+           "startup_and_report_s": figures["startup_and_report_s"] <= TARGETS["startup_and_report_s"]}
+    result = {
+        "questions": n, "server_latency_s": args.latency, "concurrency": args.concurrency,
+        "reference": {"wall_s": round(ref["wall_s"], 3), "cpu_ms_per_question": round(ref["cpu_s"] / n * 1000, 3),
+                      "requests": ref_requests, "answered": answered, "replies_without_letter": unparsed},
+        "mmeval": {"wall_s_each": [round(r["wall_s"], 3) for r in full],
+                   "cpu_s_each": [round(r["cpu_s"], 3) for r in full],
+                   "peak_mb": round(max(r["peak_mb"] for r in full), 1), "checks": checks},
+        "mmeval_limit_1": {"wall_s_each": [round(r["wall_s"], 3) for r in one],
+                           "cpu_s_each": [round(r["cpu_s"], 3) for r in one]},
+        "figures": figures, "targets": TARGETS, "met": met,
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform(),
                     "load_average_at_end": [round(x, 2) for x in os.getloadavg()]},
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-
-    print(f"reference (sequential): {ref_qps:7.1f} q/s")
-    bad = 0
-    for key, m in modes.items():
-        qps = n / m.median
-        c = m.checks
-        bad += c["lost"] + c["duplicates"] + c["errors"] + c["differing_from_reference"]
-        best = n / min(m.seconds) / ref_qps
-        print(f"{key:<30} {qps:7.1f} q/s  speedup {qps / ref_qps:5.1f}x (best run {best:5.1f}x)  "
-              f"lost {c['lost']}, duplicates {c['duplicates']}, errors {c['errors']}, "
-              f"differing {c['differing_from_reference']}")
-    print(f"server max in flight: {max_in_flight}")
-    print(f"wrote {args.out}", file=sys.stderr)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(f"reference loop        {ref['wall_s']:7.2f} s")
+    print(f"mmeval run            {median(full, 'wall_s'):7.2f} s   speed-up {speedup:5.1f}x   target >= 10x   "
+          f"{'met' if met['speedup'] else 'NOT met'}")
+    print(f"client CPU/question   {cpu_per_q:7.3f} ms  target <= 1 ms   "
+          f"{'met' if met['client_cpu_ms_per_question'] else 'NOT met'}")
+    print(f"run --limit 1         {figures['startup_and_report_s']:7.2f} s   target <= 1.5 s   "
+          f"{'met' if met['startup_and_report_s'] else 'NOT met'}")
+    print(f"checks: {checks}")
+    bad = checks["lost"] + checks["duplicates"] + checks["errors"]
     return 0 if bad == 0 else 1
 
 

@@ -4,8 +4,36 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import jinja2
 
 
 def mmeval_home() -> Path:
     """$MMEVAL_HOME, else ~/.cache/mmeval."""
     return Path(os.environ.get("MMEVAL_HOME") or Path.home() / ".cache" / "mmeval")
+
+
+def template_cache() -> jinja2.BytecodeCache | None:
+    """A cache of compiled jinja2 templates in the home folder (keyed by each template's text, so an edited
+    template compiles afresh): compiling the report's templates costs more than rendering a small run's
+    report. None when the folder cannot be written (then templates compile each time)."""
+    import jinja2
+
+    folder = mmeval_home() / "templates-compiled"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    if not os.access(folder, os.W_OK):
+        return None
+
+    class QuietCache(jinja2.FileSystemBytecodeCache):
+        def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+            try:
+                super().dump_bytecode(bucket)
+            except OSError:  # a full or read-only disk: the template was compiled, it is just not kept
+                pass
+
+    return QuietCache(str(folder))

@@ -193,3 +193,31 @@ def test_reports_render_in_a_browser_without_errors(runs: tuple[Path, Path], com
             assert f'id="{section}"' in dom, (page.name, section)
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in dom and "<script>alert" not in dom
         _assert_not_blank(shot)
+
+
+def test_compiled_templates_are_kept_and_a_read_only_home_only_costs_time(tmp_path: Path, monkeypatch) -> None:
+    import jinja2
+
+    from mmeval.home import template_cache
+    from mmeval.report.html import environment
+
+    compiled: list[str | None] = []
+    real_compile = jinja2.Environment.compile
+
+    def counting(self, source, name=None, filename=None, raw=False, defer_init=False):  # noqa: ANN001, ANN202
+        compiled.append(name)
+        return real_compile(self, source, name, filename, raw, defer_init)
+
+    monkeypatch.setattr(jinja2.Environment, "compile", counting)
+    monkeypatch.setenv("MMEVAL_HOME", str(tmp_path / "home"))
+    environment().get_template("run_report.html.j2")
+    assert "run_report.html.j2" in compiled and list((tmp_path / "home" / "templates-compiled").iterdir())
+    compiled.clear()
+    environment().get_template("run_report.html.j2")  # a new process's environment: loaded, not compiled
+    assert compiled == []
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    monkeypatch.setenv("MMEVAL_HOME", str(blocked))
+    assert template_cache() is None
+    environment().get_template("run_report.html.j2")
+    assert "run_report.html.j2" in compiled

@@ -12,6 +12,7 @@ from importlib import resources
 
 import jinja2
 
+from mmeval.home import template_cache
 from mmeval.prompting.draft import Draft
 from mmeval.prompting.messages import ImagePart, Message, Part, TextPart
 
@@ -29,6 +30,7 @@ def _env() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=False,
+        bytecode_cache=template_cache(),
     )
 
 

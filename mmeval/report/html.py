@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from mmeval.home import template_cache
 from mmeval.report.figures import cell_colour
 
 RUN_TEMPLATE = "run_report.html.j2"
@@ -53,7 +54,8 @@ def environment() -> Any:
     import jinja2
 
     env = jinja2.Environment(loader=jinja2.PackageLoader("mmeval.report", "templates"), autoescape=True,
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                             bytecode_cache=template_cache())
     env.filters["f1"] = _fmt
     env.filters["f2"] = lambda v: _fmt(v, 2)
     env.filters["f3"] = lambda v: _fmt(v, 3)
