@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -12,6 +12,7 @@ from mmeval import scoring
 from mmeval.jsonsafe import json_safe
 from mmeval.report.analysis.bootstrap import BootstrapSettings
 from mmeval.report.analysis.hallucinations import Fabrication, SelfInconsistency
+from mmeval.report.analysis.localisation import Localisation
 from mmeval.report.analysis.option_scores import Calibration, DetectionScores
 from mmeval.report.analysis.timings import Latency
 
@@ -39,6 +40,8 @@ class Analysis:
     latency: Latency
     circular: pd.DataFrame  # per task: plain vs CircularEval accuracy
     bootstrap: BootstrapSettings
+    #: anomaly maps against the ground-truth masks, when the run has maps
+    localisation: Localisation = field(default_factory=lambda: Localisation(available=False))
 
     def overall_hallucination(self) -> dict[str, Any]:
         """The hallucination row over every dataset and category (empty without questions)."""
@@ -69,7 +72,8 @@ class Analysis:
             hallucination=records(self.hallucination), self_inconsistency=self.self_inconsistency,
             fabrication=self.fabrication, invalid=records(self.invalid), position_bias=records(self.position_bias),
             detection_scores=self.detection_scores, calibration=self.calibration, latency=self.latency,
-            circular=records(self.circular), bootstrap=self.bootstrap)
+            circular=records(self.circular), bootstrap=self.bootstrap,
+            localisation=self.localisation if self.localisation.available else None)
 
 
 class AnalysisRecord(BaseModel):
@@ -93,6 +97,8 @@ class AnalysisRecord(BaseModel):
     latency: Latency
     circular: Records
     bootstrap: BootstrapSettings
+    #: only for runs with anomaly maps (from the model or from --boost agent)
+    localisation: Localisation | None = None
 
     def jsonable(self, *, exclude: set[str] | None = None) -> dict[str, Any]:
         """Strict-JSON data: NaN and infinities become null, figures not measured are left out."""
