@@ -20,8 +20,8 @@ from mmeval.errors import InputError
 from mmeval.layout import PROBE
 from mmeval.prompting.draft import Draft
 from mmeval.prompting.messages import Request
-from mmeval.prompting.styles import renderer
 from mmeval.prompting.shuffle import shuffle_options
+from mmeval.prompting.styles import renderer
 from mmeval.prompting.variants import probe_questions, rotate
 
 

@@ -123,7 +123,7 @@ class WorkerAdapter(ModelAdapter):
 
     def log_path(self) -> Path | None:
         folder = self.settings.artifacts_dir
-        return folder / LOGS / f"{self.family}-worker.log" if folder is not None else None
+        return folder / LOGS / f"{self.family}.log" if folder is not None else None
 
     def require_python(self) -> str:
         if not self.opts.python:

@@ -117,8 +117,14 @@ def as_plain_array(obj):
         obj = obj.float()
     if hasattr(obj, "numpy") and callable(obj.numpy):
         obj = obj.numpy()
-    shape = tuple(int(s) for s in obj.shape) if hasattr(obj, "shape") else None
-    return shape, obj
+    if hasattr(obj, "shape"):
+        return tuple(int(s) for s in obj.shape), obj
+    shape = []
+    inner = obj
+    while isinstance(inner, (list, tuple)):
+        shape.append(len(inner))
+        inner = inner[0] if inner else None
+    return tuple(shape), obj
 
 
 def write_npy(path: str, obj) -> list:
@@ -128,7 +134,7 @@ def write_npy(path: str, obj) -> list:
     try:
         import numpy
     except ImportError:
-        numpy = None
+        numpy = None  # type: ignore[assignment]
     if numpy is not None and isinstance(obj, numpy.ndarray):
         with open(tmp, "wb") as fh:
             numpy.save(fh, obj.astype("float32"))
@@ -136,8 +142,6 @@ def write_npy(path: str, obj) -> list:
     else:
         flat: list = []
         _flatten(obj.tolist() if hasattr(obj, "tolist") else obj, flat)
-        if shape is None:
-            shape = (len(flat),)
         count = 1
         for s in shape:
             count *= s

@@ -16,7 +16,7 @@ each with its definitions, precisely, in its docstring:
 - :mod:`mmeval.report.analysis.timings`: latency and throughput.
 - :mod:`mmeval.report.analysis.robustness`: CircularEval.
 - :mod:`mmeval.report.analysis.baselines`: the gap to the human expert (and GPT-4o).
-- :mod:`mmeval.report.analysis.localisation`: anomaly maps (a model's, or the agent boost's expert's)
+- :mod:`mmeval.report.analysis.anomaly_maps`: anomaly maps (a model's, or the agent boost's expert's)
   against the ground-truth masks: image AUROC, pixel AUROC, AUPRO.
 - :mod:`mmeval.report.analysis.run_data`: a run directory read back (:class:`RunData`, :func:`load_run`).
 - :mod:`mmeval.report.analysis.result`: :class:`Analysis` and analysis.json (:class:`AnalysisRecord`).
@@ -31,6 +31,14 @@ from pathlib import Path
 
 from mmeval import scoring
 from mmeval.predictions import Prediction
+from mmeval.report.analysis.anomaly_maps import (
+    PIXEL_BUDGET,
+    Localisation,
+    MapSource,
+    MaskLookup,
+    localisation,
+    masks_of,
+)
 from mmeval.report.analysis.answer_patterns import invalid_rates, position_bias
 from mmeval.report.analysis.baselines import human_gap
 from mmeval.report.analysis.bootstrap import BootstrapSettings, bootstrap_ci
@@ -43,14 +51,6 @@ from mmeval.report.analysis.hallucinations import (
     hallucination,
     says_defect,
     self_inconsistency,
-)
-from mmeval.report.analysis.localisation import (
-    PIXEL_BUDGET,
-    Localisation,
-    MapSource,
-    MaskLookup,
-    localisation,
-    masks_of,
 )
 from mmeval.report.analysis.option_scores import (
     Calibration,

@@ -10,9 +10,9 @@ from pydantic import BaseModel, ConfigDict
 
 from mmeval import scoring
 from mmeval.jsonsafe import json_safe
+from mmeval.report.analysis.anomaly_maps import Localisation
 from mmeval.report.analysis.bootstrap import BootstrapSettings
 from mmeval.report.analysis.hallucinations import Fabrication, SelfInconsistency
-from mmeval.report.analysis.localisation import Localisation
 from mmeval.report.analysis.option_scores import Calibration, DetectionScores
 from mmeval.report.analysis.timings import Latency
 

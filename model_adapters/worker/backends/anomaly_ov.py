@@ -148,7 +148,8 @@ class Backend:
         width, height = image.size
         if max(width, height) > self.max_side:
             scale = self.max_side / max(width, height)
-            image = image.resize((max(1, round(width * scale)), max(1, round(height * scale))), Image.BICUBIC)
+            bicubic = getattr(Image, "Resampling", Image).BICUBIC  # Pillow < 9.1 has no Resampling
+            image = image.resize((max(1, round(width * scale)), max(1, round(height * scale))), bicubic)
         return image
 
     def predict(self, request: dict) -> dict:

@@ -73,7 +73,7 @@ class LlavaQwenForCausalLM(torch.nn.Module):
                              f"{len(image_sizes)} sizes")
         crops = [image.meta["source"] for image in images for _ in range(image.shape[0])]
         self.get_anomaly_tokens(crops, None, [image.shape[0] for image in images])
-        text = "".join(chr(i - 10) for i in ids if i >= 10)
+        text = "".join("<image>" if i == IMAGE_TOKEN_INDEX else chr(i - 10) for i in ids if i >= 10 or i < 0)
         letters = [line[0] for line in text.split("\n") if len(line) > 2 and line[1] == "." and line[0].isupper()]
         return text, letters
 

@@ -189,10 +189,11 @@ def _score_source(source: str, name: str, entries: Mapping[str, _Entry], masks: 
                   image_path: Callable[[str], str | None]) -> MapSource:
     scored = [e for e in entries.values() if e.score is not None and math.isfinite(e.score)]
     labels = [0 if e.normal else 1 for e in scored]
+    scores = [e.score for e in scored if e.score is not None]
     base: dict[str, Any] = {
         "source": source, "name": name, "images": len(scored), "anomalous": sum(labels),
         "normal": len(labels) - sum(labels),
-        "image_auroc": _finite(auroc(labels, [e.score for e in scored])) if scored else None}
+        "image_auroc": _finite(auroc(labels, scores)) if scored else None}
     if masks is None:
         return MapSource(**base)
     # what each image is compared with: (entry, mask path or None for all-normal, full size (w, h))
