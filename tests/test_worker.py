@@ -113,6 +113,17 @@ def test_model_printing_to_stdout_and_a_python_without_site_survive_isolated_mod
     assert info["worker_numpy"] is False  # not even the system's own site-packages
 
 
+def test_each_process_of_a_launch_gets_its_gpu_and_its_log(tmp_path: Path, python: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in (("RANK", "1"), ("WORLD_SIZE", "2"), ("LOCAL_RANK", "1")):
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    with worker(tmp_path, python) as adapter:
+        list(adapter.predict(requests(tmp_path / "img", 1)))
+        info = adapter.run_info()
+    assert info["worker_cuda_visible_devices"] == "1" and str(info["worker_log"]).endswith("worker.rank1.log")
+
+
 def test_a_crash_mid_batch_is_recorded_and_the_worker_restarted(tmp_path: Path, python: Path) -> None:
     adapter = worker(tmp_path, python, fault="crash", on="img2")
     batch = requests(tmp_path / "img")

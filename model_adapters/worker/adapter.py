@@ -23,20 +23,26 @@ Faults: a worker that crashes or does not answer within ``request_timeout`` seco
 request is recorded as an error a rerun retries, and the worker is started again for the next request.
 After ``max_restarts`` failures in a row the run stops with a message (the answers so far are kept). A
 backend's own error for one request is recorded as that request's error, and the worker goes on.
+
+Under a multi-process launch each process starts its own worker, with its own log, on the GPU of its
+``LOCAL_RANK`` (unless ``CUDA_VISIBLE_DEVICES`` is set already).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from abc import abstractmethod
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from mmeval import launch
 from mmeval.model_adapters.base import OPERATIONAL, AdapterError, AdapterSettings, ModelAdapter
 from mmeval.model_adapters.remote.retry import RetryPolicy
 from mmeval.model_adapters.worker.client import WorkerFailure, WorkerProcess, WorkerSpec
@@ -123,7 +129,10 @@ class WorkerAdapter(ModelAdapter):
 
     def log_path(self) -> Path | None:
         folder = self.settings.artifacts_dir
-        return folder / LOGS / f"{self.family}.log" if folder is not None else None
+        if folder is None:
+            return None
+        rank, world = launch.rank_and_world()
+        return folder / LOGS / (f"{self.family}.rank{rank}.log" if world > 1 else f"{self.family}.log")
 
     def require_python(self) -> str:
         if not self.opts.python:
@@ -132,7 +141,11 @@ class WorkerAdapter(ModelAdapter):
         return self.opts.python
 
     def _start(self) -> WorkerProcess:
-        worker = WorkerProcess(self.worker_spec())
+        spec = self.worker_spec()
+        local = os.environ.get("LOCAL_RANK")
+        if launch.rank_and_world()[1] > 1 and local is not None and "CUDA_VISIBLE_DEVICES" not in os.environ:
+            spec = replace(spec, env={"CUDA_VISIBLE_DEVICES": local, **spec.env})  # one GPU per process
+        worker = WorkerProcess(spec)
         worker.start()
         self._worker = worker
         return worker
@@ -203,9 +216,12 @@ class WorkerAdapter(ModelAdapter):
             path = Path(map_path)
             try:
                 grid = np.asarray(np.load(path, allow_pickle=False), dtype=np.float32)
+                saved = self._save_map(request, grid, out.get("image_score"))
+            except (OSError, ValueError) as exc:  # the answer stands without its map
+                saved = None
+                out["map_error"] = f"{type(exc).__name__}: {exc}"
             finally:
                 path.unlink(missing_ok=True)
-            saved = self._save_map(request, grid, out.get("image_score"))
             if saved is not None:
                 out["map"] = saved
         return out or None

@@ -44,7 +44,8 @@ class Backend:
             has_numpy = True
         except ImportError:
             has_numpy = False
-        return {"python": sys.version.split()[0], "numpy": has_numpy, "cwd": os.getcwd()}
+        return {"python": sys.version.split()[0], "numpy": has_numpy, "cwd": os.getcwd(),
+                "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
 
     def predict(self, request):
         fault, target = self.options.get("fault"), self.options.get("on")
