@@ -173,7 +173,11 @@ class WorkerAdapter(ModelAdapter):
         problem = self.check_request(request)
         if problem:
             return Response(id=request.id, error=f"{self.display_name}: {problem}", retryable=False)
-        worker = self._worker if self._worker is not None and self._worker.alive else self._start()
+        if self._worker is not None and not self._worker.alive:  # it ended between two questions
+            self._worker.stop()
+            self._worker = None
+            self.stats["worker_restarts"] += 1
+        worker = self._worker if self._worker is not None else self._start()
         incoming = self._incoming_dir()
         map_out = str(incoming / f"{request_seed(0, request.id)}.npy") if incoming else None
         message = {"op": "predict", "id": request.id, "request": self.worker_request(request), "map_out": map_out}
