@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from mmeval import __version__
 from mmeval.errors import InputError
 from mmeval.prompting.render import prompts_digest
+from mmeval.prompting.styles import DEFAULT_STYLE, PromptStyle, style_digest
 
 #: fields that do not change any single prediction, so they stay out of the hash
 UNHASHED = frozenset({"limit", "strict", "runtime_args", "boost_runtime_args", "batch_size", "concurrency",
@@ -72,9 +73,16 @@ class RunConfig(BaseModel):
     batch_size: int | None = Field(None, ge=1, description="requests handed to the adapter at once")
     concurrency: int | None = Field(None, ge=1, le=1024, description="requests in flight at once (API families)")
     prompts: str = Field(default_factory=prompts_digest, description="digest of the prompt templates")
+    prompt_style: PromptStyle = Field(DEFAULT_STYLE, description="how questions are worded: mmeval's templates, or "
+                                                                 "a reproduction of a reference script")
 
     def hashed_fields(self) -> dict[str, Any]:
-        return self.model_dump(exclude=set(UNHASHED))
+        fields = self.model_dump(exclude=set(UNHASHED))
+        if fields["prompt_style"] == DEFAULT_STYLE:  # runs from before the style existed keep their hash
+            del fields["prompt_style"]
+        else:  # the style's own templates are part of what it is
+            fields["prompt_style"] = f"{self.prompt_style}:{style_digest(self.prompt_style)}"
+        return fields
 
     def adapter_options(self) -> dict[str, Any]:
         return {**self.model_args, **self.runtime_args}
@@ -138,7 +146,7 @@ class RunRecord(BaseModel):
 FILE_KEYS = frozenset({
     "model", "model_args", "answer_mode", "boost", "boost_args", "data", "image_root", "shots", "templates", "seed",
     "shuffle", "allow_unknown_types", "circular", "probes", "limit", "strict", "batch_size", "concurrency", "out",
-    "overwrite", "allow_other_files", "cycle_ms", "verify_images",
+    "overwrite", "allow_other_files", "cycle_ms", "verify_images", "prompt_style",
 })
 
 

@@ -49,6 +49,12 @@ FAMILIES: dict[str, Family] = {
                "LLaVA-1.5 / NeXT / OneVision via transformers: llava:PATH_OR_HUB_ID", True),
         Family("openai", "mmeval.model_adapters.openai_api:OpenAIAdapter",
                "OpenAI-compatible chat API (OpenAI, vLLM, SGLang ...): openai:MODEL_NAME", True),
+        Family("worker", "mmeval.model_adapters.worker.adapter:GenericWorkerAdapter",
+               "a model in its own Python environment, through a worker: worker:BACKEND_FILE_OR_MODULE", True),
+        Family("anomalygpt", "mmeval.model_adapters.anomalygpt:AnomalyGPTAdapter",
+               "AnomalyGPT from its checkout, in its own environment (-M python=...): anomalygpt:CHECKOUT", True),
+        Family("anomaly-ov", "mmeval.model_adapters.anomaly_ov:AnomalyOVAdapter",
+               "Anomaly-OV checkpoint with the authors' code, in its own environment: anomaly-ov:CHECKPOINT", True),
     ]
 }
 

@@ -20,13 +20,14 @@ from mmeval import boosts, launch, optionspec
 from mmeval.cli.args import positive_ms
 from mmeval.errors import InputError
 from mmeval.model_adapters import FAMILIES, split_model
+from mmeval.prompting.styles import STYLES
 
 #: defaults of the settings a config file may also give (None: unset)
 DEFAULTS: dict[str, Any] = {
     "data": "synthetic", "image_root": None, "shots": 1, "templates": "random", "seed": 0, "shuffle": True,
     "answer_mode": "generate", "boost": None, "limit": None, "strict": False, "allow_unknown_types": False,
     "circular": False, "probes": False, "batch_size": None, "concurrency": None, "out": None, "overwrite": False,
-    "allow_other_files": False, "cycle_ms": None, "verify_images": "header",
+    "allow_other_files": False, "cycle_ms": None, "verify_images": "header", "prompt_style": "mmeval",
 }
 
 
@@ -62,6 +63,10 @@ def add_parser(sub: Any) -> None:
                      help="take templates from each record's random_templates or similar_templates (default: random)")
     run.add_argument("--seed", type=int, help="seed of every random choice: option shuffles, chance baselines "
                                               "(default: 0)")
+    run.add_argument("--prompt-style", choices=list(STYLES),
+                     help="how questions are worded: mmeval (the templates in prompts/) or mmad-anomalygpt (the "
+                          "prompt of MMAD's AnomalyGPT script: fixed description, Anomaly Detection without "
+                          "options, earlier questions repeated) (default: mmeval)")
     run.add_argument("--answer-mode", choices=["generate", "likelihood"],
                      help="generate: the model writes an answer that is parsed; likelihood: the option the model "
                           "finds most probable wins (families that can score options) (default: generate)")
@@ -154,7 +159,7 @@ def build_config(s: dict[str, Any]) -> Any:
             shots=s["shots"], templates=s["templates"], seed=s["seed"], shuffle=s["shuffle"],
             allow_unknown_types=s["allow_unknown_types"], limit=s["limit"], strict=s["strict"],
             circular=s["circular"], probes=s["probes"], batch_size=s["batch_size"], concurrency=s["concurrency"],
-            verify_images=s["verify_images"])
+            verify_images=s["verify_images"], prompt_style=s["prompt_style"])
     except ValidationError as exc:
         err = exc.errors()[0]
         where = "--" + str(err["loc"][0]).replace("_", "-") if err["loc"] else "settings"
@@ -166,7 +171,8 @@ def default_out(config: Any) -> Path:
 
     data_name = config.data.replace(":", "-") if synthetic_scale(config.data) else Path(config.data).stem
     boost = "_" + "+".join(config.boosts) if config.boosts else ""
-    return Path("reports") / _slug(f"{config.model}_{data_name}_{config.shots}shot_seed{config.seed}{boost}")
+    style = f"_{config.prompt_style}" if config.prompt_style != "mmeval" else ""
+    return Path("reports") / _slug(f"{config.model}_{data_name}_{config.shots}shot_seed{config.seed}{boost}{style}")
 
 
 def cmd_run(args: argparse.Namespace) -> int:

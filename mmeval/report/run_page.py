@@ -68,7 +68,7 @@ def run_page(rd: RunData, res: Analysis, *, heatmap_png: Path | None = None, fil
         "inconsistency": res.self_inconsistency, "fabrication": res.fabrication, "invalid": _records(res.invalid),
         "pb_rows": _records(pb), "pb_letters": list(dict.fromkeys(pb["letter"])) if not pb.empty else [],
         "det": res.detection_scores, "cal": res.calibration, "lat": res.latency,
-        "circular": _records(res.circular),
+        "circular": _records(res.circular), "loc": res.localisation,
         "wrong_rows": rows, "wrong_total": n_wrong, "wrong_shown": len(rows), "thumb_css": thumbs.css(),
         "wrong_tasks": row_tasks(rows),
         "comparable": references.measured_on_mmad(datasets), "not_comparable": references.NOT_COMPARABLE,

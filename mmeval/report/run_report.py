@@ -32,7 +32,9 @@ def write_run_report(run_dir: Path, *, cycle_ms: float | None = None, html: bool
     from mmeval.report.run_page import run_page
 
     rd = analysis.load_run(run_dir, preds=preds)
-    res = analysis.analyse(rd.preds, run_dir=run_dir, cycle_ms=cycle_ms, n_boot=n_boot, seed=seed)
+    root = rd.image_root()
+    res = analysis.analyse(rd.preds, run_dir=run_dir, cycle_ms=cycle_ms, n_boot=n_boot, seed=seed,
+                           masks=analysis.masks_of(rd.record.source, root), image_root=root)
     record = RunScores(title=rd.title, scores=ScoresRecord.table_scores(res.table), counts=res.counts,
                        run=rd.record, skipped=Skipped(count=len(rd.skipped), records=rd.skipped),
                        usage=usage_totals(rd.usage))

@@ -20,8 +20,8 @@ from mmeval.errors import InputError
 from mmeval.layout import PROBE
 from mmeval.prompting.draft import Draft
 from mmeval.prompting.messages import Request
-from mmeval.prompting.render import render_draft
 from mmeval.prompting.shuffle import shuffle_options
+from mmeval.prompting.styles import renderer
 from mmeval.prompting.variants import probe_questions, rotate
 
 
@@ -76,11 +76,12 @@ def _probe_digest(base: str, draft: Draft) -> str:
 def prepare(questions: Sequence[Question], config: RunConfig, boosts: Sequence[Boost] = ()) -> list[Prepared]:
     """Shuffle, vary, boost (in order) and render every question."""
     out: list[Prepared] = []
+    render = renderer(config.prompt_style)
     for draft, rid, variant, base_id in _drafts(questions, config):
         for boost in boosts:
             draft = boost.apply(draft)
         q = draft.question
-        request = Request(id=rid, task=q.task, image=q.image, options=draft.options, message=render_draft(draft))
+        request = Request(id=rid, task=q.task, image=q.image, options=draft.options, message=render(draft))
         digest = q.digest if variant != PROBE else _probe_digest(q.digest, draft)
         out.append(Prepared(q, request, draft.answer, variant, base_id, dict(draft.notes), digest))
     return out

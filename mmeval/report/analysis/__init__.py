@@ -16,6 +16,8 @@ each with its definitions, precisely, in its docstring:
 - :mod:`mmeval.report.analysis.timings`: latency and throughput.
 - :mod:`mmeval.report.analysis.robustness`: CircularEval.
 - :mod:`mmeval.report.analysis.baselines`: the gap to the human expert (and GPT-4o).
+- :mod:`mmeval.report.analysis.anomaly_maps`: anomaly maps (a model's, or the agent boost's expert's)
+  against the ground-truth masks: image AUROC, pixel AUROC, AUPRO.
 - :mod:`mmeval.report.analysis.run_data`: a run directory read back (:class:`RunData`, :func:`load_run`).
 - :mod:`mmeval.report.analysis.result`: :class:`Analysis` and analysis.json (:class:`AnalysisRecord`).
 
@@ -29,6 +31,14 @@ from pathlib import Path
 
 from mmeval import scoring
 from mmeval.predictions import Prediction
+from mmeval.report.analysis.anomaly_maps import (
+    PIXEL_BUDGET,
+    Localisation,
+    MapSource,
+    MaskLookup,
+    localisation,
+    masks_of,
+)
 from mmeval.report.analysis.answer_patterns import invalid_rates, position_bias
 from mmeval.report.analysis.baselines import human_gap
 from mmeval.report.analysis.boosts import BoostEffects, ExpertUse, KnowledgeLeak, boost_effects
@@ -64,19 +74,21 @@ from mmeval.report.analysis.significance import MCNEMAR_EXACT_BELOW, holm, mcnem
 from mmeval.report.analysis.timings import Latency, latency, percentile, read_timings
 
 __all__ = [
-    "ANALYSIS_SCHEMA_VERSION", "MCNEMAR_EXACT_BELOW", "PROBE", "Analysis", "AnalysisRecord", "BoostEffects",
-    "BootstrapSettings", "ExpertUse", "KnowledgeLeak", "boost_effects",
-    "Calibration", "CalibrationBin", "DetectionScores", "Fabrication", "Inconsistency", "Latency", "RunData",
-    "SelfInconsistency", "ad_verdict", "analyse", "auroc", "average_precision", "bootstrap_ci", "calibration",
-    "chosen_confidence", "circular", "detection_scores", "ece", "fabrication", "hallucination", "holm", "human_gap",
-    "invalid_rates", "latency", "load_run", "mcnemar", "p_defect", "paired_mcnemar", "pct", "percentile",
-    "plain_preds", "position_bias", "probe_preds", "read_timings", "says_defect", "self_inconsistency", "softmax",
+    "ANALYSIS_SCHEMA_VERSION", "MCNEMAR_EXACT_BELOW", "PIXEL_BUDGET", "PROBE", "Analysis", "AnalysisRecord",
+    "BoostEffects", "BootstrapSettings", "Calibration", "CalibrationBin", "DetectionScores", "ExpertUse", "Fabrication",
+    "Inconsistency", "KnowledgeLeak", "Latency", "Localisation", "MapSource", "MaskLookup", "RunData",
+    "SelfInconsistency", "ad_verdict", "analyse", "auroc", "average_precision", "boost_effects", "bootstrap_ci",
+    "calibration", "chosen_confidence", "circular", "detection_scores", "ece", "fabrication", "hallucination", "holm",
+    "human_gap", "invalid_rates", "latency", "load_run", "localisation", "masks_of", "mcnemar", "p_defect",
+    "paired_mcnemar", "pct", "percentile", "plain_preds", "position_bias", "probe_preds", "read_timings",
+    "says_defect", "self_inconsistency", "softmax",
 ]
 
 
 def analyse(preds: Sequence[Prediction], *, run_dir: Path | None = None, cycle_ms: float | None = None,
-            n_boot: int = 1000, seed: int = 0) -> Analysis:
-    """Every analysis of one run."""
+            n_boot: int = 1000, seed: int = 0, masks: MaskLookup | None = None,
+            image_root: Path | None = None) -> Analysis:
+    """Every analysis of one run. ``masks`` and ``image_root`` serve the localisation section (runs with maps)."""
     df = scoring.frame(preds)
     table = scoring.score_table(df)
     ci = bootstrap_ci(df, n_boot=n_boot, seed=seed)
@@ -88,4 +100,5 @@ def analyse(preds: Sequence[Prediction], *, run_dir: Path | None = None, cycle_m
         fabrication=fabrication(preds), invalid=invalid_rates(preds), position_bias=position_bias(preds),
         detection_scores=detection_scores(preds), calibration=calibration(preds),
         latency=latency(per_q, batches, image_of, cycle_ms), circular=circular(preds),
-        bootstrap=BootstrapSettings(resamples=n_boot, seed=seed), boosts=boost_effects(list(preds)))
+        bootstrap=BootstrapSettings(resamples=n_boot, seed=seed), boosts=boost_effects(list(preds)),
+        localisation=localisation(preds, table, run_dir=run_dir, masks=masks, image_root=image_root))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict
 
 from mmeval import scoring
 from mmeval.jsonsafe import json_safe
+from mmeval.report.analysis.anomaly_maps import Localisation
 from mmeval.report.analysis.boosts import BoostEffects
 from mmeval.report.analysis.bootstrap import BootstrapSettings
 from mmeval.report.analysis.hallucinations import Fabrication, SelfInconsistency
@@ -41,6 +42,8 @@ class Analysis:
     circular: pd.DataFrame  # per task: plain vs CircularEval accuracy
     bootstrap: BootstrapSettings
     boosts: BoostEffects
+    #: anomaly maps against the ground-truth masks, when the run has maps
+    localisation: Localisation = field(default_factory=lambda: Localisation(available=False))
 
     def overall_hallucination(self) -> dict[str, Any]:
         """The hallucination row over every dataset and category (empty without questions)."""
@@ -71,7 +74,8 @@ class Analysis:
             hallucination=records(self.hallucination), self_inconsistency=self.self_inconsistency,
             fabrication=self.fabrication, invalid=records(self.invalid), position_bias=records(self.position_bias),
             detection_scores=self.detection_scores, calibration=self.calibration, latency=self.latency,
-            circular=records(self.circular), bootstrap=self.bootstrap, boosts=self.boosts)
+            circular=records(self.circular), bootstrap=self.bootstrap, boosts=self.boosts,
+            localisation=self.localisation if self.localisation.available else None)
 
 
 class AnalysisRecord(BaseModel):
@@ -96,6 +100,8 @@ class AnalysisRecord(BaseModel):
     circular: Records
     bootstrap: BootstrapSettings
     boosts: BoostEffects = BoostEffects()
+    #: only for runs with anomaly maps (from the model or from --boost agent)
+    localisation: Localisation | None = None
 
     def jsonable(self, *, exclude: set[str] | None = None) -> dict[str, Any]:
         """Strict-JSON data: NaN and infinities become null, figures not measured are left out."""

@@ -1,0 +1,104 @@
+"""--prompt-style: the mmad-anomalygpt rendering, its state across an image's questions, and the run's identity."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mmeval.cli.run import build_config, default_out, settings
+from mmeval.config import RunConfig
+from mmeval.data import load_benchmark
+from mmeval.errors import InputError
+from mmeval.prompting.draft import Draft, ExpertHint
+from mmeval.prompting.messages import ImagePart, TextPart
+from mmeval.prompting.styles import MMADAnomalyGPT, renderer
+from mmeval.run.prepare import prepare
+
+OPENING = ("This is a photo of a object for anomaly detection, which should be round, without any damage, flaw, "
+           "defect, scratch, hole or broken part.")
+LETTER = "Answer with the option's letter from the given choices directly."
+
+
+def script_prompts(questions: list[tuple[str, str, dict[str, str]]]) -> list[str]:
+    """The prompts MMAD's AnomalyGPT script sends for one image's questions, built the way the script builds them."""
+    prompt_text, out = OPENING, []
+    for i, (kind, question, options) in enumerate(questions):
+        if kind == "Anomaly Detection":
+            text = " Is there any anomaly in the image?"
+        else:
+            text = f"{question} \n" + "".join(f"{k}. {v}\n" for k, v in options.items())
+        prompt_text += text
+        if i != 0:
+            prompt_text += LETTER
+        out.append(prompt_text)
+    return out
+
+
+def test_prompts_equal_the_scripts_for_every_question_of_an_image(official_data: Path) -> None:
+    bench = load_benchmark(official_data, official_data.parent, shots=1, strict=True)
+    config = RunConfig(model="random", data=str(official_data), shots=1, prompt_style="mmad-anomalygpt")
+    prepared = prepare(bench.questions, config)
+    by_image: dict[str, list] = {}
+    for p in prepared:
+        by_image.setdefault(p.image, []).append(p)
+    assert len(by_image) > 1
+    for items in by_image.values():
+        expected = script_prompts([(p.question.type_label, p.question.question, p.request.options) for p in items])
+        for p, want in zip(items, expected, strict=True):
+            parts = p.request.message.parts
+            assert "".join(x.text for x in parts if isinstance(x, TextPart)) == want
+            images = [x for x in parts if isinstance(x, ImagePart)]
+            assert [x.role for x in images] == ["template", "query"] and isinstance(parts[-1], TextPart)
+            assert p.request.message.prefix_len == 3  # templates, query and the opening are shared
+
+
+def test_rotations_repeat_earlier_questions_then_their_own(official_data: Path) -> None:
+    bench = load_benchmark(official_data, official_data.parent, shots=1, strict=True)
+    config = RunConfig(model="random", data=str(official_data), shots=1, prompt_style="mmad-anomalygpt",
+                       circular=True)
+    prepared = prepare(bench.questions, config)
+    text = {p.request.id: "".join(x.text for x in p.request.message.parts if isinstance(x, TextPart))
+            for p in prepared}
+    rotation = next(p for p in prepared if p.variant and p.question.index == 1)
+    base = text[rotation.base_id]
+    first = text[f"{rotation.image}#0"]
+    assert text[rotation.request.id].startswith(first) and text[rotation.request.id] != base
+    assert text[rotation.request.id].endswith(LETTER)
+    # the rotation left no trace: the next question still builds on the plain question
+    following = f"{rotation.image}#2"
+    if following in text:
+        assert text[following].startswith(base)
+
+
+def test_boosts_that_add_to_the_prompt_are_refused(official_data: Path) -> None:
+    bench = load_benchmark(official_data, official_data.parent, shots=1, strict=True)
+    q = bench.questions[0]
+    draft = Draft(q, dict(q.options), q.answer, hints=(ExpertHint(0.9, 0.5, True, "center"),))
+    with pytest.raises(InputError, match="shows no domain knowledge or expert output"):
+        MMADAnomalyGPT()(draft)
+    assert renderer("mmeval") is renderer("mmeval")  # the default style keeps no state
+    with pytest.raises(InputError, match="unknown"):
+        renderer("nope")
+
+
+def test_the_default_style_keeps_existing_hashes_and_another_style_is_another_run() -> None:
+    base = RunConfig(model="random", data="synthetic", shots=1)
+    assert "prompt_style" not in base.hashed_fields()
+    other = RunConfig(model="random", data="synthetic", shots=1, prompt_style="mmad-anomalygpt")
+    assert other.hashed_fields()["prompt_style"].startswith("mmad-anomalygpt:") and other.digest() != base.digest()
+
+
+def test_cli_flag_and_config_key(tmp_path: Path) -> None:
+    from mmeval.cli import build_parser
+
+    args = build_parser().parse_args(["run", "--model", "random", "--prompt-style", "mmad-anomalygpt"])
+    config = build_config(settings(args))
+    assert config.prompt_style == "mmad-anomalygpt"
+    assert str(default_out(config)).endswith("_mmad-anomalygpt")
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("model: random\nprompt_style: mmad-anomalygpt\n")
+    args = build_parser().parse_args(["run", "--config", str(cfg)])
+    assert build_config(settings(args)).prompt_style == "mmad-anomalygpt"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["run", "--model", "random", "--prompt-style", "other"])
