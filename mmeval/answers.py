@@ -503,13 +503,19 @@ def extract_choice(response: str, options: Mapping[str, str]) -> str | None:
     return None
 
 
-def choose(response: Response, options: Mapping[str, str]) -> str | None:
+#: how a reply naming no option is read: ``invalid`` (mmeval's rule, above) or ``closest``: the option whose
+#: text is most like the reply, as MMAD's AnomalyGPT script does (its prompt style uses it, to reproduce
+#: that script's published row; see :mod:`mmeval.prompting.styles`)
+Fallback = Literal["invalid", "closest"]
+
+
+def choose(response: Response, options: Mapping[str, str], fallback: Fallback = "invalid") -> str | None:
     """The option a response chose: its option scores decide when the model gave them, else its text.
 
     The scores are read by :func:`~mmeval.prompting.messages.top_option`: non-finite scores never mean
     "certain" (NaN makes the answer invalid, ``-inf`` rules a letter out). When several letters share
     the best score, the text breaks the tie if it names one of them; otherwise the answer is invalid.
-    An error is no choice.
+    An error is no choice. With ``fallback="closest"`` a text naming no option takes :func:`closest_option`.
     """
     if response.error:
         return None
@@ -520,4 +526,24 @@ def choose(response: Response, options: Mapping[str, str]) -> str | None:
         if not top:
             return None
         return extract_choice(response.text, {k: options[k] for k in top})
-    return extract_choice(response.text, options)
+    choice = extract_choice(response.text, options)
+    if choice is None and fallback == "closest":
+        return closest_option(response.text, options)
+    return choice
+
+
+def closest_option(text: str, options: Mapping[str, str]) -> str | None:
+    """The letter whose option text is most similar to ``text`` (difflib's ratio, case and spacing ignored).
+
+    MMAD's AnomalyGPT script reads replies this way. Unlike its cutoff-0 match, an empty reply and a tie
+    between options stay invalid.
+    """
+    import difflib
+
+    reply = " ".join(text.lower().split())
+    if not reply or not options:
+        return None
+    ratios = {k: difflib.SequenceMatcher(None, reply, " ".join(v.lower().split())).ratio() for k, v in options.items()}
+    best = max(ratios.values())
+    top = [k for k, r in ratios.items() if r == best]
+    return top[0] if len(top) == 1 else None

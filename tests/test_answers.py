@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 import pytest
 
-from mmeval.answers import LETTERS, MAX_WEAK_WORDS, extract_choice, is_valid_letter
+from mmeval.answers import LETTERS, MAX_WEAK_WORDS, choose, extract_choice, is_valid_letter
 from mmeval.prompting.messages import Response
 
 YN = {"A": "Yes.", "B": "No."}
@@ -371,3 +371,22 @@ def test_non_finite_scores_are_written_as_null_not_infinity() -> None:
     pred = to_prediction(Prepared(q, req, "A"), Response(id=q.id, scores={"A": float("-inf"), "B": -0.1}), "m", "c")
     line = dumps(pred)
     assert json.loads(line)["scores"] == {"A": None, "B": -0.1} and "Infinity" not in line and pred.choice == "B"
+
+
+def test_closest_option_reads_a_reply_that_names_no_letter() -> None:
+    from mmeval.answers import closest_option
+
+    options = {"A": "A crack.", "B": "A hole.", "C": "No defect."}
+    assert closest_option("there is a crack", options) == "A"
+    assert closest_option("I see a HOLE   in it", options) == "B"
+    assert closest_option("", options) is None and closest_option("   ", options) is None
+    assert closest_option("x", {"A": "y", "B": "z"}) is None  # a tie picks nothing
+
+
+def test_choose_falls_back_to_the_closest_option_only_when_asked_and_only_for_letterless_replies() -> None:
+    options = {"A": "A crack.", "B": "A hole.", "C": "No defect."}
+    letterless = Response(id="q", text="there is a small hole")
+    assert choose(letterless, options) is None
+    assert choose(letterless, options, "closest") == "B"
+    assert choose(Response(id="q", text="The answer is A; there is a small hole"), options, "closest") == "A"
+    assert choose(Response(id="q", text="", error="timeout"), options, "closest") is None

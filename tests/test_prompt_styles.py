@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -10,8 +12,10 @@ from mmeval.cli.run import build_config, default_out, settings
 from mmeval.config import RunConfig
 from mmeval.data import load_benchmark
 from mmeval.errors import InputError
+from mmeval.model_adapters.baselines import RandomAdapter
 from mmeval.prompting.draft import Draft, ExpertHint
-from mmeval.prompting.messages import ImagePart, TextPart
+from mmeval.prompting.messages import ImagePart, Request, Response, TextPart
+from mmeval.prompting.shuffle import question_rng
 from mmeval.prompting.styles import MMADAnomalyGPT, renderer
 from mmeval.run.prepare import prepare
 
@@ -102,3 +106,38 @@ def test_cli_flag_and_config_key(tmp_path: Path) -> None:
     assert build_config(settings(args)).prompt_style == "mmad-anomalygpt"
     with pytest.raises(SystemExit):
         build_parser().parse_args(["run", "--model", "random", "--prompt-style", "other"])
+
+
+def misspelt(text: str) -> str:
+    """An option's text with its first vowel changed: close to it, but not its words."""
+    low = text.lower().rstrip(".")
+    i = next((k for k, c in enumerate(low) if c in "aeiou"), 0)
+    return low[:i] + "x" + low[i + 1:]
+
+
+class OptionTexter(RandomAdapter):
+    """Test family: replies with a chance option's text misspelt, never its letter."""
+
+    family: ClassVar[str] = "option-texter"
+
+    def predict(self, batch: Sequence[Request]) -> Iterator[Response]:
+        for req in batch:
+            letter = question_rng(self.seed, req.id, "texter").choice(sorted(req.options))
+            yield Response(id=req.id, text=misspelt(req.options[letter]))
+
+
+def test_the_anomalygpt_style_reads_letterless_replies_by_the_closest_option(tmp_path: Path) -> None:
+    from mmeval.predictions import read_predictions
+    from mmeval.run.runner import run
+    from mmeval.tasks import yes_no_letters
+
+    chosen = {}
+    for style in ("mmeval", "mmad-anomalygpt"):
+        config = RunConfig(model="random", data="synthetic", shots=1, limit=12, prompt_style=style)
+        run(config, tmp_path / style, progress=False, adapter=OptionTexter("option-texter"))
+        preds = read_predictions(tmp_path / style / "predictions.jsonl")
+        chosen[style] = {p.id: p for p in preds if yes_no_letters(p.options) == (None, None)}
+    assert len(chosen["mmeval"]) >= 6
+    assert all(p.choice is None for p in chosen["mmeval"].values())  # mmeval's rule: no letter, no answer
+    read = chosen["mmad-anomalygpt"].values()
+    assert all(p.choice is not None and misspelt(p.options[p.choice]) == p.response for p in read)

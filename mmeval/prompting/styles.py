@@ -11,10 +11,11 @@
 
   Where it differs from the script: options are shuffled from ``--seed`` (the script shuffles without a
   seed; ``--no-shuffle`` keeps the file's order); a rotation (``--circular``) or a probe of an image repeats
-  the earlier questions and then its own piece; replies are read by mmeval's answer extraction, which
-  reads "Yes, ..." / "No, ..." for Anomaly Detection but has no "closest option" fallback (the script maps
-  a reply naming no letter to the most similar option text; here such a reply is invalid); and boosts that
-  add text or images to the prompt cannot be combined with this style (the script shows none).
+  the earlier questions and then its own piece; replies are read by mmeval's answer extraction (which
+  reads "Yes, ..." / "No, ..." for Anomaly Detection), and a reply naming no option then takes the option
+  whose text is most similar to it, as the script does (:data:`ANSWER_FALLBACK`; an empty reply or a tie
+  stays invalid, where the script's cutoff-0 match always picks one); and boosts that add text or images
+  to the prompt cannot be combined with this style (the script shows none).
 
 A renderer keeps state across an image's questions, so :func:`renderer` gives a fresh one per preparation.
 """
@@ -38,6 +39,9 @@ from mmeval.tasks import has_role
 PromptStyle = Literal["mmeval", "mmad-anomalygpt"]
 STYLES: tuple[str, ...] = get_args(PromptStyle)
 DEFAULT_STYLE: PromptStyle = "mmeval"
+
+#: how each style's replies are read when they name no option (see :data:`mmeval.answers.Fallback`)
+ANSWER_FALLBACK: dict[str, Literal["invalid", "closest"]] = {"mmeval": "invalid", "mmad-anomalygpt": "closest"}
 
 #: the template files of each style besides the default's (their digest enters the run's identity)
 STYLE_TEMPLATES: dict[str, tuple[str, ...]] = {"mmad-anomalygpt": ("mmad_anomalygpt",)}

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from mmeval import boosts as boost_registry
 from mmeval import launch
-from mmeval.answers import choose
+from mmeval.answers import Fallback, choose
 from mmeval.config import BoostRecord, RunConfig, RunRecord
 from mmeval.data import Benchmark, Question, load_benchmark, resolve
 from mmeval.errors import InputError
@@ -28,6 +28,7 @@ from mmeval.model_adapters import build_adapter
 from mmeval.model_adapters.base import AdapterSettings, ModelAdapter
 from mmeval.predictions import Prediction, PredictionWriter, latest_by_id, read_predictions, write_sorted
 from mmeval.prompting.messages import Response
+from mmeval.prompting.styles import ANSWER_FALLBACK
 from mmeval.run import shard
 from mmeval.run.prepare import Prepared, prepare
 from mmeval.run.rundir import (
@@ -61,12 +62,13 @@ def build_boosts(config: RunConfig, bench: Benchmark) -> list[boost_registry.Boo
     return built
 
 
-def to_prediction(p: Prepared, r: Response, model: str, digest: str) -> Prediction:
+def to_prediction(p: Prepared, r: Response, model: str, digest: str, fallback: Fallback = "invalid") -> Prediction:
+    """The prediction line of one answer; ``fallback``: how a reply naming no option is read (the prompt style's)."""
     q = p.question
     return Prediction(
         id=p.request.id, image=q.image, dataset=q.dataset, category=q.category, type=q.type_label, task=q.task,
         is_normal=q.is_normal, question=q.question, options=p.request.options, answer=p.answer, response=r.text,
-        choice=choose(r, p.request.options), scores=_finite(r.scores), error=r.error, note=r.note,
+        choice=choose(r, p.request.options, fallback), scores=_finite(r.scores), error=r.error, note=r.note,
         variant=p.variant, base_id=p.base_id, model=model, config=digest, question_digest=p.digest,
         boost_notes=p.notes or None, artifacts=r.artifacts,
         retryable=r.retryable if r.error else None,
@@ -212,7 +214,7 @@ def _run(config: RunConfig, out: Path, bench: Benchmark, questions: list[Questio
     try:
         _check_adapter(own, config)
         written = _answer(own, pending, pred_path, out / (TIMINGS if world == 1 else f"timings.rank{rank}.jsonl"),
-                          config.model, digest, progress and rank == 0)
+                          config.model, digest, progress and rank == 0, ANSWER_FALLBACK[config.prompt_style])
         info = own.run_info()
         if info:
             with open(out / USAGE, "a", encoding="utf-8") as fh:
@@ -254,7 +256,8 @@ def _merge(out: Path, config: RunConfig, bench: Benchmark, prepared: list[Prepar
 
 
 def _answer(adapter: ModelAdapter, pending: list[Prepared], pred_path: Path, timing_path: Path,
-            model: str, digest: str, progress: bool) -> dict[str, tuple[Prediction, str]]:
+            model: str, digest: str, progress: bool,
+            fallback: Fallback = "invalid") -> dict[str, tuple[Prediction, str]]:
     """Ask the adapter, writing each answer the moment it comes; returns what was written (id -> prediction, line)."""
     by_id = {p.request.id: p for p in pending}
     written: dict[str, tuple[Prediction, str]] = {}
@@ -266,7 +269,7 @@ def _answer(adapter: ModelAdapter, pending: list[Prepared], pred_path: Path, tim
                 prep = by_id.get(response.id)
                 if prep is None:
                     raise RuntimeError(f"adapter {model} answered an unknown question id {response.id!r}")
-                pred = to_prediction(prep, response, model, digest)
+                pred = to_prediction(prep, response, model, digest, fallback)
                 written[pred.id] = (pred, writer.write(pred))
                 now = time.perf_counter()
                 timing.write(json.dumps({"id": response.id, "seconds": round(now - last, 6),
