@@ -78,7 +78,8 @@ class Recorder:
         self.calls: list[tuple[str, dict]] = []
         self.recording = False
         self.reset()
-        call, gen, predict = adapter._call, adapter._generate_call, adapter.predict
+        runtime = adapter.runtime  # every forward and generate of the adapter goes through these two methods
+        call, gen, predict = runtime.call, runtime.generate, adapter.predict
 
         def timed(kind, fn, kw):
             if self.recording:  # the copy is the benchmark's own cost: taken off the adapter's time
@@ -95,8 +96,8 @@ class Recorder:
                 self.model_wall += w2 - w
                 self.model_cpu += c2 - c
 
-        adapter._call = lambda **kw: timed("forward", call, kw)
-        adapter._generate_call = lambda **kw: timed("generate", gen, kw)
+        runtime.call = lambda **kw: timed("forward", call, kw)
+        runtime.generate = lambda **kw: timed("generate", gen, kw)
 
         def _predict(batch):  # time spent inside the adapter only, not while the runner handles a response
             it = predict(batch)
@@ -130,15 +131,15 @@ def replay(adapter, calls: list[tuple[str, dict]]) -> tuple[float, float]:
     """(wall, CPU) seconds the recorded calls take when made directly on the model (inputs prepared first)."""
     import torch
 
-    prepared = [(kind, _snapshot(kw)) for kind, kw in calls]
-    cfg = adapter._gen_config()
+    prepared = [(kind, _snapshot(kw)) for kind, kw in calls]  # generate calls carry their generation_config
+    model = adapter.loaded.model
     with torch.inference_mode():
         w, c = clock()
         for kind, kw in prepared:
             if kind == "forward":
-                adapter.model(**kw)
+                model(**kw)
             else:
-                adapter.model.generate(**kw, generation_config=cfg)
+                model.generate(**kw)
         w2, c2 = clock()
     return w2 - w, c2 - c
 
