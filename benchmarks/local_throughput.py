@@ -149,9 +149,7 @@ def run_config(name: str, options: dict, model_dir: Path, data: str, shots: int,
     from mmeval.config import RunConfig
     from mmeval.model_adapters import build_adapter
     from mmeval.predictions import read_predictions
-    from mmeval.run.runner import run
-
-    from mmeval.run.runner import adapter_settings
+    from mmeval.run.runner import adapter_settings, run
 
     run_level = {k: options[k] for k in ("answer_mode", "batch_size")}
     opts = {"dtype": "fp32", **{k: v for k, v in options.items() if k not in run_level}}
@@ -186,7 +184,7 @@ def run_config(name: str, options: dict, model_dir: Path, data: str, shots: int,
     med = {k: statistics.median(v) for k, v in m.items()}
 
     def per_run(num: str, den: str) -> float:  # ratios taken within a run, then the median: robust to load
-        return statistics.median(a / b - 1 for a, b in zip(m[num], m[den]))
+        return statistics.median(a / b - 1 for a, b in zip(m[num], m[den], strict=True))
 
     return {
         "options": {**run_level, **opts}, "questions": n, "model_calls": calls, "seconds": m,
@@ -249,7 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     if "c_likelihood_batch_reuse/a" in ratios:
         verdict["c_vs_a_target_met"] = ratios["c_likelihood_batch_reuse/a"] >= TARGET_SPEEDUP
     if "c_likelihood_batch_reuse" in results:
-        verdict["adapter_overhead_target_met"] = results["c_likelihood_batch_reuse"]["adapter_overhead"] < TARGET_OVERHEAD
+        overhead = results["c_likelihood_batch_reuse"]["adapter_overhead"]
+        verdict["adapter_overhead_target_met"] = overhead < TARGET_OVERHEAD
     print("targets:", verdict)
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
