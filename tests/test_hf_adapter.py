@@ -99,17 +99,17 @@ def test_multi_image_prompt_carries_every_image(tiny: dict[str, Path], kind: str
     adapter = _adapter(tiny, kind)
     req = _requests(1, shots=2)[0]
     assert len(req.message.images) == 3
-    item = adapter._prepare(req)
-    image_token = adapter.processor.image_token
+    item = adapter.prompts.prepare(req)
+    image_token = adapter.loaded.processor.image_token
     assert item.text.count(image_token) == 3  # the chat template placed three image placeholders
-    inputs = adapter._process([item.images], [item.text])
+    inputs = adapter.runtime.process([item.images], [item.text])
     per_image = inputs.get("image_grid_thw", inputs["pixel_values"])  # Qwen2-VL flattens its patches
     assert per_image.shape[0] == 3  # one entry (or tile stack) per image
     ids = inputs["input_ids"][0].tolist()
-    assert _image_runs(ids, adapter.image_token_id) == 3
+    assert _image_runs(ids, adapter.loaded.image_token_id) == 3
     # the model accepts it: the image-token count agrees with the vision features
     with torch.inference_mode():
-        adapter.model(**inputs)
+        adapter.loaded.model(**inputs)
     # and the reusable prefix holds all three images, the question none
     assert item.prefix_text is not None and item.prefix_text.count(image_token) == 3
     assert image_token not in item.text[len(item.prefix_text):]
@@ -125,12 +125,12 @@ def test_prefix_reuse_and_batching_do_not_change_scores(tiny: dict[str, Path], k
         for invariant in (True, False):
             adapter.opts = adapter.opts.model_copy(update={"prefix_reuse": reuse, "batch_invariant": invariant})
             adapter.batch_size = 8
-            adapter.stats["model_calls"] = 0
+            adapter.runtime.stats["model_calls"] = 0
             got = _scores(adapter, reqs)
             assert _max_diff(got, plain) < 1e-4, (reuse, invariant)
-            reused_calls[reuse, invariant] = adapter.stats["model_calls"]
+            reused_calls[reuse, invariant] = adapter.runtime.stats["model_calls"]
     # prefix reuse really ran each image's prefix once: fewer image passes than questions
-    assert adapter.stats["reused_prefix_tokens"] > 0
+    assert adapter.runtime.stats["reused_prefix_tokens"] > 0
     # batch-invariant scores are bit-identical to those of a one-question batch
     adapter.opts = adapter.opts.model_copy(update={"prefix_reuse": True, "batch_invariant": True})
     adapter.batch_size = 1
@@ -145,8 +145,8 @@ def test_full_option_text_scoring(tiny: dict[str, Path]) -> None:
     adapter = _adapter(tiny, "llava", answer_mode="likelihood", likelihood_target="options",
                        prefix_reuse=False, batch_size=1)
     plain = _scores(adapter, reqs)
-    item = adapter._prepare(reqs[1])
-    adapter._add_targets(item)
+    item = adapter.prompts.prepare(reqs[1])
+    adapter.prompts.add_targets(item, adapter.opts.likelihood_target)
     assert any(len(t) > 1 for _, t in item.targets.values())  # really multi-token continuations
     adapter.opts = adapter.opts.model_copy(update={"prefix_reuse": True, "batch_invariant": False})
     adapter.batch_size = 8
@@ -160,12 +160,12 @@ def test_letter_is_scored_as_the_tokenizer_splits_it(tiny: dict[str, Path]) -> N
     req = _requests(1)[0]
     for kind, sep in (("llava", " "), ("llava_onevision", "")):
         adapter = _adapter(tiny, kind, answer_mode="likelihood")
-        item = adapter._prepare(req)
-        adapter._add_targets(item)
+        item = adapter.prompts.prepare(req)
+        adapter.prompts.add_targets(item, adapter.opts.likelihood_target)
         assert item.sep == sep
         for letter, (keep, targets) in item.targets.items():
             assert keep == len(item.raw) and len(targets) == 1
-            assert adapter.tok.decode(targets) == sep + letter
+            assert adapter.loaded.tok.decode(targets) == sep + letter
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -274,7 +274,9 @@ def test_processor_without_chat_template_exits_2(tiny: dict[str, Path], capsys: 
     shutil.copytree(tiny["llava"], bare15)
     (bare15 / "chat_template.jinja").unlink()
     adapter = build_adapter(f"llava:{bare15}", {})
-    assert adapter.preset.name == "llava" and "ASSISTANT:" in adapter._render(_requests(1)[0].message.parts)
+    assert isinstance(adapter, HFAdapter)
+    assert adapter.loaded.preset.name == "llava"
+    assert "ASSISTANT:" in adapter.prompts.render(_requests(1)[0].message.parts)
 
 
 def test_quantize_without_gpu_or_bitsandbytes_exits_2(tiny: dict[str, Path], capsys: pytest.CaptureFixture[str],
@@ -303,6 +305,6 @@ def test_llava_family_refuses_other_architectures(tiny: dict[str, Path], capsys:
                                              ("qwen2_vl", "generic", "Qwen2VLForConditionalGeneration")])
 def test_presets_pick_the_class(tiny: dict[str, Path], kind: str, preset: str, cls: str) -> None:
     adapter = _adapter(tiny, kind)
-    assert adapter.preset.name == preset and type(adapter.model).__name__ == cls
+    assert adapter.loaded.preset.name == preset and type(adapter.loaded.model).__name__ == cls
     info = adapter.run_info()
     assert info["dtype"] == "float32" and info["preset"] == preset

@@ -1,6 +1,15 @@
-"""Local image-text-to-text models through transformers (the ``hf`` and ``llava`` families)."""
+"""Local image-text-to-text models through transformers (the ``hf`` and ``llava`` families).
 
-from mmeval.model_adapters.hf.adapter import HFAdapter, HFOptions, image_only_processor_class
+The modules, in the order a question meets them: ``options`` (the family's ``--model-arg``s),
+``presets`` (what differs between model families), ``loading`` (the checkpoint), ``images``,
+``prompts`` (chat template, shared prefix, option tokens), ``prefix`` (prefix reuse), ``runtime``
+(model calls), ``likelihood`` and ``generation`` (the two answer modes), ``adapter`` (the family class
+composing them) and ``llava`` (the LLaVA family).
+"""
+
+from mmeval.model_adapters.hf.adapter import HFAdapter
 from mmeval.model_adapters.hf.llava import LlavaAdapter
+from mmeval.model_adapters.hf.loading import image_only_processor_class
+from mmeval.model_adapters.hf.options import HFOptions
 
 __all__ = ["HFAdapter", "HFOptions", "LlavaAdapter", "image_only_processor_class"]

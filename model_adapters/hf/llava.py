@@ -1,4 +1,4 @@
-"""The LLaVA family: ``--model llava:PATH_OR_HUB_ID`` (or ``--model hf:... -M hf_preset=llava...``).
+"""The LLaVA family: ``--model llava:PATH_OR_HUB_ID`` (or ``--model hf:... -M preset=llava...``).
 
 The ``hf`` adapter restricted to the LLaVA presets (see :mod:`mmeval.model_adapters.hf.presets`):
 loading, prompting, batching, prefix reuse and scoring are the shared behaviour of the ``hf`` family.

@@ -1,0 +1,352 @@
+"""Loading a checkpoint: where it is, its config, the preset, device and dtype, quantization, the processor
+(with its chat template) and the weights.
+
+Every loading failure becomes an :class:`AdapterError` that says what to do, because a transformers
+traceback rarely does. Everything the rest of the family needs to know about the loaded checkpoint is
+gathered in one :class:`LoadedModel`, so prompting, scoring and generation never reach back into loading.
+
+torch and transformers are imported inside the functions: the CLI imports this package for --help.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from mmeval.launch import rank_and_world
+from mmeval.model_adapters.base import AdapterError
+from mmeval.model_adapters.hf.options import HFOptions
+from mmeval.model_adapters.hf.presets import Preset, all_presets
+
+P = TypeVar("P")
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """What the user asked to load and through which family: the family and name appear in every message."""
+
+    family: str
+    name: str
+    options: HFOptions
+    #: presets this family may use (None: all); ``auto`` only picks among them
+    preset_names: tuple[str, ...] | None = None
+
+    @property
+    def where(self) -> str:
+        return f"--model {self.family}:{self.name}"
+
+
+@dataclass(frozen=True)
+class Specials:
+    """How the processor tokenises text, so the tokenizer alone can reproduce its token ids.
+
+    ``add``: whether it adds the tokenizer's special tokens (a BOS ...); ``n_tail``: how many tokens it
+    appends after the text (an EOS ...), which must be dropped before an answer can follow the prompt.
+    """
+
+    add: bool
+    n_tail: int
+
+
+@dataclass
+class LoadedModel:
+    """A loaded checkpoint and the facts about it that prompting, scoring and generation depend on."""
+
+    model: Any
+    processor: Any
+    tok: Any
+    preset: Preset
+    device: Any
+    dtype: Any
+    #: where inputs go (the embeddings' device: with device_map='auto' not necessarily ``device``)
+    input_device: Any
+    specials: Specials
+    #: the keyword the model's forward takes a KV cache under (``cache`` or ``past_key_values``)
+    cache_kw: str
+    image_token_id: int | None
+    transformers_version: str
+
+
+def load(ckpt: Checkpoint) -> LoadedModel:
+    """Load a checkpoint; the processor comes first, so its problems surface before minutes of weight loading."""
+    transformers = _import_backend(ckpt.family)
+    path = locate(ckpt)
+    config = load_config(ckpt, path)
+    preset = pick_preset(ckpt, config)
+    device, device_map = placement()
+    dtype = pick_dtype(ckpt.options.dtype, device)
+    quant = quantization(ckpt.options.quantize, device, dtype)
+    processor = load_processor(ckpt, path, config, preset, device)
+    tok = processor.tokenizer
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    model = load_weights(ckpt, path, preset, dtype, device, device_map, quant)
+    fwd = inspect.signature(model.forward).parameters
+    return LoadedModel(
+        model=model, processor=processor, tok=tok, preset=preset, device=device, dtype=dtype,
+        input_device=model.get_input_embeddings().weight.device, specials=probe_specials(processor),
+        cache_kw="cache" if "cache" in fwd else "past_key_values", image_token_id=image_token_id(processor, config),
+        transformers_version=transformers.__version__)
+
+
+def _import_backend(family: str) -> Any:
+    """transformers (and torch, which it needs), or a message saying how to install them."""
+    try:
+        import torch  # noqa: F401
+        import transformers
+    except ImportError as exc:
+        raise AdapterError(f"the '{family}' model family needs torch and transformers: "
+                           "pip install 'mmeval[hf]' (keep torch pinned, see README)") from exc
+    return transformers
+
+
+def locate(ckpt: Checkpoint) -> str:
+    """A local directory, or a hub id; a path that does not exist is an error here, not later."""
+    name = ckpt.name
+    p = Path(name).expanduser()
+    if p.exists():
+        if not p.is_dir():
+            raise AdapterError(f"{ckpt.where}: '{p}' is a file; give the checkpoint's directory "
+                               "(the one holding config.json)")
+        return str(p.resolve())
+    looks_like_path = (name.startswith(("/", "./", "../", "~", "\\")) or name.count("/") > 1
+                       or os.sep != "/" and os.sep in name or name.endswith("/"))
+    if looks_like_path:
+        raise AdapterError(f"{ckpt.where}: no such directory '{p}'. Give the directory holding "
+                           "the checkpoint's config.json, or a hub id such as llava-hf/llava-1.5-7b-hf")
+    return name
+
+
+def load_config(ckpt: Checkpoint, path: str) -> Any:
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(path, trust_remote_code=ckpt.options.trust_remote_code)
+    except Exception as exc:  # noqa: BLE001 - every loading failure becomes a message
+        raise load_error(ckpt, exc, "config") from exc
+
+
+def load_error(ckpt: Checkpoint, exc: BaseException, what: str, device: Any = None) -> AdapterError:
+    """Turn a transformers/torch loading failure into a message that says what to do."""
+    import torch
+    import transformers
+
+    msg = str(exc).strip().splitlines()[0].rstrip(". ") if str(exc).strip() else type(exc).__name__
+    where = ckpt.where
+    if isinstance(exc, (torch.cuda.OutOfMemoryError, MemoryError)) or "out of memory" in str(exc).lower():
+        on = f" on {device}" if device is not None else ""
+        return AdapterError(
+            f"{where}: out of memory while loading the {what}{on}. Try -M dtype=bf16 (or fp16), "
+            "-M quantize=4bit (CUDA + bitsandbytes), a smaller checkpoint, or a machine with more memory; with "
+            "several GPUs run one process (device_map='auto' spreads the layers over all visible GPUs)")
+    if "does not recognize this architecture" in str(exc) or "model type" in msg and "recognize" in msg:
+        return AdapterError(
+            f"{where}: transformers {transformers.__version__} does not know this architecture ({msg}). "
+            "Upgrade transformers (pip install -U 'transformers<6'), or pass -M trust_remote_code=true if the "
+            "checkpoint ships its own modelling code")
+    if "Unrecognized configuration class" in str(exc) or "Unrecognized processing class" in str(exc):
+        return AdapterError(
+            f"{where}: this architecture is not an image-text-to-text model in transformers "
+            f"{transformers.__version__} ({msg}). Use a vision-language checkpoint (LLaVA, LLaVA-NeXT, "
+            "LLaVA-OneVision, Qwen2-VL ...), or -M trust_remote_code=true if it ships its own code")
+    offline = os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("TRANSFORMERS_OFFLINE") == "1"
+    if isinstance(exc, OSError) or "not a local folder" in msg or "Repository Not Found" in str(exc):
+        hint = (" The hub is switched off (HF_HUB_OFFLINE=1): download the checkpoint first "
+                f"(hf download {ckpt.name}) or give a local directory." if offline else
+                " Check the hub id or the directory; a local checkpoint directory needs config.json, the "
+                "weights, and the processor/tokenizer files.")
+        return AdapterError(f"{where}: cannot load the {what}: {msg}.{hint}")
+    return AdapterError(f"{where}: cannot load the {what}: {type(exc).__name__}: {msg}")
+
+
+def pick_preset(ckpt: Checkpoint, config: Any) -> Preset:
+    """The preset asked for, or with ``auto`` the family's first one that covers the checkpoint's model_type."""
+    presets = all_presets()
+    allowed = ckpt.preset_names or tuple(presets)
+    model_type = getattr(config, "model_type", "")
+    choice = ckpt.options.preset
+    if choice == "auto":
+        for name in allowed:
+            if model_type in presets[name].model_types:
+                return presets[name]
+        if "generic" in allowed:
+            return presets["generic"]
+        raise AdapterError(
+            f"{ckpt.where}: model_type '{model_type}' is not one of the {ckpt.family} "
+            f"presets ({', '.join(allowed)} cover "
+            f"{', '.join(t for n in allowed for t in presets[n].model_types)}); use --model hf:{ckpt.name}")
+    if choice not in allowed:
+        raise AdapterError(f"--model-arg preset={choice} is not available for --model {ckpt.family}:...; "
+                           f"choose one of: auto, {', '.join(allowed)}")
+    return presets[choice]
+
+
+def placement() -> tuple[Any, Any]:
+    """(device of the inputs, device_map): one GPU per process under a launcher, else 'auto'."""
+    import torch
+
+    rank, world = rank_and_world()
+    if torch.cuda.is_available():
+        if world > 1:
+            local = int(os.environ.get("LOCAL_RANK", rank)) % torch.cuda.device_count()
+            torch.cuda.set_device(local)
+            return torch.device("cuda", local), {"": local}
+        return torch.device("cuda", 0), "auto"
+    if world > 1 and "OMP_NUM_THREADS" not in os.environ:  # share the CPU cores between the processes
+        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world))
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
+    return torch.device("cpu"), None
+
+
+def pick_dtype(choice: str, device: Any) -> Any:
+    """The weights' dtype; ``auto``: bf16 on a GPU (fp16 where bf16 is unsupported), fp32 on CPU."""
+    import torch
+
+    if choice == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[choice]
+
+
+def quantization(choice: str, device: Any, dtype: Any) -> Any:
+    """The bitsandbytes config for ``-M quantize`` (None: unquantised); refused early without CUDA or bitsandbytes."""
+    if choice == "none":
+        return None
+    bits = choice[0]
+    need = f"{bits}-bit loading needs a CUDA GPU and `pip install bitsandbytes`"
+    if device.type != "cuda":
+        raise AdapterError(f"-M quantize={choice}: {need} (no CUDA GPU is visible); "
+                           "drop -M quantize to run unquantised")
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        raise AdapterError(f"-M quantize={choice}: {need} (bitsandbytes is not installed)") from None
+    from transformers import BitsAndBytesConfig
+
+    if bits == "4":
+        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=dtype, bnb_4bit_quant_type="nf4")
+    return BitsAndBytesConfig(load_in_8bit=True)
+
+
+def load_weights(ckpt: Checkpoint, path: str, preset: Preset, dtype: Any, device: Any, device_map: Any,
+                 quant: Any) -> Any:
+    """The model in eval mode, on ``device`` unless a device_map placed it."""
+    import transformers
+
+    model_cls = (getattr(transformers, preset.model_class) if preset.model_class
+                 else transformers.AutoModelForImageTextToText)
+    kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": ckpt.options.trust_remote_code}
+    if device_map is not None:
+        kwargs["device_map"] = device_map
+    if quant is not None:
+        kwargs["quantization_config"] = quant
+    try:
+        model = model_cls.from_pretrained(path, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - every loading failure becomes a message
+        raise load_error(ckpt, exc, "model weights", device) from exc
+    if device_map is None:
+        model.to(device)
+    return model.eval()
+
+
+def load_processor(ckpt: Checkpoint, path: str, config: Any, preset: Preset, device: Any) -> Any:
+    """The checkpoint's processor, checked to handle images and given a chat template (the preset's if none)."""
+    from transformers import AutoProcessor
+
+    try:
+        proc = AutoProcessor.from_pretrained(path, trust_remote_code=ckpt.options.trust_remote_code)
+    except Exception as exc:  # noqa: BLE001
+        proc = image_only_processor(path, config, ckpt.options.trust_remote_code)
+        if proc is None:
+            raise load_error(ckpt, exc, "processor", device) from exc
+    if not hasattr(proc, "tokenizer") or not (hasattr(proc, "image_processor") or hasattr(proc, "image_token")):
+        raise AdapterError(
+            f"{ckpt.where}: its processor ({type(proc).__name__}) handles no images, so "
+            "this is not an image-text-to-text checkpoint (or its processor files are missing)")
+    template = getattr(proc, "chat_template", None) or getattr(proc.tokenizer, "chat_template", None)
+    if template and not getattr(proc, "chat_template", None):
+        proc.chat_template = template  # some checkpoints keep it with the tokenizer only
+    if not template:
+        if not preset.chat_template:
+            raise AdapterError(
+                f"{ckpt.where}: the processor has no chat template, so the prompt cannot be "
+                "built the way the model was trained. Copy the original checkpoint's chat_template.jinja (or "
+                "chat_template.json) into the model directory, or choose a preset that brings one "
+                "(-M preset=llava for LLaVA-1.5, llava-onevision for LLaVA-OneVision)")
+        proc.chat_template = preset.chat_template
+    return proc
+
+
+def image_only_processor(path: str, config: Any, trust_remote_code: bool) -> Any:
+    """Load the processor without its video processor (transformers needs torchvision for one); None: cannot."""
+    import transformers
+    from transformers.models.auto.processing_auto import PROCESSOR_MAPPING_NAMES
+    from transformers.utils import cached_file
+
+    name = None
+    try:
+        f = cached_file(path, "processor_config.json", _raise_exceptions_for_missing_entries=False)
+        name = json.loads(Path(f).read_text(encoding="utf-8")).get("processor_class") if f else None
+    except Exception:  # noqa: BLE001 - no readable processor_config.json: fall back on the model type
+        pass
+    name = name or PROCESSOR_MAPPING_NAMES.get(getattr(config, "model_type", ""))
+    cls = getattr(transformers, name, None) if isinstance(name, str) else None
+    if cls is None or "video_processor" not in inspect.signature(cls.__init__).parameters:
+        return None
+    try:
+        return image_only_processor_class(cls).from_pretrained(path, trust_remote_code=trust_remote_code)
+    except Exception:  # noqa: BLE001 - the original error is the one to report
+        return None
+
+
+def image_only_processor_class(cls: type[P]) -> type[P]:
+    """A subclass of a processor class that needs no video processor.
+
+    Processors of video-capable models (LLaVA-OneVision, Qwen2-VL ...) insist on a video processor,
+    which transformers can only build with torchvision installed. Images never need it, so this
+    subclass drops that argument. transformers reads a processor's settings off its ``__init__``
+    signature (to load and to save them), so the subclass gets a real one: the parent's, less
+    ``video_processor``. It keeps the class name, so what it saves loads normally elsewhere.
+    """
+    sig = inspect.signature(cls.__init__)
+    if "video_processor" not in sig.parameters:
+        return cls
+    names = [n for n, p in sig.parameters.items()
+             if n not in ("self", "video_processor") and p.kind is p.POSITIONAL_OR_KEYWORD]
+    defaults = {n: sig.parameters[n].default for n in names}
+    src = (f"def __init__(self, {', '.join(f'{n}=_defaults[{n!r}]' for n in names)}, **kwargs):\n"
+           f"    _parent.__init__(self, {', '.join(f'{n}={n}' for n in names)}, video_processor=None, **kwargs)\n")
+    scope: dict[str, Any] = {"_defaults": defaults, "_parent": cls}
+    exec(src, scope)  # noqa: S102 - generated from the parent's own signature, no outside input
+    return type(cls.__name__, (cls,), {"__init__": scope["__init__"], "__module__": __name__,
+                                       "__doc__": f"{cls.__name__} without a video processor"})
+
+
+def probe_specials(processor: Any) -> Specials:
+    """How the processor tokenises text: with special tokens or not, and any tokens it appends."""
+    tok = processor.tokenizer
+    with_sp = tok("x y", add_special_tokens=True)["input_ids"]
+    plain = tok("x y", add_special_tokens=False)["input_ids"]
+    try:
+        via_proc = list(processor(text=["x y"])["input_ids"][0])
+    except Exception:  # noqa: BLE001 - a processor that insists on images: assume the tokenizer default
+        via_proc = with_sp
+    add = via_proc != plain
+    ids = with_sp if add else plain
+    start = next((i for i in range(len(ids)) if ids[i:i + len(plain)] == plain), 0)
+    return Specials(add=add, n_tail=max(0, len(ids) - start - len(plain)))
+
+
+def image_token_id(processor: Any, config: Any) -> int | None:
+    """The id of the image placeholder token, from the processor or the config (None: none found)."""
+    for src in (processor, config):
+        for attr in ("image_token_id", "image_token_index"):
+            v = getattr(src, attr, None)
+            if isinstance(v, int):
+                return v
+    return None

@@ -1,0 +1,42 @@
+"""The options of the ``hf`` family (``--model-arg KEY=VALUE``), in their own module so that every part of
+the family (loading, prompts, scoring, generation) can read them without importing the adapter."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mmeval.model_adapters.hf.presets import PresetName
+
+LikelihoodTarget = Literal["letters", "options"]
+
+
+class HFOptions(BaseModel):
+    """Options of the ``hf`` (and ``llava``) model family (``--model-arg KEY=VALUE``).
+
+    The answer mode is the run's (``--answer-mode``): generate greedy-decodes a short answer that the
+    engine parses; likelihood runs one forward pass and the option with the highest log-probability wins.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    likelihood_target: LikelihoodTarget = Field(
+        "letters", description="likelihood mode: score each option's letter, or its full text (sum of token log-probs)")
+    max_new_tokens: int = Field(16, ge=1, description="generate mode: at most this many new tokens")
+    prefix_reuse: bool = Field(
+        True, description="run the images and instruction shared by the questions of one image through the model "
+                          "once and reuse its KV cache for each question")
+    batch_invariant: bool = Field(
+        True, description="compute each question in model calls that hold only it (and its image's shared prefix), "
+                          "so its scores are bit-identical whatever --batch-size, process count or resume; "
+                          "-M batch_invariant=false batches different questions together (faster on a GPU, scores "
+                          "then move in the last digits)")
+    dtype: Literal["auto", "bf16", "fp16", "fp32"] = Field(
+        "auto", description="weights dtype; auto: bf16 on a GPU (fp16 where bf16 is unsupported), fp32 on CPU")
+    quantize: Literal["none", "4bit", "8bit"] = Field(
+        "none", description="load the weights in 4 or 8 bits with bitsandbytes (needs a CUDA GPU)")
+    preset: PresetName = Field(
+        "auto", description="model class and prompt conventions; auto: chosen from the checkpoint's model_type")
+    trust_remote_code: bool = Field(
+        False, description="allow checkpoints that ship their own modelling code (that code runs on this machine)")

@@ -1,0 +1,210 @@
+"""Running a loaded model: processor output on the model's device, counted and timed model calls, KV-cache
+expansion, batches of ``--batch-size``, and halving a batch on out-of-memory.
+
+Likelihood scoring and generation both go through one :class:`Runtime`, so every model call is counted
+and timed in one place (``run_info`` reports them; the throughput benchmark wraps :meth:`Runtime.call`
+and :meth:`Runtime.generate` to time the model alone).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Hashable, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from mmeval.model_adapters.base import AdapterError
+from mmeval.model_adapters.hf.images import ImageCache
+from mmeval.model_adapters.hf.loading import LoadedModel
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class Timer:
+    """Seconds spent inside ``with timer:`` blocks, summed."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._t = 0.0
+
+    def __enter__(self) -> Timer:
+        self._t = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds += time.perf_counter() - self._t
+
+
+@dataclass(frozen=True)
+class Batching:
+    """How work is cut into model calls: at most ``size`` rows, or with ``invariant`` one owner per call.
+
+    Batch-invariant calls hold the rows of one question only, so its scores never depend on its batch mates.
+    """
+
+    size: int
+    invariant: bool
+
+    def chunks(self, items: list[T], owner: Callable[[T], Hashable] | None = None) -> Iterator[list[T]]:
+        """Consecutive slices of ``items``: one per owner (each item its own without one) when invariant."""
+        if not self.invariant:
+            for start in range(0, len(items), self.size):
+                yield items[start:start + self.size]
+            return
+        if owner is None:
+            for item in items:
+                yield [item]
+            return
+        start = 0
+        for i in range(1, len(items) + 1):
+            if i == len(items) or owner(items[i]) != owner(items[start]):
+                yield items[start:i]
+                start = i
+
+
+def cut(inputs: dict[str, Any], n: int) -> dict[str, Any]:
+    """Drop the last n tokens of a processed batch (every per-token tensor, e.g. mm_token_type_ids too)."""
+    if n <= 0:
+        return inputs
+    shape = tuple(inputs["input_ids"].shape)
+    return {k: v[:, :-n] if getattr(v, "shape", None) is not None and tuple(v.shape) == shape else v
+            for k, v in inputs.items()}
+
+
+def cache_of(out: Any) -> Any:
+    """The KV cache of a model output, under either name transformers has used for it."""
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else getattr(out, "past_key_values", None)
+
+
+def expand_cache(cache: Any, n: int) -> Any:
+    """A batch-n cache over a batch-1 one, leaving the original untouched for the next questions.
+
+    Dynamic layers only ever replace their tensors (``torch.cat``), never write into them, so broadcast
+    views suffice: the prefix is copied once, by the model's own concatenation. Other cache types get
+    a deep copy.
+    """
+    from transformers.cache_utils import DynamicLayer, DynamicSlidingWindowLayer
+
+    layers = getattr(cache, "layers", None)
+    if layers and all(type(layer) in (DynamicLayer, DynamicSlidingWindowLayer) for layer in layers):
+        new = copy.copy(cache)
+        new.layers = []
+        for layer in layers:
+            clone = copy.copy(layer)
+            if getattr(layer, "keys", None) is not None and layer.keys.numel():
+                clone.keys = layer.keys.expand(n, *layer.keys.shape[1:])
+                clone.values = layer.values.expand(n, *layer.values.shape[1:])
+            new.layers.append(clone)
+        return new
+    new = copy.deepcopy(cache)
+    if n > 1:
+        new.batch_repeat_interleave(n)
+    return new
+
+
+def is_oom(exc: BaseException) -> bool:
+    import torch
+
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or (
+        isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower())
+
+
+def new_stats() -> dict[str, int]:
+    """The usage counters reported in run_info (and usage.jsonl)."""
+    return {"questions": 0, "prompt_tokens": 0, "reused_prefix_tokens": 0, "completion_tokens": 0, "model_calls": 0}
+
+
+class Runtime:
+    """The model calls of one adapter: inputs prepared for the model, every call counted and timed."""
+
+    def __init__(self, loaded: LoadedModel, images: ImageCache) -> None:
+        self.loaded = loaded
+        self.images = images
+        self.stats = new_stats()
+        self.timer = Timer()
+
+    def process(self, images: list[list[str]], texts: list[str], padding_side: str = "right") -> dict[str, Any]:
+        """Processor output for a batch, on the model's device, floats in the model's dtype.
+
+        Tokens the tokenizer appends after the text (an EOS ...) are dropped (left padding, one row) or
+        masked out (right padding), so that the last real position is the prompt's own end.
+        """
+        import torch
+
+        m = self.loaded
+        m.tok.padding_side = padding_side
+        imgs = [[self.images.get(p) for p in group] for group in images]
+        kwargs: dict[str, Any] = {"text": texts, "return_tensors": "pt", "padding": True}
+        if any(imgs):
+            kwargs["images"] = imgs
+        out: dict[str, Any] = {}
+        for k, v in m.processor(**kwargs).items():
+            if isinstance(v, torch.Tensor):
+                v = v.to(m.input_device, dtype=m.dtype) if v.is_floating_point() else v.to(m.input_device)
+            out[k] = v
+        n_tail = m.specials.n_tail
+        if n_tail:
+            if padding_side == "left" or len(texts) == 1:
+                out = cut(out, n_tail)
+            else:
+                lengths = out["attention_mask"].sum(1) - n_tail
+                keep = torch.arange(out["input_ids"].shape[1], device=m.input_device)[None, :] < lengths[:, None]
+                out["attention_mask"] = out["attention_mask"] * keep
+        return out
+
+    def call(self, **kwargs: Any) -> Any:
+        """The model's forward, counted and timed."""
+        self.stats["model_calls"] += 1
+        with self.timer:
+            return self.loaded.model(**kwargs)
+
+    def generate(self, **kwargs: Any) -> Any:
+        """The model's generate, counted and timed."""
+        self.stats["model_calls"] += 1
+        with self.timer:
+            return self.loaded.model.generate(**kwargs)
+
+    def forward(self, inputs: dict[str, Any], cache: Any = None, **kwargs: Any) -> Any:
+        """A forward pass over processed inputs, continuing ``cache`` when one is given."""
+        if cache is not None:
+            kwargs[self.loaded.cache_kw] = cache
+        return self.call(**inputs, **kwargs)
+
+    def count_answer(self, prompt_tokens: int, reused: int = 0, completion_tokens: int = 0) -> None:
+        """Count one answered question: its prompt, the part of it read from a shared prefix's cache, its answer."""
+        self.stats["questions"] += 1
+        self.stats["prompt_tokens"] += prompt_tokens
+        self.stats["reused_prefix_tokens"] += reused
+        self.stats["completion_tokens"] += completion_tokens
+
+    def split_on_oom(self, fn: Callable[[list[T]], Iterator[R]], items: list[T]) -> Iterator[R]:
+        """Run fn(items); on out-of-memory, halve the batch and retry (down to one item)."""
+        import torch
+
+        try:
+            yield from fn(items)
+            return
+        except Exception as exc:  # noqa: BLE001 - only out-of-memory is handled, the rest re-raised
+            if not is_oom(exc):
+                raise
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        if len(items) == 1:
+            raise AdapterError(f"out of memory on a single question on {self.loaded.device}: use -M dtype=bf16 or "
+                               "-M quantize=4bit, a smaller model, or a larger GPU")
+        half = len(items) // 2
+        yield from self.split_on_oom(fn, items[:half])
+        yield from self.split_on_oom(fn, items[half:])
+
+    def close(self) -> None:
+        """Release the images and the model (and the GPU memory it held)."""
+        import torch
+
+        self.images.clear()
+        if self.loaded.model is not None:
+            self.loaded.model = None
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
