@@ -120,16 +120,13 @@ def test_prefix_reuse_and_batching_do_not_change_scores(tiny: dict[str, Path], k
     reqs = _requests(12)
     adapter = _adapter(tiny, kind, answer_mode="likelihood", prefix_reuse=False, batch_size=1)
     plain = _scores(adapter, reqs)
-    reused_calls = {}
     for reuse in (True, False):
         for invariant in (True, False):
             adapter.opts = adapter.opts.model_copy(update={"prefix_reuse": reuse, "batch_invariant": invariant})
             adapter.batch_size = 8
-            adapter.runtime.stats["model_calls"] = 0
             got = _scores(adapter, reqs)
             assert _max_diff(got, plain) < 1e-4, (reuse, invariant)
-            reused_calls[reuse, invariant] = adapter.runtime.stats["model_calls"]
-    # prefix reuse really ran each image's prefix once: fewer image passes than questions
+    # prefix reuse really ran: the tokens of shared prefixes were encoded once and reused
     assert adapter.runtime.stats["reused_prefix_tokens"] > 0
     # batch-invariant scores are bit-identical to those of a one-question batch
     adapter.opts = adapter.opts.model_copy(update={"prefix_reuse": True, "batch_invariant": True})
