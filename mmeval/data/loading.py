@@ -96,17 +96,29 @@ class _Pairs(dict):
     """A JSON object that remembers the keys it held more than once (the first value is kept)."""
 
     duplicates: list[str]
+    #: set on the outermost object: whether any object in the file repeated a key (else no need to look)
+    any_duplicates: bool = True
 
 
-def _keep_first(pairs: list[tuple[str, object]]) -> _Pairs:
-    out = _Pairs()
-    out.duplicates = []
-    for key, value in pairs:
-        if key in out:
-            out.duplicates.append(key)
-        else:
-            out[key] = value
-    return out
+class _KeepFirst:
+    """``object_pairs_hook`` building :class:`_Pairs` and noting whether any object of the file repeated a key."""
+
+    def __init__(self) -> None:
+        self.seen_duplicates = False
+
+    def __call__(self, pairs: list[tuple[str, object]]) -> _Pairs:
+        out = _Pairs(pairs)
+        out.duplicates = []
+        if len(out) != len(pairs):
+            self.seen_duplicates = True
+            out = _Pairs()
+            out.duplicates = []
+            for key, value in pairs:
+                if key in out:
+                    out.duplicates.append(key)
+                else:
+                    out[key] = value
+        return out
 
 
 def duplicate_keys(value: object) -> list[str]:
@@ -137,12 +149,15 @@ def read_json_any(path: Path) -> object:
         line = raw[: exc.start].count(b"\n") + 1
         col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
         raise InputError(f"{path}: not UTF-8 at line {line}, column {col} (byte {exc.start})") from None
+    hook = _KeepFirst()
     try:
-        data = json.loads(text, object_pairs_hook=_keep_first)
+        data = json.loads(text, object_pairs_hook=hook)
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
     except RecursionError:
         raise InputError(f"{path}: JSON nested too deeply to be a benchmark file") from None
+    if isinstance(data, _Pairs):
+        data.any_duplicates = hook.seen_duplicates
     return data
 
 
@@ -154,6 +169,8 @@ class _Confined:
         self.root = root
         self.real_root = root.resolve()
         self._dirs: dict[Path, Path] = {}
+        #: images already found usable, by the path as written (templates recur across records)
+        self.usable: dict[str, Path] = {}
 
     def real(self, path: Path) -> Path:
         parent = path.parent
@@ -202,12 +219,16 @@ def _first_error(key: str, exc: ValidationError) -> DataError:
 
 def _image(paths: _Confined, rel: object, key: str, field_name: str, what: str, checker: ImageChecker) -> Path:
     """A usable image file under the root, or a DataError naming the record and field."""
+    if isinstance(rel, str) and rel in paths.usable:
+        return paths.usable[rel]
     path = paths.path(rel, key, field_name)
     if not path.is_file():
         raise DataError(key, field_name, f"{what} not found: {path}")
     problem = checker.problem(path)
     if problem:
         raise DataError(key, field_name, f"{what} {path}: {problem}")
+    if isinstance(rel, str):
+        paths.usable[rel] = path
     return path
 
 
@@ -220,8 +241,8 @@ def question_digest(key: str, item: ConversationItem, templates: list[str], mask
 
 
 def _record_questions(key: str, value: object, paths: _Confined, shots: int, templates: TemplateKind,
-                      allow_unknown_types: bool, checker: ImageChecker) -> list[Question]:
-    dupes = duplicate_keys(value)
+                      allow_unknown_types: bool, checker: ImageChecker, any_duplicates: bool = True) -> list[Question]:
+    dupes = duplicate_keys(value) if any_duplicates else []
     if dupes:
         raise DataError(key, dupes[0], "the field appears twice in this record")
     try:
@@ -241,6 +262,7 @@ def _record_questions(key: str, value: object, paths: _Confined, shots: int, tem
         _relative(paths.root, record.mask_path, key, "mask_path")  # as written: no URL, absolute path or ..
         mask = str(paths.path("/".join(parts[:2] + (record.mask_path,)), key, "mask_path"))
     out = []
+    written = [str(r) for r in pool[:shots]]
     for i, item in enumerate(record.conversation):
         task = task_registry.resolve(item.type)
         if task is None:
@@ -255,7 +277,7 @@ def _record_questions(key: str, value: object, paths: _Confined, shots: int, tem
             category=parts[1] if len(parts) > 2 else "", type_label=item.type, task=task_name,
             question=item.question, options=dict(item.options), answer=item.answer,
             is_normal=NORMAL_MARK in key, query_path=str(query), template_paths=tuple(tpl_paths), mask_path=mask,
-            digest=question_digest(key, item, [str(r) for r in pool[:shots]], record.mask_path),
+            digest=question_digest(key, item, written, record.mask_path),
         ))
     return out
 
@@ -283,7 +305,7 @@ def load_benchmark(
     for key, value in data.items():
         try:
             bench.questions.extend(_record_questions(key, value, paths, shots, templates, allow_unknown_types,
-                                                     checker))
+                                                     checker, getattr(data, "any_duplicates", True)))
         except DataError as exc:
             problems.append(exc)
     for exc in problems:

@@ -13,7 +13,7 @@ from importlib import resources
 import jinja2
 
 from mmeval.home import template_cache
-from mmeval.prompting.draft import Draft
+from mmeval.prompting.draft import Draft, ExpertHint, Reference
 from mmeval.prompting.messages import ImagePart, Message, Part, TextPart
 
 TEMPLATE_NAMES = ("instruction", "knowledge", "fewshot", "query", "expert", "expert_text", "question")
@@ -67,26 +67,44 @@ def render_draft(draft: Draft) -> Message:
     retrieved per question comes after that prefix, with the question.
     """
     q = draft.question
-    shots = len(q.template_paths)
-    head = render_block("instruction")
-    if draft.image_knowledge:
-        head += "\n\n" + render_block("knowledge", knowledge="\n\n".join(draft.image_knowledge))
-    parts: list[Part] = []
-    if shots:
-        parts.append(TextPart(text=head + "\n\n" + render_block("fewshot", shots=shots) + "\n"))
-        parts.extend(ImagePart(path=p, role="template") for p in q.template_paths)
-        parts.append(TextPart(text="\n" + render_block("query", shots=shots) + "\n"))
-    else:
-        parts.append(TextPart(text=head + "\n\n" + render_block("query", shots=0) + "\n"))
-    parts.append(ImagePart(path=q.query_path, role="query"))
-    for ref in draft.references:
-        parts.append(TextPart(text="\n" + render_block("expert", notation=ref.notation) + "\n"))
-        parts.append(ImagePart(path=ref.path, role="reference"))
-    for hint in draft.hints:
-        parts.append(TextPart(text="\n" + render_block("expert_text", hint=hint)))
+    parts: list[Part] = list(_prefix(draft.image_knowledge, q.template_paths, q.query_path, draft.references,
+                                     draft.hints))
     prefix_len = len(parts)
     if draft.question_knowledge:
         parts.append(TextPart(text="\n" + render_block("knowledge", knowledge="\n\n".join(draft.question_knowledge))
                               + "\n"))
-    parts.append(TextPart(text="\n" + render_block("question", question=q.question, options=draft.options)))
+    parts.append(TextPart(text="\n" + _question_block(q.question, tuple(draft.options.items()))))
     return Message(parts=parts, prefix_len=prefix_len)
+
+
+@lru_cache(maxsize=64)
+def _prefix(image_knowledge: tuple[str, ...], template_paths: tuple[str, ...], query_path: str,
+            references: tuple[Reference, ...], hints: tuple[ExpertHint, ...]) -> tuple[Part, ...]:
+    """The parts shared by an image's questions, built once per image (an image's questions are asked in a
+    row) and shared: the parts are immutable."""
+    shots = len(template_paths)
+    head = render_block("instruction")
+    if image_knowledge:
+        head += "\n\n" + render_block("knowledge", knowledge="\n\n".join(image_knowledge))
+    parts: list[Part] = []
+    if shots:
+        parts.append(TextPart(text=head + "\n\n" + render_block("fewshot", shots=shots) + "\n"))
+        parts.extend(ImagePart(path=p, role="template") for p in template_paths)
+        parts.append(TextPart(text="\n" + render_block("query", shots=shots) + "\n"))
+    else:
+        parts.append(TextPart(text=head + "\n\n" + render_block("query", shots=0) + "\n"))
+    parts.append(ImagePart(path=query_path, role="query"))
+    for ref in references:
+        parts.append(TextPart(text="\n" + render_block("expert", notation=ref.notation) + "\n"))
+        parts.append(ImagePart(path=ref.path, role="reference"))
+    for hint in hints:
+        parts.append(TextPart(text="\n" + render_block("expert_text", hint=hint)))
+    return tuple(parts)
+
+
+@lru_cache(maxsize=256)
+def _question_block(question: str, options: tuple[tuple[str, str], ...]) -> str:
+    """The question and its options. The most recent are remembered: MMAD asks the same Anomaly Detection
+    question of every image, with its options in one of two orders. (Fewer than the bundled benchmark's
+    questions, so the replicated benchmark of ``benchmarks/scale.py`` does not flatter it.)"""
+    return _render("question", {"question": question, "options": dict(options)})
