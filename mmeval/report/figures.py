@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import io
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,9 +13,9 @@ import pandas as pd
 
 from mmeval import scoring, tasks
 from mmeval.report import references
+from mmeval.report.colours import ACCURACY, VMAX, VMIN
 
-#: one fixed colour scale for every heatmap and coloured table cell, so two of them compare by eye
-VMIN, VMAX, CMAP = 0.0, 100.0, "RdYlGn"
+CMAP = ACCURACY.name
 THUMB_PX = 96
 
 
@@ -62,21 +61,6 @@ def annotated_heatmap(data: pd.DataFrame, path: Path, *, title: str, fmt: str, c
     ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-
-
-def cell_colour(value: Any) -> str:
-    """Background colour of a 0-100 value on the heatmaps' fixed scale (empty for missing values)."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return ""
-    if math.isnan(v):
-        return ""
-    import matplotlib
-
-    cmap = matplotlib.colormaps[CMAP]
-    r, g, b, _ = cmap(min(max((v - VMIN) / (VMAX - VMIN), 0.0), 1.0))
-    return f"#{int(r * 255):02x}{int(g * 255):02x}{int(b * 255):02x}"
 
 
 def png_b64(path: Path) -> str | None:

@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from mmeval.report.figures import cell_colour
+from mmeval.report.colours import cell_colour
 
 RUN_TEMPLATE = "run_report.html.j2"
 COMPARE_TEMPLATE = "compare_report.html.j2"
