@@ -1,5 +1,5 @@
-"""Self-contained HTML pages (run report, comparison): jinja2 templates with autoescaping, figures and
-thumbnails embedded as base64, no external resource, so a report opens offline and can be mailed.
+"""Self-contained HTML pages (run report, comparison): jinja2 templates with autoescaping, figures embedded as
+inline SVG and thumbnails as base64, no external resource, so a report opens offline and can be mailed.
 
 Everything a model wrote (responses, and the question texts from the data) goes through jinja2's
 autoescaping: a response ``<script>`` renders as text. What a page shows is put together by
