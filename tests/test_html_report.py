@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import shutil
 import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -176,6 +178,28 @@ def test_dataset_names_are_escaped_in_the_figures(tmp_path: Path) -> None:
     assert XSS in ["".join(e.itertext()) for e in heatmap.iter(f"{SVG}text") if e.get("class") == "row"]
     for figure in inline_svgs(html):
         assert not [e for e in figure.iter() if e.tag.endswith("script")]
+
+
+NO_PLOTTING = """
+import sys
+from pathlib import Path
+from mmeval.report.run_report import write_run_report
+write_run_report(Path(sys.argv[1]), n_boot=20)
+assert (Path(sys.argv[1]) / "heatmap.svg").is_file()
+loaded = [m for m in ("matplotlib", "seaborn", "scipy.stats") if m in sys.modules]
+assert not loaded, loaded
+print("ok")
+"""
+
+
+@pytest.mark.slow
+def test_the_report_path_imports_no_plotting_library(tmp_path: Path) -> None:
+    run = make_run(tmp_path, "toy-y", 4)
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-c", NO_PLOTTING, str(run)], capture_output=True, text=True,
+                          timeout=120, env=env, cwd=root)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
 
 
 def test_compare_html_lists_runs_and_references(compare_dir: Path) -> None:
