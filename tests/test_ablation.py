@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pandas as pd
@@ -39,7 +40,10 @@ def test_one_command_runs_every_variant_and_compares(hint_follower: str, tmp_pat
     assert abs(avg.loc[("rag", "Defect Localization"), "difference"]) < 1e-9  # this model ignores knowledge
     saved = json.loads((out / "ablation" / "ablation.json").read_text())
     assert saved["baseline"] == "none" and set(saved["variants"]) == {"none", "rag", "agent"}
-    assert Image.open(out / "ablation" / "ablation_heatmap.png").size[0] > 400
+    svg = ET.fromstring((out / "ablation" / "ablation_heatmap.svg").read_text(encoding="utf-8"))
+    assert float(svg.get("width", "0")) > 400
+    cells = [e for e in svg.iter("{http://www.w3.org/2000/svg}rect") if e.get("class") == "cell"]
+    assert len(cells) == 2 * 8  # rag and agent against none, seven tasks and Average
     html = (out / "ablation" / "ablation.html").read_text(encoding="utf-8")
     assert "What each boost changes" in html and "Defect Localization" in html
 

@@ -57,7 +57,7 @@ def test_compare_end_to_end(two_runs: tuple[Path, Path], tmp_path: Path, capsys:
     captured = capsys.readouterr()
     assert str(out / "compare.html") in captured.out
     assert "McNemar" in captured.err and "approximate" in captured.err
-    for name in ("compare.html", "compare.csv", "compare.json", "heatmap.png"):
+    for name in ("compare.html", "compare.csv", "compare.json", "heatmap.svg"):
         assert (out / name).is_file(), name
 
     table = pd.read_csv(out / "compare.csv", index_col=0)

@@ -18,7 +18,7 @@ FOUR_OPTION = ["Defect Classification", "Defect Localization", "Defect Descripti
 
 def run_synthetic(out: Path, model: str, *extra: str) -> pd.DataFrame:
     assert main(["run", "--model", model, "--data", "synthetic", "--out", str(out), "--no-progress", *extra]) == 0
-    for name in ("predictions.jsonl", "scores.csv", "scores.json", "heatmap.png"):
+    for name in ("predictions.jsonl", "scores.csv", "scores.json", "heatmap.svg"):
         assert (out / name).is_file(), name
     return pd.read_csv(out / "scores.csv", index_col=0)
 

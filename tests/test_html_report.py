@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import shutil
 import subprocess
+import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +28,7 @@ RUN_SECTIONS = ["summary", "heatmap", "tasks-vs-human", "ci", "hallucination", "
                 "robustness", "wrong-answers"]
 COMPARE_SECTIONS = ["summary", "heatmap", "tasks-vs-human", "ci", "significance", "hallucination", "wrong-answers"]
 XSS = "<script>alert(1)</script>"
+SVG = "{http://www.w3.org/2000/svg}"
 
 AD, DC, OA = "Anomaly Detection", "Defect Classification", "Object Analysis"
 
@@ -97,7 +101,7 @@ def compare_dir(runs: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactor
 
 def test_run_report_files(runs: tuple[Path, Path]) -> None:
     run = runs[0]
-    for name in ("report.html", "analysis.json", "ci.csv", "mmad_answers.json", "scores.csv", "heatmap.png"):
+    for name in ("report.html", "analysis.json", "ci.csv", "mmad_answers.json", "scores.csv", "heatmap.svg"):
         assert (run / name).is_file(), name
     answers = json.loads((run / "mmad_answers.json").read_text())
     preds = [json.loads(line) for line in (run / "predictions.jsonl").read_text().splitlines()]
@@ -136,11 +140,66 @@ def test_reports_are_self_contained(runs: tuple[Path, Path], compare_dir: Path) 
         assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html, re.I), page
         assert not re.search(r"url\(\s*['\"]?(https?:)?//", html, re.I), page
         assert "<link" not in html and "@import" not in html
-        assert html.count("data:image/png;base64,") >= 2  # heatmap + bars
+        assert html.count("<svg ") >= 2 and "data:image/png" not in html  # heatmap + bars, inline
         assert "data:image/jpeg;base64," in html  # thumbnails
         assert "approximate" in html and "arXiv:2410.09453" in html  # the caveat and the source
         for section in (RUN_SECTIONS if page.name == "report.html" else COMPARE_SECTIONS):
             assert f'id="{section}"' in html, (page, section)
+
+
+def inline_svgs(html: str) -> list[ET.Element]:
+    """The figures a page embeds, each parsed as XML (a figure that is not well-formed fails here)."""
+    return [ET.fromstring(m) for m in re.findall(r"<svg\b.*?</svg>", html, re.S)]
+
+
+def test_figures_are_inline_svg(runs: tuple[Path, Path], compare_dir: Path) -> None:
+    for page in (runs[0] / "report.html", compare_dir / "compare.html"):
+        figures = inline_svgs(page.read_text(encoding="utf-8"))
+        assert len(figures) == 2, page  # the heatmap and the bars against the human expert
+        heatmap = next(f for f in figures if f.find(f".//{SVG}linearGradient") is not None)
+        assert [e for e in heatmap.iter(f"{SVG}rect") if e.get("class") == "cell"]
+        bars = next(f for f in figures if f.find(f"{SVG}defs/{SVG}pattern") is not None)
+        assert [e for e in bars.iter(f"{SVG}rect") if e.get("class") == "bar human"]
+    written = (runs[0] / "heatmap.svg").read_text(encoding="utf-8")
+    assert written in (runs[0] / "report.html").read_text(encoding="utf-8")  # the file is what the page shows
+
+
+def test_dataset_names_are_escaped_in_the_figures(tmp_path: Path) -> None:
+    run = make_run(tmp_path, "toy-x", 3)
+    lines = [json.loads(line) for line in (run / "predictions.jsonl").read_text(encoding="utf-8").splitlines()]
+    for line in lines:
+        line["dataset"] = XSS if line["dataset"] == "DS-B" else line["dataset"]
+    (run / "predictions.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    write_run_report(run, n_boot=20)
+    html = (run / "report.html").read_text(encoding="utf-8")
+    assert "<script>alert" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    heatmap = ET.fromstring((run / "heatmap.svg").read_text(encoding="utf-8"))
+    assert not [e for e in heatmap.iter() if e.tag.endswith("script")]
+    assert XSS in ["".join(e.itertext()) for e in heatmap.iter(f"{SVG}text") if e.get("class") == "row"]
+    for figure in inline_svgs(html):
+        assert not [e for e in figure.iter() if e.tag.endswith("script")]
+
+
+NO_PLOTTING = """
+import sys
+from pathlib import Path
+from mmeval.report.run_report import write_run_report
+write_run_report(Path(sys.argv[1]), n_boot=20)
+assert (Path(sys.argv[1]) / "heatmap.svg").is_file()
+loaded = [m for m in ("matplotlib", "seaborn", "scipy.stats") if m in sys.modules]
+assert not loaded, loaded
+print("ok")
+"""
+
+
+@pytest.mark.slow
+def test_the_report_path_imports_no_plotting_library(tmp_path: Path) -> None:
+    run = make_run(tmp_path, "toy-y", 4)
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-c", NO_PLOTTING, str(run)], capture_output=True, text=True,
+                          timeout=120, env=env, cwd=root)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
 
 
 def test_compare_html_lists_runs_and_references(compare_dir: Path) -> None:

@@ -36,7 +36,7 @@ def test_same_seed_byte_identical_and_other_seed_differs(official_data: Path, tm
     def orders(run_dir: Path) -> list[list[str]]:
         return [list(p.options.values()) for p in read_predictions(run_dir / "predictions.jsonl")]
     assert orders(tmp_path / "a") != orders(tmp_path / "c")
-    for name in ("scores.csv", "scores.json", "heatmap.png"):
+    for name in ("scores.csv", "scores.json", "heatmap.svg"):
         assert (tmp_path / "a" / name).is_file()
 
 

@@ -128,7 +128,7 @@ def test_score_mmad_equals_official_summary(tmp_path: Path) -> None:
     ref = official_summary(answers)
     for col in TASKS + ["Average", "Overkill", "Miss"]:
         np.testing.assert_allclose(ours.loc[ref.index, col].to_numpy(), ref[col].to_numpy(), atol=1e-3, err_msg=col)
-    assert (tmp_path / "out" / "heatmap.png").stat().st_size > 1000
+    assert (tmp_path / "out" / "heatmap.svg").stat().st_size > 1000
 
 
 def test_score_mmad_invalid_answers(tmp_path: Path) -> None:

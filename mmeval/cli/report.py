@@ -16,7 +16,7 @@ _CYCLE_HELP = "production line cycle time in milliseconds: the report says wheth
 def add_parser(sub: Any) -> None:
     rep = sub.add_parser("report", help="(re)write the report of a run directory",
                          description="Score RUN_DIR/predictions.jsonl into scores.csv, scores.json, analysis.json, "
-                                     "report.html and heatmap.png.")
+                                     "report.html and heatmap.svg.")
     rep.add_argument("run_dir", help="a directory written by 'mmeval run'")
     rep.add_argument("--cycle-ms", type=positive_ms, metavar="MS", help=_CYCLE_HELP)
     rep.set_defaults(func=cmd_report)
@@ -25,12 +25,12 @@ def add_parser(sub: Any) -> None:
         "compare", help="compare runs with each other, the human baseline and published MMAD results",
         description="Put runs side by side (their Average-over-datasets accuracy per task), beside the human expert "
                     "baseline and published MMAD rows; test each run against the first with a paired McNemar test "
-                    "per task. With --out: compare.html, compare.csv, compare.json and heatmap.png in OUT.")
+                    "per task. With --out: compare.html, compare.csv, compare.json and heatmap.svg in OUT.")
     cmp.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories; the first is the baseline (A)")
     cmp.add_argument("--with", dest="with_refs", action="append", metavar="NAMES",
                      help="comma-separated references, matched case-insensitively: 'human' (expert, approximate), "
                           "'human-ordinary', or a published model such as 'gpt-4o', 'claude-3-5-sonnet-20241022'")
-    cmp.add_argument("--out", help="directory for compare.html, compare.csv, compare.json, heatmap.png")
+    cmp.add_argument("--out", help="directory for compare.html, compare.csv, compare.json, heatmap.svg")
     cmp.add_argument("--cycle-ms", type=positive_ms, metavar="MS", help="production line cycle time in milliseconds")
     cmp.add_argument("--bootstrap", type=int, default=1000, metavar="N",
                      help="bootstrap resamples for the confidence intervals (default: 1000)")
@@ -41,7 +41,7 @@ def add_parser(sub: Any) -> None:
                         description="Re-score an official MMAD answers JSON (a list of {image, question, "
                                     "question_type, correct_answer, gpt_answer}) into the same tables.")
     sm.add_argument("answers", help="answers_*.json from the MMAD evaluation scripts")
-    sm.add_argument("--out", required=True, help="directory for scores.csv, scores.json, heatmap.png")
+    sm.add_argument("--out", required=True, help="directory for scores.csv, scores.json, heatmap.svg")
     sm.add_argument("--drop-invalid", action="store_true",
                     help="leave invalid answers (not one of the question's letters) out of the denominators "
                          "(default: count them wrong)")

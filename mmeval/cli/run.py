@@ -41,7 +41,7 @@ def add_parser(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Answer every question of a benchmark with a model; predictions stream to OUT/predictions.jsonl "
                     "and a rerun of the same command resumes. Ends with the report (scores.csv, scores.json, "
-                    "analysis.json, report.html, heatmap.png) in OUT.",
+                    "analysis.json, report.html, heatmap.svg) in OUT.",
         epilog="Model options: --model-arg KEY=VALUE (or -M), repeatable; 'mmeval models show FAMILY' lists a "
                "family's options with types and defaults.\nBoosts: --boost NAME[+NAME...] applies request "
                "transforms in order; --boost-arg KEY=VALUE (or NAME.KEY=VALUE) sets their options; "

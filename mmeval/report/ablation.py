@@ -24,7 +24,7 @@ from mmeval.predictions import Prediction
 from mmeval.report import analysis, references
 from mmeval.report.analysis import RunData
 from mmeval.report.csvsafe import write_csv
-from mmeval.report.figures import annotated_heatmap, png_b64
+from mmeval.report.figures import annotated_heatmap
 from mmeval.report.html import write_page
 
 ABLATION_SCHEMA_VERSION = 1
@@ -90,33 +90,34 @@ def ablation(runs: dict[str, RunData], baseline: str) -> Ablation:
     return Ablation(baseline, runs, pd.DataFrame(rows, columns=list(AblationCell.model_fields)))
 
 
-def difference_heatmap(ab: Ablation, path: Path) -> None:
-    """Variants x tasks (Average over datasets): the change in points, on a diverging scale centred at 0."""
+def difference_heatmap(ab: Ablation, path: Path) -> str:
+    """Variants x tasks (Average over datasets): the change in points, on a diverging scale centred at 0.
+    Written as SVG to ``path``; returns its text."""
     cols = tasks.task_names() + [scoring.AVERAGE]
     avg = ab.cells[ab.cells["dataset"] == scoring.AVERAGE]
     data = avg.pivot(index="variant", columns="task", values="difference").reindex(columns=cols).astype(float)
     data = data.reindex([v for v in ab.runs if v != ab.baseline])
     limit = max(5.0, float(data.abs().max().max()) if data.size else 5.0)
-    annotated_heatmap(data, path, title=f"What each boost changes (Average over datasets) vs {ab.baseline}",
+    return annotated_heatmap(data, path, title=f"What each boost changes (Average over datasets) vs {ab.baseline}",
                       fmt="+.1f", cmap="RdBu", vmin=-limit, vmax=limit,
                       label=f"accuracy change vs {ab.baseline} (points)")
 
 
 def write_ablation(ab: Ablation, out: Path) -> dict[str, Path]:
-    """ablation.csv, ablation.json, ablation_heatmap.png and ablation.html in ``out``."""
+    """ablation.csv, ablation.json, ablation_heatmap.svg and ablation.html in ``out``."""
     out.mkdir(parents=True, exist_ok=True)
-    files = {"csv": out / "ablation.csv", "json": out / "ablation.json", "heatmap": out / "ablation_heatmap.png",
+    files = {"csv": out / "ablation.csv", "json": out / "ablation.json", "heatmap": out / "ablation_heatmap.svg",
              "html": out / "ablation.html"}
     write_csv(ab.cells, files["csv"], index=False, float_format="%.4f")
     files["json"].write_text(json.dumps(json_safe(ab.record().model_dump()), indent=1), encoding="utf-8")
-    difference_heatmap(ab, files["heatmap"])
+    heatmap_svg = difference_heatmap(ab, files["heatmap"])
     average = ab.cells[ab.cells["dataset"] == scoring.AVERAGE]
     per_dataset = ab.cells[ab.cells["dataset"] != scoring.AVERAGE]
     write_page(files["html"], TEMPLATE, {
         "title": f"Boost ablation: {next(iter(ab.runs.values())).model}", "baseline": ab.baseline,
         "runs": [{"variant": v, "dir": str(r.path), "report": str(r.path / "report.html")} for v, r in ab.runs.items()],
         "average": average.to_dict(orient="records"), "per_dataset": per_dataset.to_dict(orient="records"),
-        "heatmap": png_b64(files["heatmap"]), "thumb_css": [], "reference_source": references.SOURCE})
+        "heatmap": heatmap_svg, "thumb_css": [], "reference_source": references.SOURCE})
     return files
 
 

@@ -2,7 +2,7 @@
 
 One row per run (its Average-over-datasets row) and per reference; the first run is the baseline
 every later run is tested against (paired McNemar per task, see :func:`mmeval.report.analysis.paired_mcnemar`).
-Writes, with ``out``: compare.csv, compare.json, heatmap.png (model x task, the fixed colour scale of
+Writes, with ``out``: compare.csv, compare.json, heatmap.svg (model x task, the fixed colour scale of
 every mmeval heatmap) and compare.html.
 """
 
@@ -24,7 +24,7 @@ from mmeval.report import analysis, references
 from mmeval.report.analysis import Analysis, RunData
 from mmeval.report.answer_rows import MAX_WRONG, AnswerRow, Thumbnails, answer_rows, row_tasks, wrong_answers
 from mmeval.report.csvsafe import write_csv
-from mmeval.report.figures import bars_vs_human, heatmap, png_b64
+from mmeval.report.figures import bars_vs_human, heatmap
 from mmeval.report.html import COMPARE_TEMPLATE, write_page
 
 
@@ -176,12 +176,12 @@ def _changes(base: RunData, run: RunData) -> tuple[list[Prediction], list[Predic
 
 
 def write(comp: Comparison, out: Path, *, cycle_ms: float | None = None) -> dict[str, Path]:
-    """compare.csv, compare.json, heatmap.png and compare.html in ``out``."""
+    """compare.csv, compare.json, heatmap.svg and compare.html in ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     table = comp.table
     write_csv(table, out / "compare.csv", float_format="%.4f")
     cols = tasks.task_names() + [scoring.AVERAGE]
-    heatmap(table[cols], out / "heatmap.png", "MMAD accuracy: model × task")
+    heatmap_svg = heatmap(table[cols], out / "heatmap.svg", "MMAD accuracy: model × task")
     labels = list(table.index[table["kind"] == "run"])
     summaries = [_summary_row(label, res) for label, res in zip(labels, comp.results, strict=True)]
     payload = {
@@ -201,15 +201,15 @@ def write(comp: Comparison, out: Path, *, cycle_ms: float | None = None) -> dict
     }
     (out / "compare.json").write_text(json.dumps(json_safe(payload), indent=1, ensure_ascii=False, default=str),
                                       encoding="utf-8")
-    write_page(out / "compare.html", COMPARE_TEMPLATE, compare_page(comp, labels, summaries, out / "heatmap.png",
+    write_page(out / "compare.html", COMPARE_TEMPLATE, compare_page(comp, labels, summaries, heatmap_svg,
                                                                     cycle_ms))
     return {"html": out / "compare.html", "csv": out / "compare.csv", "json": out / "compare.json",
-            "heatmap": out / "heatmap.png"}
+            "heatmap": out / "heatmap.svg"}
 
 
-def compare_page(comp: Comparison, labels: list[str], summaries: list[dict[str, Any]], heatmap_png: Path,
+def compare_page(comp: Comparison, labels: list[str], summaries: list[dict[str, Any]], heatmap_svg: str,
                  cycle_ms: float | None) -> dict[str, Any]:
-    """What compare.html shows (the context of its template)."""
+    """What compare.html shows (the context of its template); ``heatmap_svg``: the model x task heatmap."""
     table = comp.table
     series = [res.gap_series(label) for label, res in zip(labels, comp.results, strict=True)]
     for label, row in table[table["kind"] == "published"].iterrows():
@@ -239,7 +239,7 @@ def compare_page(comp: Comparison, labels: list[str], summaries: list[dict[str, 
                   "lo": r["Average_lo"], "hi": r["Average_hi"],
                   "detection": [r[c] for c in detection]} for label, r in table.iterrows()],
         "cols": cols, "detection_cols": detection,
-        "heatmap": png_b64(heatmap_png), "bars": bars,
+        "heatmap": heatmap_svg, "bars": bars,
         "human_caveat": references.HUMAN_CAVEAT, "reference_source": references.SOURCE,
         "tests": [{"a": t.a, "b": t.b, "rows": t.table.to_dict(orient="records")} for t in comp.tests],
         "summaries": summaries, "cycle_ms": cycle_ms, "diffs": diffs, "ci_rows": ci_rows,

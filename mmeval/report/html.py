@@ -1,5 +1,5 @@
-"""Self-contained HTML pages (run report, comparison): jinja2 templates with autoescaping, figures and
-thumbnails embedded as base64, no external resource, so a report opens offline and can be mailed.
+"""Self-contained HTML pages (run report, comparison): jinja2 templates with autoescaping, figures embedded as
+inline SVG and thumbnails as base64, no external resource, so a report opens offline and can be mailed.
 
 Everything a model wrote (responses, and the question texts from the data) goes through jinja2's
 autoescaping: a response ``<script>`` renders as text. What a page shows is put together by
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mmeval.home import template_cache
-from mmeval.report.figures import cell_colour
+from mmeval.report.colours import cell_colour
 
 RUN_TEMPLATE = "run_report.html.j2"
 COMPARE_TEMPLATE = "compare_report.html.j2"

@@ -13,7 +13,7 @@ from mmeval.errors import InputError
 from mmeval.report import references
 from mmeval.report.analysis import Analysis, RunData
 from mmeval.report.answer_rows import MAX_WRONG, Thumbnails, answer_rows, row_tasks, wrong_answers
-from mmeval.report.figures import bars_vs_human, png_b64
+from mmeval.report.figures import bars_vs_human
 
 
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
@@ -37,9 +37,10 @@ def _ci_rows(ci: pd.DataFrame) -> tuple[list[str], list[dict[str, Any]]]:
     return metrics, rows
 
 
-def run_page(rd: RunData, res: Analysis, *, heatmap_png: Path | None = None, files: Sequence[str] = (),
+def run_page(rd: RunData, res: Analysis, *, heatmap_svg: str | None = None, files: Sequence[str] = (),
              max_wrong: int = MAX_WRONG) -> dict[str, Any]:
-    """What report.html shows of one run (the context of its template)."""
+    """What report.html shows of one run (the context of its template); ``heatmap_svg``: the heatmap, as
+    :func:`mmeval.report.figures.heatmap` wrote it, embedded inline."""
     table = res.table
     task_cols = tasks.task_names()
     avg = scoring.AVERAGE
@@ -60,7 +61,7 @@ def run_page(rd: RunData, res: Analysis, *, heatmap_png: Path | None = None, fil
         "average_ci": list(res.ci_of(avg, avg)),
         "human_average": references.human_expert().get(avg),
         "score_cols": score_cols, "score_rows": _score_rows(table, score_cols), "tasks": task_cols,
-        "heatmap": png_b64(heatmap_png) if heatmap_png else None,
+        "heatmap": heatmap_svg,
         "bars": bars, "gap": _records(res.human_gap), "human_caveat": references.HUMAN_CAVEAT,
         "reference_source": references.SOURCE,
         "ci_metrics": ci_metrics, "ci_rows": ci_rows, "bootstrap": res.bootstrap,

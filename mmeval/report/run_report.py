@@ -1,4 +1,4 @@
-"""A run's report files, from its directory: scores.csv, scores.json, heatmap.png, analysis.json, ci.csv,
+"""A run's report files, from its directory: scores.csv, scores.json, heatmap.svg, analysis.json, ci.csv,
 mmad_answers.json and report.html."""
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ from mmeval.report.official import export_answers
 from mmeval.report.score_files import RunScores, ScoresRecord, Skipped, usage_totals, write_tables
 
 #: the files write_run_report writes beside report.html, as the page lists them
-FILES = ["scores.csv", "scores.json", "ci.csv", "analysis.json", "mmad_answers.json", "heatmap.png"]
+FILES = ["scores.csv", "scores.json", "ci.csv", "analysis.json", "mmad_answers.json", "heatmap.svg"]
 
 
 def write_run_report(run_dir: Path, *, cycle_ms: float | None = None, html: bool = True,
                      n_boot: int = 1000, seed: int = 0, preds: list[Prediction] | None = None) -> pd.DataFrame:
     """Score a run directory (predictions.jsonl + run.json) into its report files; returns the score table.
 
-    scores.csv, scores.json, heatmap.png, analysis.json (hallucination, bootstrap CIs, calibration, latency,
+    scores.csv, scores.json, heatmap.svg, analysis.json (hallucination, bootstrap CIs, calibration, latency,
     CircularEval: see :mod:`mmeval.report.analysis`), ci.csv, mmad_answers.json (the benchmark questions in
     the official MMAD answers format) and report.html. ``preds``: the run's predictions.jsonl as its writer
     just wrote it (read from the file when not given).
@@ -38,12 +38,12 @@ def write_run_report(run_dir: Path, *, cycle_ms: float | None = None, html: bool
     record = RunScores(title=rd.title, scores=ScoresRecord.table_scores(res.table), counts=res.counts,
                        run=rd.record, skipped=Skipped(count=len(rd.skipped), records=rd.skipped),
                        usage=usage_totals(rd.usage))
-    write_tables(res.table, record, run_dir)
+    heatmap = write_tables(res.table, record, run_dir)
     (run_dir / "analysis.json").write_text(
         json.dumps(res.record(rd.title).jsonable(), indent=1, ensure_ascii=False, default=str), encoding="utf-8")
     write_csv(res.ci, run_dir / "ci.csv", index=False, float_format="%.4f")
     export_answers(analysis.plain_preds(rd.preds), run_dir / "mmad_answers.json")
     if html:
         write_page(run_dir / "report.html", RUN_TEMPLATE,
-                   run_page(rd, res, heatmap_png=run_dir / "heatmap.png", files=FILES))
+                   run_page(rd, res, heatmap_svg=heatmap, files=FILES))
     return res.table

@@ -1,4 +1,4 @@
-"""The score files: scores.csv, scores.json (:class:`ScoresRecord` and its kinds) and heatmap.png."""
+"""The score files: scores.csv, scores.json (:class:`ScoresRecord` and its kinds) and heatmap.svg."""
 
 from __future__ import annotations
 
@@ -82,10 +82,10 @@ def usage_totals(sessions: list[dict[str, Any]]) -> Usage:
     return Usage(totals=totals, sessions=len(sessions))
 
 
-def write_tables(table: pd.DataFrame, record: ScoresRecord, out: Path) -> None:
-    """scores.csv (the table), scores.json (the record) and heatmap.png in ``out``."""
+def write_tables(table: pd.DataFrame, record: ScoresRecord, out: Path) -> str:
+    """scores.csv (the table), scores.json (the record) and heatmap.svg in ``out``; returns the heatmap's SVG."""
     out.mkdir(parents=True, exist_ok=True)
     write_csv(table, out / "scores.csv", float_format="%.4f")
     payload = json_safe(record.model_dump(mode="json"))
     (out / "scores.json").write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
-    heatmap(table, out / "heatmap.png", record.title)
+    return heatmap(table, out / "heatmap.svg", record.title)

@@ -35,7 +35,7 @@ __all__ = ["CHANGES", "LOCK", "MANIFEST", "PREDICTIONS", "RUN_FILE", "SKIPPED", 
 #: what mmeval may write into a run directory (the manifest lists what it actually wrote)
 OWN_PATTERNS = ("predictions.jsonl", "predictions.rank*.jsonl", "predictions.jsonl.tmp", "run.json",
                 "run.json.tmp", "skipped.json", "timings.jsonl", "timings.rank*.jsonl", "usage.jsonl",
-                "changes.jsonl", "scores.csv", "scores.json", "analysis.json", "ci.csv", "heatmap.png",
+                "changes.jsonl", "scores.csv", "scores.json", "analysis.json", "ci.csv", "heatmap.svg", "heatmap.png",
                 "report.html", "mmad_answers.json", ".rank*.*", LOCK, MANIFEST, ARTIFACTS)
 
 
