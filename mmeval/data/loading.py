@@ -299,8 +299,8 @@ def load_benchmark(
                                                      checker))
         except DataError as exc:
             problems.append(exc)
-    for exc in problems:
+    for problem in problems:
         if strict:
-            raise exc
-        bench.skipped.append(Skipped(exc.key, exc.field, exc.reason))
+            raise problem
+        bench.skipped.append(Skipped(problem.key, problem.field, problem.reason))
     return bench

@@ -85,13 +85,13 @@ def table_spec(data: str) -> TableSpec | None:
     """The table a --data value names, or None when it names something else (an mmad.json, a keyword)."""
     if data.startswith(HUB_PREFIX):
         rest = data[len(HUB_PREFIX):]
-        rest, _, split = rest.partition(":")
+        rest, _, hub_split = rest.partition(":")
         repo, _, revision = rest.partition("@")
         if not re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", repo):
             raise InputError(f"--data {data}: expected hf:OWNER/NAME[@REVISION][:SPLIT]")
-        return TableSpec("hub", repo, split or None, revision or None)
+        return TableSpec("hub", repo, hub_split or None, revision or None)
     path = Path(data).expanduser()
-    split = None
+    split: str | None = None
     if not path.exists() and ":" in data:
         head, _, tail = data.rpartition(":")
         if Path(head).expanduser().is_dir() and re.fullmatch(r"[\w.-]+", tail):
@@ -113,12 +113,13 @@ def table_spec(data: str) -> TableSpec | None:
     return None
 
 
-def parse_columns(text: str | None) -> dict[str, str]:
-    """``--columns question=q,options=choices`` -> {"question": "q", "options": "choices"}."""
+def parse_columns(text: str | dict[str, str] | None) -> dict[str, str]:
+    """``--columns question=q,options=choices`` (or that mapping, from a config file) -> {field: column}."""
     if not text:
         return {}
+    items = [f"{k}={v}" for k, v in text.items()] if isinstance(text, dict) else str(text).split(",")
     out: dict[str, str] = {}
-    for item in text.split(","):
+    for item in items:
         if not item.strip():
             continue
         fld, sep, col = item.partition("=")
@@ -337,10 +338,11 @@ def _add_row(twin: _Twin, row: dict[str, Any], mapping: dict[str, str]) -> None:
         raise _RowError("no image key: the image carries no relative path with a folder; name a column holding "
                         "the image's path (DATASET/CATEGORY/...) with --columns key=COLUMN")
     options = parse_options(col.get("options"))
-    item = {"Question": str(col.get("question") or ""), "Answer": _answer(col.get("answer"), options),
-            "Options": options, "type": str(col.get("type") or "")}
-    if not item["Question"].strip():
+    question = str(col.get("question") or "")
+    if not question.strip():
         raise _RowError("question: empty")
+    item = {"Question": question, "Answer": _answer(col.get("answer"), options), "Options": options,
+            "type": str(col.get("type") or "")}
     record = twin.records.get(key)
     if record is None:
         parts = PurePosixPath(key).parts
@@ -414,8 +416,8 @@ def twin_of(data: str, *, columns: dict[str, str] | None = None, image_root: str
             except _RowError as exc:
                 twin.skipped.append({"row": str(n), "reason": str(exc)})
         if not twin.records:
-            first = twin.skipped[0]["reason"] if twin.skipped else "the table is empty"
-            raise InputError(f"--data {data}: no row could be read as a question (row 0: {first})")
+            why = twin.skipped[0]["reason"] if twin.skipped else "the table is empty"
+            raise InputError(f"--data {data}: no row could be read as a question (row 0: {why})")
         (tmp / "mmad.json").write_text(json.dumps(twin.records, indent=1, ensure_ascii=False) + "\n",
                                        encoding="utf-8")
         (tmp / SKIPPED).write_text(json.dumps(twin.skipped, indent=1) + "\n", encoding="utf-8")
