@@ -4,11 +4,12 @@
 ``HF_ENDPOINT``): repository info (``/api/datasets/NS/NAME/revision/REV``), the file tree
 (``/api/datasets/NS/NAME/tree/REV``), paths info, and file downloads (``/datasets/NS/NAME/resolve/REV/PATH``,
 ``HEAD`` for metadata, ``Range`` for resumed downloads). Each repository is a folder: ``repos`` maps
-``"ns/name"`` to it. The commit hash is derived from the files, so changing a file makes a new revision.
+``"ns/name"`` to it. The commit hash is derived from the files when first asked for.
 
 Faults for tests: ``cut_first`` names files whose first download is cut off after half its bytes (the
-connection drops mid-body), so the client's resume (a ``Range`` request) is exercised; every request
-is logged in ``log`` as (method, path, range header).
+connection drops mid-body), so the client's resume (a ``Range`` request) is exercised; with
+``break_after_cut`` such a file then answers 503 until ``broken`` is cleared (the download fails, and a
+later one resumes). Every request is logged in ``log`` as (method, path, range header).
 
     with FakeHub({"jiang-cc/MMAD": folder}) as hub:
         snapshot_download("jiang-cc/MMAD", repo_type="dataset", endpoint=hub.url)
@@ -36,11 +37,15 @@ def _oid(data: bytes) -> str:
 
 
 class FakeHub:
-    def __init__(self, repos: dict[str, Path], *, cut_first: tuple[str, ...] = ()) -> None:
+    def __init__(self, repos: dict[str, Path], *, cut_first: tuple[str, ...] = (),
+                 break_after_cut: bool = False) -> None:
         self.repos = {k: Path(v) for k, v in repos.items()}
         self.cut_first = set(cut_first)
+        self.break_after_cut = break_after_cut  # after the cut, the file answers 503 until `broken` is cleared
+        self.broken: set[str] = set()
         self.cut_done: set[str] = set()
         self.log: list[tuple[str, str, str]] = []
+        self._commits: dict[str, str] = {}
         self.lock = threading.Lock()
         self.port = 0
         self._server: Any = None
@@ -50,11 +55,14 @@ class FakeHub:
     # ------------------------------------------------------------------------------------ repository facts
 
     def commit(self, repo: str) -> str:
-        folder = self.repos[repo]
-        h = hashlib.sha1()
-        for rel in _files(folder):
-            h.update(rel.encode() + b"\0" + (folder / rel).read_bytes())
-        return h.hexdigest()
+        """A hash of the repository's files (computed once: the folder must not change while served)."""
+        if repo not in self._commits:
+            folder = self.repos[repo]
+            h = hashlib.sha1()
+            for rel in _files(folder):
+                h.update(rel.encode() + b"\0" + (folder / rel).read_bytes())
+            self._commits[repo] = h.hexdigest()
+        return self._commits[repo]
 
     def _repo(self, ns: str, name: str) -> tuple[str, Path] | None:
         repo = f"{ns}/{name}"
@@ -164,9 +172,14 @@ class FakeHub:
             if start:
                 headers["Content-Range"] = f"bytes {start}-{len(data) - 1}/{len(data)}"
             with self.lock:
+                down = path in self.broken
                 cut = path in self.cut_first and path not in self.cut_done
                 if cut:
                     self.cut_done.add(path)
+                    if self.break_after_cut:
+                        self.broken.add(path)
+            if down:
+                return JSONResponse({"error": "Service unavailable"}, status_code=503)
             if cut:
                 half = body[: len(body) // 2]
 

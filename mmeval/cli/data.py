@@ -36,8 +36,9 @@ def add_parser(sub: Any) -> None:
         description="Download the MMAD benchmark (the dataset repository jiang-cc/MMAD: mmad.json, "
                     "domain_knowledge.json and the image archives) from the Hugging Face hub into mmeval's cache, "
                     "unpack it safely and verify its counts (39,672 questions on 8,366 images, or 39,670 in the "
-                    "later revision). An interrupted download resumes when rerun. Afterwards '--data mmad' uses it "
-                    "without a network. Prints the folder. The data is licensed CC BY-NC-SA 4.0 (non-commercial). "
+                    "later revision). A dropped connection is resumed; rerunning after an interruption downloads "
+                    "only what had not arrived. Afterwards '--data mmad' uses it without a network. Prints the "
+                    "folder. The data is licensed CC BY-NC-SA 4.0 (non-commercial). "
                     "Needs the hub extra: pip install 'mmeval[hub]'.")
     fetch.add_argument("name", choices=["mmad"], help="which benchmark")
     fetch.add_argument("--revision", help="a branch, tag or commit of the dataset repository (default: main); "

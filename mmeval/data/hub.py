@@ -5,8 +5,9 @@ What :func:`fetch` does, once (later calls find the verified folder and touch no
 1. lists the files of the dataset repository (``jiang-cc/MMAD``) at the revision asked for, rather
    than assuming them;
 2. downloads ``mmad.json``, ``domain_knowledge.json`` and the image data through
-   ``huggingface_hub.snapshot_download`` into ``$MMEVAL_HOME/hub`` (the hub library's own cache: an
-   interrupted download resumes where it stopped, finished files are never fetched twice). The image
+   ``huggingface_hub.snapshot_download`` into ``$MMEVAL_HOME/hub`` (the hub library's own cache: it
+   resumes a dropped connection with a range request, and files that arrived are never fetched twice,
+   so rerunning after an interruption downloads only the rest). The image
    data is taken as the repository ships it: one archive per source dataset (``DS-MVTec.zip`` ...),
    else ``ALL_DATA.zip``, else the per-dataset folders;
 3. unpacks the archives safely (:mod:`mmeval.data.unpack`: no path escapes, zip-bomb limits, a
@@ -191,8 +192,12 @@ def _download(bench: HubBenchmark, revision: str | None, endpoint: str | None,
     common = {"repo_id": bench.repo, "repo_type": "dataset", "revision": revision, "cache_dir": str(hub_cache())}
     if offline:
         try:
-            folder = Path(hf.snapshot_download(**common, local_files_only=True))
-        except errors:
+            first = Path(hf.snapshot_download(**common, local_files_only=True, allow_patterns=["mmad.json", KNOWLEDGE]))
+            present = [p.relative_to(first).as_posix() for p in first.rglob("*") if p.is_file()]
+            patterns, _ = _image_patterns(present, _datasets_named(first / "mmad.json"))
+            folder = Path(hf.snapshot_download(**common, local_files_only=True,
+                                               allow_patterns=["mmad.json", KNOWLEDGE, *patterns]))
+        except (*errors, FetchError):
             raise _offline_help(bench, revision, "HF_HUB_OFFLINE is set and the hub cache does not hold the "
                                                  "dataset") from None
         return folder, folder.name
@@ -206,8 +211,8 @@ def _download(bench: HubBenchmark, revision: str | None, endpoint: str | None,
     try:
         first = Path(hf.snapshot_download(**common, endpoint=endpoint, allow_patterns=["mmad.json", KNOWLEDGE]))
         patterns, names = _image_patterns(files, _datasets_named(first / "mmad.json"))
-        say(f"downloading {bench.repo} ({', '.join(names)}) into {hub_cache()}; an interrupted download resumes "
-            "when rerun")
+        say(f"downloading {bench.repo} ({', '.join(names)}) into {hub_cache()}; a dropped connection is resumed, and "
+            "rerunning after an interruption downloads only the files that had not arrived")
         folder = Path(hf.snapshot_download(**common, endpoint=endpoint,
                                            allow_patterns=["mmad.json", KNOWLEDGE, *patterns]))
     except errors as exc:
@@ -225,8 +230,8 @@ def _download_failed(bench: HubBenchmark, revision: str | None, exc: BaseExcepti
     if "Consistency check failed" in text:
         return FetchError(f"{bench.repo}: a file arrived with the wrong size ({text}); rerun the same command to "
                           "download it again")
-    return FetchError(f"{bench.repo}: the download stopped ({name}: {text}); rerun the same command: finished files "
-                      "are kept and a partly downloaded file continues where it stopped")
+    return FetchError(f"{bench.repo}: the download stopped ({name}: {text}); rerun the same command: the files "
+                      "that arrived are kept and only the rest is downloaded")
 
 
 def _read(json_path: Path) -> dict[str, Any]:
@@ -295,7 +300,7 @@ def _install(bench: HubBenchmark, source: Path, home: Path, revision: str | None
         for archive in sorted(source.glob("*.zip")):
             archives.append(archive.name)
             target, prefix = _placement(archive, datasets, tmp)
-            extract(archive.resolve(), target, limits=limits, strip=prefix, progress=True)
+            extract(archive, target, limits=limits, strip=prefix, progress=True)
         for name in datasets:
             folder = source / name
             if folder.is_dir() and not (tmp / name).exists():
