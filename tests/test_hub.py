@@ -6,6 +6,7 @@ and GET of each file, Range requests to resume); only the endpoint is local. No 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -21,19 +22,17 @@ from fake_hub_server import FakeHub
 from mmeval.data import hub
 from mmeval.errors import InputError
 
-pytest.importorskip("huggingface_hub")
+# huggingface_hub is imported inside the tests, never at collection: it reads HF_HUB_OFFLINE when first imported
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("huggingface_hub") is None,
+                                reason="needs huggingface_hub (the hub extra)")
 
 ROOT = Path(__file__).resolve().parents[1]
 REPO = "jiang-cc/MMAD"
 
 
-@pytest.fixture(scope="module")
-def syn(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from mmeval.data.synthetic.generator import build_synthetic
-
-    out = tmp_path_factory.mktemp("hub-syn") / "syn"
-    build_synthetic(out, seed=0)
-    return out
+@pytest.fixture
+def syn(synthetic_demo: Path) -> Path:
+    return synthetic_demo
 
 
 @pytest.fixture(autouse=True)
@@ -148,8 +147,16 @@ def test_counts_of_no_known_release_are_refused_unless_accepted(syn: Path, tmp_p
     assert [r.questions for r in hub.MMAD.releases] == [39_672, 39_670]
 
 
-def test_offline_without_a_cache_says_what_to_download_and_where(syn: Path, tmp_path: Path) -> None:
-    with pytest.raises(InputError) as info:  # the suite runs with HF_HUB_OFFLINE=1
+@pytest.fixture
+def offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """HF_HUB_OFFLINE=1, as huggingface_hub sees it (it reads the variable once, when first imported)."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+
+
+def test_offline_without_a_cache_says_what_to_download_and_where(syn: Path, tmp_path: Path, offline: None) -> None:
+    with pytest.raises(InputError) as info:
         hub.fetch(bench(syn), say=lambda _: None)
     text = str(info.value)
     for needed in ("HF_HUB_OFFLINE", "huggingface.co/datasets/jiang-cc/MMAD/resolve/main/mmad.json",
@@ -157,7 +164,7 @@ def test_offline_without_a_cache_says_what_to_download_and_where(syn: Path, tmp_
         assert needed in text
 
 
-def test_offline_files_put_into_the_incoming_folder_are_used(syn: Path, tmp_path: Path) -> None:
+def test_offline_files_put_into_the_incoming_folder_are_used(syn: Path, tmp_path: Path, offline: None) -> None:
     repo = hub_repo(syn, tmp_path / "repo")
     incoming = hub.incoming_folder(hub.MMAD)
     shutil.copytree(repo, incoming)

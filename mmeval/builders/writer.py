@@ -39,7 +39,14 @@ MARKER = "Reply with JSON only"
 
 
 class Rejected(Exception):
-    """A reply that cannot be used; the message says why (and is shown to the model on the next attempt)."""
+    """A reply that cannot be used; the message says why (and is shown to the model on the next attempt).
+
+    ``kind`` names the rule it broke (the build report counts rejections by it); ``detail`` says where.
+    """
+
+    def __init__(self, kind: str, detail: str = "") -> None:
+        self.kind = kind
+        super().__init__(f"{kind} ({detail})" if detail else kind)
 
 
 @dataclass(frozen=True)
@@ -105,13 +112,13 @@ def _json_object(text: str) -> dict[str, Any]:
         body = fence.group(1).strip()
     start, end = body.find("{"), body.rfind("}")
     if start < 0 or end <= start:
-        raise Rejected("the reply is not JSON (no object found)")
+        raise Rejected("the reply is not JSON", "no object found")
     try:
         data = json.loads(body[start:end + 1])
     except json.JSONDecodeError as exc:
-        raise Rejected(f"the reply is not valid JSON ({exc.msg} at character {exc.pos})") from None
+        raise Rejected("the reply is not JSON", f"{exc.msg} at character {exc.pos}") from None
     if not isinstance(data, dict):
-        raise Rejected("the reply is not a JSON object")
+        raise Rejected("the reply is not JSON", "not an object")
     return data
 
 
@@ -129,7 +136,7 @@ def check_reply(text: str, job: Job) -> tuple[str, str, list[str]]:
         raise Rejected("'options' is missing or not an object of lettered options")
     options = {str(k).strip().upper(): v for k, v in options.items()}
     if sorted(options) != ["A", "B", "C", "D"]:
-        raise Rejected(f"expected exactly four options A-D, got {', '.join(sorted(options)) or 'none'}")
+        raise Rejected("expected exactly four options A-D", f"got {', '.join(sorted(options)) or 'none'}")
     if not all(isinstance(v, str) and v.strip() for v in options.values()):
         raise Rejected("every option must be non-empty text")
     answer = data.get("answer")
@@ -137,20 +144,21 @@ def check_reply(text: str, job: Job) -> tuple[str, str, list[str]]:
                if isinstance(a, str) and a.strip()]
     letters = [a.strip().strip(".()").upper() for a in letters]
     if len(letters) != 1:
-        raise Rejected(f"exactly one option must be correct, the answer names {len(letters)} ({', '.join(letters)})"
-                       if letters else "'answer' is missing")
+        if not letters:
+            raise Rejected("'answer' is missing")
+        raise Rejected("exactly one option must be correct", f"the answer names {len(letters)}: {', '.join(letters)}")
     if letters[0] not in options:
-        raise Rejected(f"the answer '{letters[0]}' is not one of the options A-D")
+        raise Rejected("the answer is not one of the options A-D", f"it is '{letters[0]}'")
     texts = {k: v.strip() for k, v in options.items()}
     seen: dict[str, str] = {}
     for k in sorted(texts):
         n = _norm(texts[k])
         if n in seen:
-            raise Rejected(f"options {seen[n]} and {k} say the same thing (two correct or duplicate options)")
+            raise Rejected("two options say the same thing (two correct or duplicate options)", f"{seen[n]} and {k}")
         seen[n] = k
     for k, v in texts.items():
         if any(f in v.lower() for f in FORBIDDEN):
-            raise Rejected(f"option {k} is an 'all/none of the above' option")
+            raise Rejected("an option is 'all/none of the above'", f"option {k}")
     if job.qtype == "Object Analysis":
         question = str(data.get("question") or "").strip()
         if not question or not question.endswith("?"):
@@ -222,11 +230,9 @@ class Writer:
                 try:
                     question, correct, wrong = check_reply(resp.text, job)
                 except Rejected as exc:
-                    reason = str(exc)
-                    out.rejections.append(reason)
-                    last[job_id] = reason
-                    kind = reason.split(" (")[0]
-                    self.rejections[kind] = self.rejections.get(kind, 0) + 1
+                    out.rejections.append(str(exc))
+                    last[job_id] = str(exc)
+                    self.rejections[exc.kind] = self.rejections.get(exc.kind, 0) + 1
                     continue
                 origin = {"method": "writer", "model": self.spec, "attempts": attempt,
                           "prompt_digest": hashlib.sha256(texts[job_id].encode()).hexdigest()[:16]}
@@ -241,7 +247,8 @@ class Writer:
         info = self.adapter.run_info()
         keep = ("model", "base_url", "requests", "retries", "errors", "cache_hits", "prompt_tokens",
                 "completion_tokens", "estimated_cost_usd", "cache")
-        return {**{k: info.get(k) for k in keep}, "rejected_replies": dict(sorted(self.rejections.items()))}
+        return {**{k: info.get(k) for k in keep}, "model": self.spec,
+                "rejected_replies": dict(sorted(self.rejections.items()))}
 
     def close(self) -> None:
         self.adapter.close()

@@ -349,8 +349,11 @@ def _add_row(twin: _Twin, row: dict[str, Any], mapping: dict[str, str]) -> None:
         key_dir = "/".join(parts[:2]) if len(parts) > 2 else parts[0]
         image = col.get("image") if col.get("image") is not None else key  # no image column: the key is its path
         _place(twin, image, key, key_dir, "image")
-        record = {"conversation": [], "mask_path": None, "similar_templates": [], "random_templates": []}
-        if "mask_path" in mapping and col.get("mask_path"):
+        given_mask = col.get("mask_path")
+        # an empty mask_path stays empty (not null), as in the mmad.json the table may come from
+        record = {"conversation": [], "mask_path": "" if given_mask == "" else None, "similar_templates": [],
+                  "random_templates": []}
+        if "mask_path" in mapping and given_mask:
             mask_rel = _safe_rel(col["mask_path"])
             if mask_rel is None:
                 raise _RowError(f"mask_path: {col['mask_path']!r} is not a relative path")
