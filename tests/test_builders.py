@@ -148,6 +148,17 @@ def test_what_cannot_be_used_is_reported(trees: dict[str, Path], tmp_path: Path)
     assert_well_formed(tmp_path / "out", records(tmp_path / "out"))
 
 
+def test_a_category_with_one_defect_type_gets_no_classification(trees: dict[str, Path], tmp_path: Path) -> None:
+    root = tmp_path / "nut"
+    shutil.copytree(trees["mvtec"] / "nut", root)
+    for defect in ("contamination", "crack", "scratch"):
+        shutil.rmtree(root / "test" / defect)
+    result = build(scan("mvtec", root), tmp_path / "out")
+    assert "Defect Classification" not in counts(records(tmp_path / "out"))
+    assert [s.reason for s in result.skipped if s.what == "Defect Classification"] == \
+        ["nut has one defect type only: its answer would always be the same"] * 3
+
+
 # ------------------------------------------------------------------------------------------ localization
 
 
@@ -298,6 +309,11 @@ def test_command_line_errors_are_exit_2(trees: dict[str, Path], tmp_path: Path,
     (other / "notes.txt").write_text("mine")
     assert main(["build", "mvtec", str(trees["mvtec"]), "--out", str(other)]) == 2
     assert "holds other files" in capsys.readouterr().err and (other / "notes.txt").read_text() == "mine"
+    built = tmp_path / "built"
+    assert main(["build", "mvtec", str(trees["mvtec"]), "--out", str(built)]) == 0
+    (built / "reports").mkdir()  # something of the user's inside an earlier build: a rebuild keeps off it
+    assert main(["build", "mvtec", str(trees["mvtec"]), "--out", str(built)]) == 2
+    assert "also holds reports" in capsys.readouterr().err and (built / "reports").is_dir()
     assert main(["build", "mvtec", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
     assert main(["build", "mvtec", str(trees["mvtec"]), "--out", str(tmp_path / "o"), "-W", "base_url=x"]) == 2
     assert main(["build", "mvtec", str(trees["mvtec"]), "--out", str(tmp_path / "o"), "--writer", "hf:x"]) == 2

@@ -143,6 +143,19 @@ def test_other_column_names_are_mapped_with_columns(bench: Path, tmp_path: Path)
         resolve(str(bench), columns={"question": "q"})
 
 
+def test_data_check_and_a_config_file_read_tables_too(bench: Path, tmp_path: Path) -> None:
+    cols = rows_of(bench, 6)
+    renamed = {("q" if k == "question" else k): v for k, v in cols.items()}
+    table(renamed).save_to_disk(str(tmp_path / "t"))
+    assert main(["data", "check", str(tmp_path / "t"), "--columns", "question=q", "--image-root", str(bench),
+                 "--out", str(tmp_path / "chk")]) == 0
+    assert json.loads((tmp_path / "chk" / "data_check.json").read_text())["questions"] == len(cols["question"])
+    config = tmp_path / "run.yaml"
+    config.write_text(f"model: random\ndata: {tmp_path / 't'}\nimage_root: {bench}\ncolumns: {{question: q}}\n")
+    assert main(["run", "--config", str(config), "--out", str(tmp_path / "run"), "--no-progress"]) == 0
+    assert len(_predictions(tmp_path / "run")) == len(cols["question"])
+
+
 def test_rows_that_cannot_be_read_are_left_out_and_listed(bench: Path, tmp_path: Path,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
     cols = rows_of(bench, 3)

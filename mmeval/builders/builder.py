@@ -55,18 +55,28 @@ def image_rng(seed: int, key: str, stream: int = 0) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(key.encode()), stream])
 
 
+#: what a build writes at the top of its output, besides the dataset folder
+TOP_FILES = frozenset({"mmad.json", "README.md", REPORT, "data_check.json", "data_check.csv",
+                       "domain_knowledge.json"})
+
+
 def _check_out(out: Path) -> None:
+    """``out`` may be new, empty, or an earlier build's output holding nothing else (it is then replaced)."""
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: is a file")
-    if out.is_dir() and any(out.iterdir()):
-        report = out / REPORT
-        try:
-            ours = json.loads(report.read_text(encoding="utf-8")).get("built_by") == BUILT_BY
-        except (OSError, ValueError, AttributeError):
-            ours = False
-        if not ours:
-            raise InputError(f"--out {out}: the folder holds other files; give an empty or new folder (a folder an "
-                             "earlier 'mmeval build' wrote is replaced)")
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    try:
+        report = json.loads((out / REPORT).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        report = None
+    if not isinstance(report, dict) or report.get("built_by") != BUILT_BY:
+        raise InputError(f"--out {out}: the folder holds other files; give an empty or new folder (a folder an "
+                         "earlier 'mmeval build' wrote is replaced)")
+    other = sorted(p.name for p in out.iterdir() if p.name not in TOP_FILES | {str(report.get("dataset"))})
+    if other:
+        raise InputError(f"--out {out}: an earlier build wrote it, but it also holds {', '.join(other[:5])}, which "
+                         "the build did not write; move them away or give another folder")
 
 
 def build(source: Source, out: Path, options: BuildOptions | None = None, *, progress: bool = False) -> BuildResult:
@@ -246,7 +256,10 @@ def _rule_questions(img: _Image, cat: Category, prefix: str, defects: list[str],
             if item is not None:
                 add("Object Classification", []).append(item)
         return
-    if len(q.labels) == 1:
+    if len(q.labels) == 1 and len(defects) < 2:
+        skipped.append(Skip(img.key, "Defect Classification", f"{cat.name} has one defect type only: its answer "
+                                                              "would always be the same"))
+    elif len(q.labels) == 1:
         item = rules.classification(q.labels[0], defects, rng)
         if item is None:
             skipped.append(Skip(img.key, "Defect Classification", "fewer than three other defect names to offer"))

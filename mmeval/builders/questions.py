@@ -1,16 +1,19 @@
 """The questions that follow from labels, masks and names, in MMAD's wording.
 
 * Anomaly Detection (every image): "Is there any defect in the object?" Yes./No.
-* Defect Classification (defective images whose defect is named): the defect's readable name
-  (``broken_large`` -> "Broken large."); distractors from the category's other defects first, then
-  common defect names that share no word with any of the category's defects.
+* Defect Classification (defective images whose defect is named, in categories with at least two
+  defect types): the defect's readable name (``broken_large`` -> "Broken large."); distractors from the
+  category's other defects first, then common defect names that share no word with any of the
+  category's defects. (A common name is never right, so a category with fewer than four defect types
+  gives a rule that knows the category an edge; the data check shows how much.)
 * Defect Localization (defective images with a mask): where the mask lies on the 3x3 grid. One cell
   holding most of it (:data:`DOMINANT`) -> that region; two cells holding nearly all of it
   (:data:`PAIR`) -> "Top left and top." against three other pairs; spread over more (a defect across
   the whole object) -> not asked, and reported. Distractors never name a cell the mask touches
   noticeably (:data:`TOUCH`), so no option is partly right.
 * Object Classification (normal images, when there are at least two categories): the category's
-  readable name; distractors from the other categories first, then common product names.
+  readable name; distractors from the other categories first, then common product names (with fewer
+  than four categories these are never right, which the data check reports as an edge or a leak).
 
 Every question records how it was made (``origin``); its answer's position is drawn for it alone, so
 reading the file in order tells nothing.

@@ -20,8 +20,9 @@ def _how(qtype: str, options: BuildOptions) -> str:
     knowledge = f"from the knowledge file `{Path(options.knowledge).name}`" if options.knowledge else ""
     return {
         "Anomaly Detection": "from the labels: Yes. for a defective image, No. for a normal one",
-        "Defect Classification": "the defect's folder or label name made readable; distractors: the category's "
-                                 "other defects, then common defect names sharing no word with them",
+        "Defect Classification": "the defect's folder or label name made readable (in categories with at least two "
+                                 "defect types); distractors: the category's other defects, then common defect names "
+                                 "sharing no word with them",
         "Defect Localization": f"where the mask lies on the 3x3 grid: one region holding at least "
                                f"{rules.DOMINANT:.0%} of it, or two holding {rules.PAIR:.0%} (then every option "
                                "names two regions); wrong options never name a region the defect touches",

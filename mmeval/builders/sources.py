@@ -34,7 +34,7 @@ import numpy as np
 from mmeval.errors import InputError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-LAYOUTS = ("mvtec", "visa", "folders")
+LAYOUTS = ("mvtec", "visa", "folders")  # the readers below, by name (scan() picks one)
 NORMAL = "good"  # MMAD: an image is normal when its path contains this
 
 

@@ -26,6 +26,8 @@ def add_parser(sub: Any) -> None:
                           "'mmeval run --data' takes); several are pooled")
     chk.add_argument("--columns", metavar="FIELD=COLUMN,...",
                      help="for tables: which column holds each field (as 'mmeval run --columns')")
+    chk.add_argument("--image-root", help="for tables: the folder their image paths are relative to (as 'mmeval run "
+                                          "--image-root')")
     chk.add_argument("--out", help="directory for data_check.csv and data_check.json (default: beside the "
                                    "mmad.json, where a run's report can find it; required when pooling several)")
     chk.add_argument("--seed", type=int, default=0,
@@ -40,7 +42,9 @@ def add_parser(sub: Any) -> None:
                     "only what had not arrived. Afterwards '--data mmad' uses it without a network. Prints the "
                     "folder. The data is licensed CC BY-NC-SA 4.0 (non-commercial). "
                     "Needs the hub extra: pip install 'mmeval[hub]'.")
-    fetch.add_argument("name", choices=["mmad"], help="which benchmark")
+    from mmeval.data.hub import BENCHMARKS
+
+    fetch.add_argument("name", choices=list(BENCHMARKS), help="which benchmark")
     fetch.add_argument("--revision", help="a branch, tag or commit of the dataset repository (default: main); "
                                           "'--data mmad@REVISION' uses it")
     fetch.add_argument("--force", action="store_true", help="unpack and verify again even if a verified copy exists")
@@ -59,7 +63,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from mmeval.run.rundir import ensure_writable
 
     columns = parse_columns(args.columns)
-    paths = [resolve(spec, columns=columns)[0] for spec in args.data]
+    paths = [resolve(spec, args.image_root, columns=columns)[0] for spec in args.data]
     if args.out is None and len(paths) > 1:
         raise InputError("--out is required when several benchmarks are pooled")
     out = Path(args.out) if args.out else paths[0].parent
