@@ -191,7 +191,7 @@ def _build(source: Source, tmp: Path, out: Path, options: BuildOptions, knowledg
 
 
 def _stable(stats: dict[str, Any] | None) -> dict[str, Any] | None:
-    """What of the writer's statistics describes the questions (not this session's traffic or cache path)."""
+    """What of the writer's statistics describes the questions (not this build's requests or the cache's path)."""
     if stats is None:
         return None
     return {k: stats[k] for k in ("model", "base_url") if k in stats}
