@@ -146,7 +146,7 @@ class RunRecord(BaseModel):
 FILE_KEYS = frozenset({
     "model", "model_args", "answer_mode", "boost", "boost_args", "data", "image_root", "shots", "templates", "seed",
     "shuffle", "allow_unknown_types", "circular", "probes", "limit", "strict", "batch_size", "concurrency", "out",
-    "overwrite", "allow_other_files", "cycle_ms", "verify_images", "prompt_style",
+    "overwrite", "allow_other_files", "cycle_ms", "verify_images", "prompt_style", "columns",
 })
 
 

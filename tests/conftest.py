@@ -51,3 +51,13 @@ def _offline_and_isolated(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pyt
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
     if "MMEVAL_HOME" not in os.environ or not os.environ["MMEVAL_HOME"].startswith(str(tmp_path_factory.getbasetemp())):
         monkeypatch.setenv("MMEVAL_HOME", str(tmp_path_factory.getbasetemp() / "mmeval-home"))
+
+
+@pytest.fixture(scope="session")
+def synthetic_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The synthetic benchmark at the demo scale, seed 0, built once per session (read it, never write into it)."""
+    from mmeval.data.synthetic.generator import build_synthetic
+
+    out = tmp_path_factory.mktemp("synthetic-demo") / "bench"
+    build_synthetic(out, seed=0)
+    return out

@@ -7,6 +7,11 @@ left out of it, to exercise the floor). It counts requests, records the most req
 once, and injects faults at a set rate from a seeded generator: 429 with Retry-After, 500, slow
 replies, malformed JSON, refusals, empty answers.
 
+Question-writer mode: a prompt that asks for JSON ("Reply with JSON only", as ``mmeval build --writer``
+sends) is answered with a question as JSON, chosen by a hash of the prompt. ``writer_faults`` says what
+attempt N gets ("ok", "malformed", "two-correct", "duplicate", "long"; later attempts: "ok"), and a
+prompt containing ``writer_hopeless`` always gets "two-correct", so that question is never accepted.
+
 In a thread of the test process::
 
     with FakeOpenAIServer(latency=0.05, fault_rate=0.2) as srv:
@@ -42,7 +47,8 @@ class FakeOpenAIServer:
                  seed: int = 0, retry_after: str = "0", slow_seconds: float = 0.3, api_key: str | None = None,
                  check_images: bool = True, logprobs: bool = True, fail_first: int = 0, fail_status: int = 429,
                  record: bool = True, port: int = 0, served_root: str | None = None, echo_key: bool = False,
-                 usage: Any = "counts") -> None:
+                 usage: Any = "counts", writer_faults: tuple[str, ...] = (),
+                 writer_hopeless: str | None = None) -> None:
         self.latency = latency
         self.fault_rate = fault_rate
         self.faults = faults
@@ -58,6 +64,9 @@ class FakeOpenAIServer:
         self.served_root = served_root  # when set, GET /v1/models lists the model with this weights path (as vLLM)
         self.echo_key = echo_key  # append the request's key to every answer (a misbehaving proxy)
         self.usage = usage  # "counts", or anything else to send as the usage block verbatim
+        self.writer_faults = writer_faults  # question-writer mode: the reply kind per attempt (1, 2, ...)
+        self.writer_hopeless = writer_hopeless  # prompts containing this always get two correct options
+        self.writer_kinds: Counter[str] = Counter()  # question-writer replies sent, by kind
         self.lock = threading.Lock()
         self.requests = 0
         self.answered = 0
@@ -186,7 +195,44 @@ class FakeOpenAIServer:
         digest = int(hashlib.sha256(question.encode()).hexdigest(), 16)
         return letters[digest % len(letters)]
 
+    def _writer_reply(self, text: str) -> str:
+        """A question as JSON (or a faulty one), for a prompt of the question writer."""
+        m = re.search(r"Attempt (\d+) of", text)
+        attempt = int(m.group(1)) if m else 1
+        kind = self.writer_faults[attempt - 1] if attempt <= len(self.writer_faults) else "ok"
+        if self.writer_hopeless and self.writer_hopeless in text:
+            kind = "two-correct"
+        with self.lock:
+            self.writer_kinds[kind] += 1
+        digest = int(hashlib.sha256(text.split("Attempt ")[0].encode()).hexdigest(), 16)
+        if "structure or details" in text:
+            question = "How many round openings does the part have?"
+            texts = ["Exactly one opening.", "Exactly two openings.", "Exactly three openings.",
+                     "Exactly four openings."]
+        else:
+            question = "There is a defect in the object."
+            texts = ["A thin line across the surface.", "A small round hole in the part.",
+                     "A smear of foreign material.", "A chipped edge with material gone."]
+        letter = "ABCD"[digest % 4]
+        if kind == "malformed":
+            return 'Sure! Here is the question: {"question": "' + question + '", "options": {"A": "' + texts[0]
+        if kind == "duplicate":
+            texts[(digest + 1) % 4] = texts[digest % 4]
+        if kind == "long":
+            texts[digest % 4] += " It is long, irregular and clearly visible over a large part of the product."
+        answer: Any = [letter, "ABCD"[(digest + 2) % 4]] if kind == "two-correct" else letter
+        return "```json\n" + json.dumps({"question": question, "options": dict(zip("ABCD", texts, strict=True)),
+                                          "answer": answer}) + "\n```"
+
     def _answer(self, body: dict[str, Any], text: str, refusal: bool = False, empty: bool = False) -> dict[str, Any]:
+        if "Reply with JSON only" in text and not refusal and not empty:
+            content = self._writer_reply(text)
+            return {"id": f"chatcmpl-{hashlib.sha1(text.encode()).hexdigest()[:12]}", "object": "chat.completion",
+                    "created": 0, "model": body.get("model", "fake"),
+                    "choices": [{"index": 0, "finish_reason": "stop",
+                                 "message": {"role": "assistant", "content": content, "refusal": None}}],
+                    "usage": {"prompt_tokens": len(text) // 4, "completion_tokens": len(content) // 4,
+                              "total_tokens": len(text) // 4 + len(content) // 4}}
         question = text.rsplit("Question:", 1)[-1]
         letters = [m.group(1) for m in _OPTION.finditer(question)] or ["A"]
         letter = self.choose(text)

@@ -28,6 +28,7 @@ DEFAULTS: dict[str, Any] = {
     "answer_mode": "generate", "boost": None, "limit": None, "strict": False, "allow_unknown_types": False,
     "circular": False, "probes": False, "batch_size": None, "concurrency": None, "out": None, "overwrite": False,
     "allow_other_files": False, "cycle_ms": None, "verify_images": "header", "prompt_style": "mmeval",
+    "columns": None,
 }
 
 
@@ -53,9 +54,16 @@ def add_parser(sub: Any) -> None:
     run.add_argument("-M", "--model-arg", action="append", metavar="KEY=VALUE", default=[],
                      help="an option of the model family (repeatable)")
     run.add_argument("--config", metavar="FILE", help="YAML or TOML file describing the run (flags override it)")
-    run.add_argument("--data", help="an mmad.json file, a directory holding one, or 'synthetic' for the bundled "
-                                    "benchmark, built on first use ('synthetic:standard' for the larger one) "
+    run.add_argument("--data", help="an mmad.json file, a directory holding one, 'synthetic' for the bundled "
+                                    "benchmark, built on first use ('synthetic:standard' for the larger one), "
+                                    "'mmad' for the published MMAD (downloaded from the Hugging Face hub and verified "
+                                    "on first use; 'mmad@REVISION' pins one), or a table of questions: a "
+                                    "save_to_disk directory, parquet files, or hf:OWNER/NAME[:SPLIT] "
                                     "(default: synthetic)")
+    run.add_argument("--columns", metavar="FIELD=COLUMN,...",
+                     help="for tables: which column holds each field when the names differ from the usual ones "
+                          "(fields: key, image, question, options, answer, type, random_templates, "
+                          "similar_templates, templates, mask, mask_path)")
     run.add_argument("--image-root", help="directory the image paths are relative to (default: the mmad.json's "
                                           "directory)")
     run.add_argument("--shots", type=int, help="normal template images shown before the query (default: 1, as MMAD)")
@@ -147,15 +155,15 @@ def build_config(s: dict[str, Any]) -> Any:
     names = boosts.parse_spec("+".join(boost) if isinstance(boost, list) else boost)
     others = tuple(b for v in s.get("variants", []) for b in boosts.parse_spec(v) if b not in names)
     boost_hashed, boost_runtime = boosts.split_args(names, s["boost_args"], others=others)
-    from mmeval.data.synthetic.cache import synthetic_scale
+    from mmeval.data.loading import stored_data
+    from mmeval.data.tables import parse_columns
 
-    data = str(s["data"])
+    data, image_root = stored_data(str(s["data"]), s["image_root"], columns=parse_columns(s["columns"]))
     try:
         return RunConfig(
             model=s["model"], model_args=hashed, runtime_args=runtime, answer_mode=s["answer_mode"], boosts=names,
             boost_args=boost_hashed, boost_runtime_args=boost_runtime,
-            data=data if synthetic_scale(data) else str(Path(data).expanduser().resolve()),
-            image_root=str(Path(s["image_root"]).expanduser().resolve()) if s["image_root"] else None,
+            data=data, image_root=image_root,
             shots=s["shots"], templates=s["templates"], seed=s["seed"], shuffle=s["shuffle"],
             allow_unknown_types=s["allow_unknown_types"], limit=s["limit"], strict=s["strict"],
             circular=s["circular"], probes=s["probes"], batch_size=s["batch_size"], concurrency=s["concurrency"],

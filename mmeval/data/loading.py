@@ -82,14 +82,53 @@ def locate(data: str, image_root: str | None = None) -> tuple[Path, Path]:
     return path.resolve(), root.resolve()
 
 
-def resolve(data: str, image_root: str | None = None) -> tuple[Path, Path]:
-    """``--data`` -> (mmad.json, image root). ``synthetic[:SCALE]`` builds (once) and uses the bundled benchmark."""
+def resolve(data: str, image_root: str | None = None, *, columns: dict[str, str] | None = None) -> tuple[Path, Path]:
+    """``--data`` -> (mmad.json, image root): the one place a ``--data`` value is interpreted.
+
+    * ``synthetic[:SCALE]``: the bundled benchmark, built on first use;
+    * ``mmad[@REVISION]``: the published MMAD, fetched from the hub and verified on first use
+      (:mod:`mmeval.data.hub`);
+    * a table (a ``save_to_disk`` directory, parquet files, ``hf:OWNER/NAME``): its mmad.json twin,
+      converted on first use (:mod:`mmeval.data.tables`; ``columns`` maps its columns);
+    * otherwise an mmad.json file or a directory holding one.
+    """
+    from mmeval.data import hub, tables
     from mmeval.data.synthetic.cache import ensure_synthetic, synthetic_scale
 
     if scale := synthetic_scale(data):
         json_path = ensure_synthetic(scale)
         return json_path, Path(image_root).resolve() if image_root else json_path.parent
+    if spec := hub.parse_spec(data):
+        json_path = hub.fetch(spec.bench, revision=spec.revision)
+        return json_path, Path(image_root).expanduser().resolve() if image_root else json_path.parent
+    if table := tables.table_spec(data):
+        json_path = tables.twin_of(data, columns=columns, image_root=image_root, spec=table)
+        return json_path, json_path.parent
+    if columns:
+        raise InputError(f"--columns: --data {data} is not a table (columns apply to save_to_disk directories, "
+                         "parquet files and hf:OWNER/NAME datasets)")
     return locate(data, image_root)
+
+
+def stored_data(data: str, image_root: str | None = None, *,
+                columns: dict[str, str] | None = None) -> tuple[str, str | None]:
+    """What a run config records for ``--data`` and ``--image-root``: (data, image root or None).
+
+    The keyword for the synthetic benchmark; the absolute path for a path; for the hub benchmark and
+    tables, the mmad.json they became (fetched or converted now), so the run reads a plain file.
+    """
+    from mmeval.data import hub, tables
+    from mmeval.data.synthetic.cache import synthetic_scale
+
+    root = str(Path(image_root).expanduser().resolve()) if image_root else None
+    if synthetic_scale(data):
+        return data, root
+    if hub.parse_spec(data) or tables.table_spec(data):
+        json_path, _ = resolve(data, image_root, columns=columns)
+        return str(json_path), root if hub.parse_spec(data) else None
+    if columns:
+        resolve(data, image_root, columns=columns)  # the error that says columns apply to tables only
+    return str(Path(data).expanduser().resolve()), root
 
 
 class _Pairs(dict):
@@ -308,8 +347,8 @@ def load_benchmark(
                                                      checker, getattr(data, "any_duplicates", True)))
         except DataError as exc:
             problems.append(exc)
-    for exc in problems:
+    for problem in problems:
         if strict:
-            raise exc
-        bench.skipped.append(Skipped(exc.key, exc.field, exc.reason))
+            raise problem
+        bench.skipped.append(Skipped(problem.key, problem.field, problem.reason))
     return bench

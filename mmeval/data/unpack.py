@@ -1,0 +1,194 @@
+"""Unpacking downloaded zip archives without trusting them.
+
+Every member is checked before a byte is written, and the archive is refused as a whole (nothing
+written) when any member:
+
+* would land outside the target folder: an absolute path, a drive letter, a ``..`` component, a
+  backslash path that would escape, or a symbolic link (zip can store links; none is ever created);
+* makes the archive a zip bomb: more than :attr:`Limits.max_members` members, a declared total above
+  :attr:`Limits.max_total` bytes or above the free disk space, or a member whose size is more than
+  :attr:`Limits.max_ratio` times its compressed size (checked for members above a megabyte, where
+  images never compress that well).
+
+While writing, the bytes actually produced are counted against the declared sizes (a lying header
+stops the unpacking), and zipfile checks each member's CRC, so a truncated or corrupt archive is an
+error that names the archive and says how to fetch it again. Unpacking goes into a temporary sibling
+folder that is renamed into place only when complete: an interrupted unpack never looks finished.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import tempfile
+import zipfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from mmeval.errors import InputError
+
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What an archive may unpack to (defaults fit MMAD: about 28 GB of images in five archives)."""
+
+    max_total: int = 256 * GiB  # declared uncompressed bytes of one archive
+    max_ratio: float = 100.0  # uncompressed / compressed size of one member (members above a megabyte)
+    max_members: int = 2_000_000
+    ratio_floor: int = MiB  # members smaller than this are not ratio-checked
+
+
+class UnsafeArchive(InputError):
+    """The archive is refused: a member escapes the target folder, or the archive is a zip bomb."""
+
+
+class DamagedArchive(InputError):
+    """The archive cannot be read to the end: truncated or corrupt."""
+
+
+def member_path(name: str) -> PurePosixPath | None:
+    """The relative path a member unpacks to; None when the name would escape the target folder."""
+    text = name.replace("\\", "/")
+    if not text or text.startswith("/") or (len(text) > 1 and text[1] == ":") or "\0" in text:
+        return None
+    parts = [p for p in text.split("/") if p not in ("", ".")]
+    if not parts or ".." in parts:
+        return None
+    return PurePosixPath(*parts)
+
+
+def _is_link(info: zipfile.ZipInfo) -> bool:
+    return stat.S_ISLNK(info.external_attr >> 16)
+
+
+def _junk(name: str) -> bool:
+    """Files zip tools add that never belong to a dataset (``__MACOSX/``, ``.DS_Store``, ``Thumbs.db``)."""
+    parts = name.replace("\\", "/").split("/")
+    return "__MACOSX" in parts or parts[-1] in (".DS_Store", "Thumbs.db")
+
+
+def plan(archive: Path, zf: zipfile.ZipFile, limits: Limits, strip: str = "") -> list[tuple[zipfile.ZipInfo, Path]]:
+    """(member, relative target) for every file member to write; raises UnsafeArchive on any bad member."""
+    infos = zf.infolist()
+    if len(infos) > limits.max_members:
+        raise UnsafeArchive(f"{archive}: {len(infos):,} members, more than the limit of {limits.max_members:,} "
+                            "(refused as a possible zip bomb)")
+    out: list[tuple[zipfile.ZipInfo, Path]] = []
+    total = 0
+    for info in infos:
+        rel = member_path(info.filename)
+        if rel is None:
+            raise UnsafeArchive(f"{archive}: member '{info.filename}' would be written outside the target folder "
+                                "(absolute path or '..'); the archive is refused and nothing was unpacked")
+        if _is_link(info):
+            raise UnsafeArchive(f"{archive}: member '{info.filename}' is a symbolic link; links are never unpacked "
+                                "(the archive is refused and nothing was unpacked)")
+        if info.is_dir() or _junk(info.filename):
+            continue
+        if strip:
+            if not str(rel).startswith(strip + "/"):
+                continue
+            rel = PurePosixPath(str(rel)[len(strip) + 1:])
+        total += info.file_size
+        if total > limits.max_total:
+            raise UnsafeArchive(f"{archive}: unpacks to more than {limits.max_total / GiB:.0f} GiB (refused as a "
+                                "possible zip bomb)")
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size > limits.ratio_floor and ratio > limits.max_ratio:
+            raise UnsafeArchive(f"{archive}: member '{info.filename}' expands {ratio:.0f} times (limit "
+                                f"{limits.max_ratio:.0f}); refused as a possible zip bomb")
+        out.append((info, Path(*rel.parts)))
+    return out
+
+
+def common_top(names: Iterable[str]) -> str:
+    """The one top-level folder every file member sits in ('' when there is none or several)."""
+    tops = set()
+    for name in names:
+        rel = member_path(name)
+        if rel is None or _junk(name):
+            continue
+        if len(rel.parts) < 2:
+            return ""
+        tops.add(rel.parts[0])
+        if len(tops) > 1:
+            return ""
+    return tops.pop() if len(tops) == 1 else ""
+
+
+def extract(archive: Path, dest: Path, *, limits: Limits | None = None, strip: str = "",
+            progress: bool = False) -> int:
+    """Unpack ``archive`` into ``dest`` (created; files already there are replaced); return the files written.
+
+    ``strip`` is a leading folder to drop from every member (e.g. ``ALL_DATA``); members outside it are
+    left out. Writing goes to a temporary folder beside ``dest`` and is moved in only when
+    the whole archive unpacked and checked.
+    """
+    limits = limits or Limits()
+    try:
+        zf = zipfile.ZipFile(archive)
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise DamagedArchive(f"{archive}: not a readable zip archive ({exc}); it is probably truncated: delete it "
+                             "and download it again") from None
+    with zf:
+        members = plan(archive, zf, limits, strip)
+        need = sum(i.file_size for i, _ in members)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        free = shutil.disk_usage(dest.parent).free
+        if need > free:
+            raise InputError(f"{archive}: unpacks to {need / GiB:.1f} GiB but only {free / GiB:.1f} GiB are free "
+                             f"under {dest.parent}")
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.unpack-", dir=dest.parent))
+        try:
+            bar = None
+            if progress:
+                from tqdm import tqdm
+
+                bar = tqdm(total=need, unit="B", unit_scale=True, desc=f"unpacking {archive.name}")
+            for info, rel in members:
+                _write_member(archive, zf, info, tmp / rel, bar)
+            if bar is not None:
+                bar.close()
+            _merge(tmp, dest)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return len(members)
+
+
+def _write_member(archive: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, bar: object) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    written = 0
+    try:
+        with zf.open(info) as src, open(target, "wb") as dst:
+            while chunk := src.read(MiB):
+                written += len(chunk)
+                if written > info.file_size:
+                    raise UnsafeArchive(f"{archive}: member '{info.filename}' holds more bytes than its header "
+                                        "declares; refused")
+                dst.write(chunk)
+                if bar is not None:
+                    bar.update(len(chunk))  # type: ignore[attr-defined]
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+        raise DamagedArchive(f"{archive}: member '{info.filename}' cannot be read ({exc}); the archive is "
+                             "truncated or corrupt: delete it and download it again") from None
+
+
+def _merge(src: Path, dest: Path) -> None:
+    """Move everything under ``src`` into ``dest`` (whole folders when ``dest`` lacks them)."""
+    if not dest.exists():
+        os.replace(src, dest)
+        src.mkdir()  # the caller removes it
+        return
+    for child in src.iterdir():
+        target = dest / child.name
+        if child.is_dir() and target.is_dir():
+            _merge(child, target)
+        else:
+            if target.is_dir():
+                shutil.rmtree(target)
+            os.replace(child, target)
