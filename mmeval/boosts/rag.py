@@ -137,7 +137,9 @@ class RagBoost(Boost):
         """(kept, dropped, tokens kept): whole entries in order while they fit."""
         if self.opts.max_tokens is None:
             return entries, [], sum(self._count(e.text) for e in entries)
-        kept, dropped, used = [], [], 0
+        kept: list[Entry] = []
+        dropped: list[Entry] = []
+        used = 0
         for e in entries:
             n = self._count(e.text)
             if not dropped and used + n <= self.opts.max_tokens:

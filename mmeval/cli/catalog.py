@@ -105,6 +105,7 @@ def _draw_notations(args: argparse.Namespace) -> int:
         raise InputError(f"--image {args.image}: no defective image with a mask of that key in {json_path}"
                          if args.image else f"{json_path}: no defective image with a mask to draw")
     q = picked[0]
+    assert q.mask_path is not None  # picked only questions with a mask file
     sheet = montage(q.query_path, read_mask(q.mask_path).astype("float32"), Binarisation(max_boxes=3))
     out = Path(args.notations)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -186,6 +186,7 @@ def _download(bench: HubBenchmark, revision: str | None, endpoint: str | None,
     """Download what the repository holds into the hub cache; return (snapshot folder, commit)."""
     hf = _hub()
     errors = _network_errors()
+    offline_errors: tuple[type[BaseException], ...] = (*errors, FetchError)
     from huggingface_hub import constants
 
     offline = bool(getattr(constants, "is_offline_mode", lambda: constants.HF_HUB_OFFLINE)())
@@ -197,7 +198,7 @@ def _download(bench: HubBenchmark, revision: str | None, endpoint: str | None,
             patterns, _ = _image_patterns(present, _datasets_named(first / "mmad.json"))
             folder = Path(hf.snapshot_download(**common, local_files_only=True,
                                                allow_patterns=["mmad.json", KNOWLEDGE, *patterns]))
-        except (*errors, FetchError):
+        except offline_errors:
             raise _offline_help(bench, revision, "HF_HUB_OFFLINE is set and the hub cache does not hold the "
                                                  "dataset") from None
         return folder, folder.name

@@ -58,12 +58,12 @@ class Ablation:
 
     def record(self) -> AblationRecord:
         return AblationRecord(baseline=self.baseline, variants={v: str(r.path) for v, r in self.runs.items()},
-                              cells=[AblationCell(**row) for row in self.cells.to_dict(orient="records")])
+                              cells=[AblationCell.model_validate(row) for row in self.cells.to_dict(orient="records")])
 
 
 def _tests(base: list[Prediction], other: list[Prediction]) -> dict[str, dict[str, Any]]:
     table = analysis.paired_mcnemar(base, other)
-    return {str(r["task"]): r for r in table.to_dict(orient="records")}
+    return {str(r["task"]): {str(k): v for k, v in r.items()} for r in table.to_dict(orient="records")}
 
 
 def ablation(runs: dict[str, RunData], baseline: str) -> Ablation:

@@ -77,11 +77,10 @@ def image_path(root: Path | None, image: str) -> Path | None:
 def _overlay(p: Prediction, thumbs: Thumbnails) -> tuple[str | None, str]:
     """The thumbnail of the expert overlay this question showed the model, when there is one in the cache."""
     note = (p.boost_notes or {}).get("agent")
-    overlay = note.get("overlay") if isinstance(note, dict) else None
-    if not isinstance(overlay, str):
+    if not isinstance(note, dict) or not isinstance(note.get("overlay"), str):
         return None, ""
     folder = mmeval_home() / "boosts" / "overlays"
-    return thumbs.css_class(Path(overlay).name, folder), str(note.get("view") or "")
+    return thumbs.css_class(Path(note["overlay"]).name, folder), str(note.get("view") or "")
 
 
 def answer_rows(preds: Iterable[Prediction], root: Path | None, thumbs: Thumbnails, limit: int,

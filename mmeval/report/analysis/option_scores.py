@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -60,7 +60,7 @@ class Calibration(BaseModel):
     bins: list[CalibrationBin] | None = None
 
 
-def softmax(scores: dict[str, float], keys: Iterable[str] | None = None) -> dict[str, float]:
+def softmax(scores: Mapping[str, float | None], keys: Iterable[str] | None = None) -> dict[str, float]:
     """Softmax over ``scores`` (restricted to ``keys`` when given), numerically stable."""
     items = {k: float(v) for k, v in scores.items() if (keys is None or k in keys) and v is not None
              and math.isfinite(float(v))}
