@@ -300,6 +300,8 @@ def test_build_then_run_from_the_command_line(layout: str, trees: dict[str, Path
     assert (out / "data_check.json").is_file() and (out / "build_report.json").is_file()
     assert main(["run", "--model", "random", "--data", str(out), "--out", str(tmp_path / "run"), "--no-progress"]) == 0
     assert (tmp_path / "run" / "predictions.jsonl").read_text().count("\n") == sum(counts(records(out)).values())
+    page = (tmp_path / "run" / "report.html").read_text()
+    assert "blind rules average" in page and "data_check.json beside the data" in page  # the build's check shown
 
 
 def test_command_line_errors_are_exit_2(trees: dict[str, Path], tmp_path: Path,

@@ -90,4 +90,5 @@ def _data_check(rd: RunData) -> dict[str, Any] | None:
         return {"error": str(exc)}
     if check is None:
         return None
-    return {"verdicts": check.verdicts, "blind_average": check.blind_average, "chance_average": check.chance_average}
+    return {"error": None, "verdicts": check.verdicts, "blind_average": check.blind_average,
+            "chance_average": check.chance_average}
