@@ -103,6 +103,7 @@ def defect_tasks() -> list[str]:
 _WORD = re.compile(r"[a-z]+")
 
 
+@lru_cache(maxsize=4096)  # a benchmark repeats a handful of option texts tens of thousands of times
 def option_polarity(text: str) -> Polarity | None:
     """'yes' or 'no' when an option's text means Yes / No: its first word (``Yes.``, ``no``, ``No, it is fine``)."""
     m = _WORD.search(text.strip().lower())

@@ -410,3 +410,18 @@ def test_human_gap() -> None:
     assert gap.loc[AD, "lo"] <= gap.loc[AD, "run"] <= gap.loc[AD, "hi"]
     assert math.isnan(gap.loc[DL, "run"])  # not asked in this run
     assert gap.loc["Average", "human_expert"] == 86.6
+
+
+def test_bootstrap_resamples_are_multinomial_draws() -> None:
+    from mmeval.report.analysis.bootstrap import _resample_counts
+
+    m, n = 50, 4000
+    w = _resample_counts(np.random.default_rng(3), m, n)
+    assert w.shape == (n, m) and (w.sum(axis=1) == m).all() and (w >= 0).all()
+    assert np.array_equal(w, _resample_counts(np.random.default_rng(3), m, n))  # seeded
+    assert not np.array_equal(w, _resample_counts(np.random.default_rng(4), m, n))
+    # each image's count is Binomial(m, 1/m): mean 1, variance 1 - 1/m; counts of two images covary by -1/m
+    cov = np.cov(w.T)
+    assert w.mean() == pytest.approx(1.0, abs=0.01)
+    assert np.diag(cov).mean() == pytest.approx(1 - 1 / m, abs=0.03)
+    assert cov[~np.eye(m, dtype=bool)].mean() == pytest.approx(-1 / m, abs=0.005)

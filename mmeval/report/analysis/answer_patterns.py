@@ -7,6 +7,7 @@ answers) against how often it is the correct answer (of all questions).
 from __future__ import annotations
 
 import math
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 
 import pandas as pd
@@ -48,17 +49,20 @@ def position_bias(preds: Iterable[Prediction]) -> pd.DataFrame:
     """
     plain = plain_preds(preds)
     order = tasks.task_names()
-    asked = [t for t in order if any(p.task == t for p in plain)]
+    by_task: dict[str, list[Prediction]] = defaultdict(list)
+    for p in plain:
+        by_task[p.task].append(p)
     rows = []
-    for name, sub in [(t, [p for p in plain if p.task == t]) for t in asked] + [("All", plain)]:
+    for name, sub in [(t, by_task[t]) for t in order if t in by_task] + [("All", plain)]:
         if not sub:
             continue
-        letters = sorted({p.answer for p in sub} | {p.choice for p in sub if p.choice} |
-                         {k for p in sub for k in p.options})
-        valid = sum(p.choice is not None for p in sub)
+        chosen_n = Counter(p.choice for p in sub)
+        correct_n = Counter(p.answer for p in sub)
+        offered = {k for options in {tuple(p.options) for p in sub} for k in options}
+        letters = sorted(set(correct_n) | {c for c in chosen_n if c} | offered)
+        valid = len(sub) - chosen_n[None]
         for letter in letters:
-            chosen = sum(p.choice == letter for p in sub)
-            correct = sum(p.answer == letter for p in sub)
+            chosen, correct = chosen_n[letter], correct_n[letter]
             cp, rp = pct(chosen, valid), pct(correct, len(sub))
             rows.append({"task": name, "letter": letter, "chosen": chosen, "correct": correct,
                          "chosen_pct": cp, "correct_pct": rp,

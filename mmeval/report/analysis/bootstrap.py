@@ -32,6 +32,16 @@ class BootstrapSettings(BaseModel):
     unit: str = "image, within dataset"
 
 
+def _resample_counts(rng: np.random.Generator, m: int, n_boot: int) -> np.ndarray:
+    """How often each of ``m`` images is drawn in each of ``n_boot`` resamples of size ``m`` (n_boot x m).
+
+    Uniform draws counted per resample: the multinomial distribution, at a fraction of the cost of
+    ``rng.multinomial`` for thousands of images.
+    """
+    draws = rng.integers(0, m, size=(n_boot, m), dtype=np.int32) + (np.arange(n_boot, dtype=np.int64) * m)[:, None]
+    return np.bincount(draws.ravel(), minlength=n_boot * m).reshape(n_boot, m).astype(float)
+
+
 def bootstrap_ci(preds_or_df: Iterable[Prediction] | pd.DataFrame, *, n_boot: int = 1000, seed: int = 0,
                  level: float = LEVEL) -> pd.DataFrame:
     """Percentile CIs of every accuracy cell (dataset rows + Average, task columns + Average).
@@ -49,7 +59,7 @@ def bootstrap_ci(preds_or_df: Iterable[Prediction] | pd.DataFrame, *, n_boot: in
     for ds in counts.datasets:
         m = len(counts.images[ds])
         sizes[ds] = m
-        weights[ds] = rng.multinomial(m, np.full(m, 1.0 / m), size=n_boot).astype(float)
+        weights[ds] = _resample_counts(rng, m, n_boot)
     reps = scoring.score_cells(counts, weights)
     point = scoring.score_cells(counts)
     alpha = (1 - level) / 2

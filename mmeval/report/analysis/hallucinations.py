@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -117,44 +118,60 @@ def _check(images: int, inconsistent: int) -> Inconsistency:
     return Inconsistency(images=images, inconsistent=inconsistent, rate=pct(inconsistent, images))
 
 
-def self_inconsistency(preds: Iterable[Prediction]) -> SelfInconsistency:
-    """Contradictions between an image's AD answer and its other answers (module docstring)."""
-    preds = list(preds)
+@dataclass(frozen=True)
+class _ImageFacts:
+    """What self-inconsistency needs of one image with an Anomaly Detection answer."""
+
+    verdict: bool | None  # see ad_verdict
+    normal: bool
+    defect_right: int  # of its plain defect questions, answered correctly ...
+    defect_asked: int  # ... and asked
+    probe_defect: bool | None  # its probe picked a defect; None: no probe or no valid probe answer
+
+
+def _image_facts(preds: Sequence[Prediction]) -> dict[str, _ImageFacts]:
+    """Per image with a plain AD answer, the facts the checks count (one pass; groups sum these)."""
     ad = _ad_by_image(preds)
     dtasks = set(defect_tasks())
-    defect_q: dict[str, list[Prediction]] = defaultdict(list)
+    right: dict[str, int] = defaultdict(int)
+    asked: dict[str, int] = defaultdict(int)
     probe: dict[str, Prediction] = {}
     for p in preds:
         if p.variant is None and p.task in dtasks:
-            defect_q[p.image].append(p)
+            asked[p.image] += 1
+            right[p.image] += p.correct
         elif p.variant == PROBE:
             probe[p.image] = p
+    out = {}
+    for image, answers in ad.items():
+        pr = probe.get(image)
+        out[image] = _ImageFacts(verdict=ad_verdict(answers), normal=answers[0].is_normal,
+                                 defect_right=right.get(image, 0), defect_asked=asked.get(image, 0),
+                                 probe_defect=None if pr is None or pr.choice is None else pr.choice != pr.answer)
+    return out
+
+
+def _inconsistency(facts: Iterable[_ImageFacts]) -> SelfInconsistency:
     denied_n = denied_hit = 0
     acc = {"denied": [0, 0], "detected": [0, 0]}  # correct, asked
     contra_n = contra_hit = reverse_n = reverse_hit = 0
-    for image, answers in ad.items():
-        verdict = ad_verdict(answers)
-        if verdict is None:
+    for f in facts:
+        if f.verdict is None:
             continue
-        normal = answers[0].is_normal
-        if not normal and defect_q.get(image):
-            qs = defect_q[image]
-            right = sum(q.correct for q in qs)
-            bucket = acc["detected" if verdict else "denied"]
-            bucket[0] += right
-            bucket[1] += len(qs)
-            if not verdict:
+        if not f.normal and f.defect_asked:
+            bucket = acc["detected" if f.verdict else "denied"]
+            bucket[0] += f.defect_right
+            bucket[1] += f.defect_asked
+            if not f.verdict:
                 denied_n += 1
-                denied_hit += right > 0
-        pr = probe.get(image)
-        if normal and pr is not None and pr.choice is not None:
-            picked_defect = pr.choice != pr.answer
-            if not verdict:
+                denied_hit += f.defect_right > 0
+        if f.normal and f.probe_defect is not None:
+            if not f.verdict:
                 contra_n += 1
-                contra_hit += picked_defect
+                contra_hit += f.probe_defect
             else:
                 reverse_n += 1
-                reverse_hit += not picked_defect
+                reverse_hit += not f.probe_defect
     total_n = denied_n + contra_n + reverse_n
     total_hit = denied_hit + contra_hit + reverse_hit
     return SelfInconsistency(
@@ -165,7 +182,12 @@ def self_inconsistency(preds: Iterable[Prediction]) -> SelfInconsistency:
         all=_check(total_n, total_hit))
 
 
-def _hallucination_row(preds: Sequence[Prediction]) -> dict[str, Any]:
+def self_inconsistency(preds: Iterable[Prediction]) -> SelfInconsistency:
+    """Contradictions between an image's AD answer and its other answers (module docstring)."""
+    return _inconsistency(_image_facts(list(preds)).values())
+
+
+def _hallucination_row(preds: Sequence[Prediction], facts: Iterable[_ImageFacts]) -> dict[str, Any]:
     ad = detection_task()
     ad_q = [p for p in preds if p.variant is None and p.task == ad]
     normal = [p for p in ad_q if p.is_normal]
@@ -173,7 +195,7 @@ def _hallucination_row(preds: Sequence[Prediction]) -> dict[str, Any]:
     overkill = sum(not p.correct for p in normal)
     miss = sum(not p.correct for p in anom)
     fab = fabrication(preds)
-    inc = self_inconsistency(preds)
+    inc = _inconsistency(facts)
     return {
         "normal_questions": len(normal), "overkill_n": overkill, "overkill": pct(overkill, len(normal)),
         "anomalous_questions": len(anom), "miss_n": miss, "miss": pct(miss, len(anom)),
@@ -192,16 +214,21 @@ def _hallucination_row(preds: Sequence[Prediction]) -> dict[str, Any]:
 def hallucination(preds: Iterable[Prediction]) -> pd.DataFrame:
     """Per dataset and category, then per dataset (category ``*``) and overall (``*``, ``*``)."""
     preds = list(preds)
+    facts = _image_facts(preds)  # an image belongs to one dataset and category: groups sum its facts
     groups: dict[tuple[str, str], list[Prediction]] = defaultdict(list)
     by_ds: dict[str, list[Prediction]] = defaultdict(list)
     for p in preds:
         groups[(p.dataset, p.category)].append(p)
         by_ds[p.dataset].append(p)
+
+    def row(sub: list[Prediction]) -> dict[str, Any]:
+        return _hallucination_row(sub, (facts[im] for im in dict.fromkeys(p.image for p in sub) if im in facts))
+
     rows = []
     for ds, ds_preds in by_ds.items():
         for (d, cat), sub in groups.items():
             if d == ds:
-                rows.append({"dataset": ds, "category": cat, **_hallucination_row(sub)})
-        rows.append({"dataset": ds, "category": "*", **_hallucination_row(ds_preds)})
-    rows.append({"dataset": "*", "category": "*", **_hallucination_row(preds)})
+                rows.append({"dataset": ds, "category": cat, **row(sub)})
+        rows.append({"dataset": ds, "category": "*", **row(ds_preds)})
+    rows.append({"dataset": "*", "category": "*", **row(preds)})
     return pd.DataFrame(rows)
