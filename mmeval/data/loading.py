@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
 from mmeval import tasks as task_registry
 from mmeval.data.images import ImageChecker, VerifyLevel
@@ -24,10 +24,13 @@ TemplateKind = Literal["random", "similar"]
 NORMAL_MARK = "good"  # MMAD: an image is normal when its path contains "good"
 
 
-class Question(BaseModel):
-    """One question, resolved against the data root and the task registry."""
+@dataclass(frozen=True, slots=True)
+class Question:
+    """One question, resolved against the data root and the task registry.
 
-    model_config = ConfigDict(frozen=True)
+    A plain slotted dataclass, not a pydantic model: its fields come from a validated record, and at
+    MMAD's size (40,000 questions) a model's per-instance dict and field set cost tens of megabytes.
+    """
 
     id: str
     image: str  # the record key, relative to the data root
@@ -145,18 +148,18 @@ class _KeepFirst:
     def __init__(self) -> None:
         self.seen_duplicates = False
 
-    def __call__(self, pairs: list[tuple[str, object]]) -> _Pairs:
-        out = _Pairs(pairs)
+    def __call__(self, pairs: list[tuple[str, object]]) -> dict:
+        plain = dict(pairs)
+        if len(plain) == len(pairs):  # the common case: a plain dict (cheap to build, nothing to remember)
+            return plain
+        self.seen_duplicates = True
+        out = _Pairs()
         out.duplicates = []
-        if len(out) != len(pairs):
-            self.seen_duplicates = True
-            out = _Pairs()
-            out.duplicates = []
-            for key, value in pairs:
-                if key in out:
-                    out.duplicates.append(key)
-                else:
-                    out[key] = value
+        for key, value in pairs:
+            if key in out:
+                out.duplicates.append(key)
+            else:
+                out[key] = value
         return out
 
 
@@ -195,7 +198,10 @@ def read_json_any(path: Path) -> object:
         raise InputError(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
     except RecursionError:
         raise InputError(f"{path}: JSON nested too deeply to be a benchmark file") from None
-    if isinstance(data, _Pairs):
+    if isinstance(data, dict):
+        if not isinstance(data, _Pairs):
+            data = _Pairs(data)
+            data.duplicates = []
         data.any_duplicates = hook.seen_duplicates
     return data
 
@@ -241,12 +247,13 @@ def _relative(root: Path, rel: object, key: str, field_name: str) -> Path:
         raise DataError(key, field_name, f"expected a relative path, got {rel!r}")
     if "://" in rel or rel.lower().startswith(("data:", "file:")):
         raise DataError(key, field_name, f"'{rel}' is a URL; paths are relative to the data root")
-    pure = PurePosixPath(rel.replace("\\", "/"))
-    if pure.is_absolute() or rel.startswith(("/", "\\")) or (len(rel) > 1 and rel[1] == ":"):
+    posix = rel.replace("\\", "/")
+    if posix.startswith("/") or (len(rel) > 1 and rel[1] == ":"):
         raise DataError(key, field_name, f"absolute path '{rel}' is not allowed (paths are relative to the data root)")
-    if ".." in pure.parts:
+    parts = [part for part in posix.split("/") if part not in ("", ".")]  # as PurePosixPath(posix).parts
+    if ".." in parts:
         raise DataError(key, field_name, f"path '{rel}' escapes the data root")
-    return root.joinpath(*pure.parts)
+    return root.joinpath(*parts)
 
 
 def _first_error(key: str, exc: ValidationError) -> DataError:
@@ -271,11 +278,14 @@ def _image(paths: _Confined, rel: object, key: str, field_name: str, what: str, 
     return path
 
 
+#: the digest's canonical JSON (built once: tens of thousands of questions are digested per load)
+_CANONICAL = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
 def question_digest(key: str, item: ConversationItem, templates: list[str], mask: str | None) -> str:
     """What a prediction depends on in the data: the question, its options and answer, its type, the
     template and mask paths. A changed record changes this; the images' bytes do not (see README)."""
-    blob = json.dumps([key, item.question, item.options, item.answer, item.type, templates, mask],
-                      sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    blob = _CANONICAL.encode([key, item.question, item.options, item.answer, item.type, templates, mask])
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

@@ -25,13 +25,17 @@ def _load(name: str) -> str:
 
 @lru_cache(maxsize=1)
 def _env() -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FunctionLoader(lambda name: _load(name.removesuffix(".j2"))),
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=False,
         bytecode_cache=template_cache(),
     )
+    # prompt templates see only the values they are given: without jinja's default globals (range, dict,
+    # cycler ...) each of tens of thousands of renders skips merging them into its context
+    env.globals.clear()
+    return env
 
 
 def render_block(name: str, **context: object) -> str:

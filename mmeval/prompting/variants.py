@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 
 from mmeval.data import Question
 from mmeval.data.schema import LETTERS
@@ -59,6 +60,6 @@ def probe_questions(questions: Sequence[Question], seed: int, classification_tas
         options = {LETTERS[i]: t for i, t in enumerate(texts)}
         answer = LETTERS[len(texts) - 1]
         options, answer = shuffle_options(options, answer, seed, qid)
-        out.append(q.model_copy(update={"id": qid, "index": -1, "type_label": PROBE_TASK, "task": PROBE_TASK,
-                                        "question": PROBE_QUESTION, "options": options, "answer": answer}))
+        out.append(replace(q, id=qid, index=-1, type_label=PROBE_TASK, task=PROBE_TASK, question=PROBE_QUESTION,
+                           options=options, answer=answer))
     return out
