@@ -136,7 +136,7 @@ class ContinuationCache:
         """Only caches of plain full-attention layers (sliding windows drop old positions; others store differently)."""
         from transformers.cache_utils import DynamicLayer
 
-        layers = getattr(cache, "layers", None)
+        layers: list[Any] = getattr(cache, "layers", None) or []
         return bool(layers) and all(type(layer) is DynamicLayer and layer.keys is not None and layer.keys.numel()
                                     and layer.keys.shape[0] == 1 for layer in layers)
 
@@ -162,11 +162,13 @@ def room_layer_class() -> type:
             self.keys, self.values = buf_k[:, :, :length], buf_v[:, :, :length]
             self.device = buf_k.device
             self.is_initialized = True
+            self.written = False
 
         def update(self, key_states: Any, value_states: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
             end = self.length + key_states.shape[-2]
-            if self.keys.shape[-2] != self.length or end > self.buf_k.shape[-2]:
+            if self.written or end > self.buf_k.shape[-2]:
                 raise RuntimeError("a continuation cache takes one forward, of at most its room in tokens")
+            self.written = True
             self.buf_k[:, :, self.length:end].copy_(key_states)
             self.buf_v[:, :, self.length:end].copy_(value_states)
             self.keys, self.values = self.buf_k[:, :, :end], self.buf_v[:, :, :end]
