@@ -36,7 +36,7 @@ the median. As a cross-check the recorded calls are also replayed directly on th
 (noisier: two separate timings).
 
 Targets: (c) >= 3x (a); (c2) >= 2.5x (a2); adapter overhead < 5%. Prints the figures and writes
-benchmarks/results/local_throughput.json. Run by hand (about 4 minutes on 2 cores):
+benchmarks/results/local_throughput.json. Run by hand (4 to 6 minutes on 2 shared cores):
 
     .venv/bin/python benchmarks/local_throughput.py [--questions 48] [--shots 2] [--repeat 3] [--threads 1]
 """
