@@ -13,7 +13,15 @@ of the bundled synthetic benchmark (``--shots`` templates + the query image per 
 * (c)  likelihood + batching + prefix reuse (``--batch-size 8 -M batch_invariant=false``: the questions'
        suffixes run as one right-padded batch against the shared prefix's cache);
 * (c2) likelihood + prefix reuse with the default ``--batch-invariant`` (each question's suffix in its own
-       call against the shared prefix's cache, so its scores never depend on its batch mates).
+       call against the shared prefix's cache, so its scores never depend on its batch mates);
+* (c2 rag) (c2) with ``--boost rag``: the bundled benchmark's domain_knowledge.json, every entry of the
+       image's category added to the shared prefix (MMAD's RAG prompts); its ratio to (c2) is their cost.
+
+Beside each speed-up against (a2) the benchmark prints its token-count limit: the token positions (a2)
+runs through the language model per question (every image's tokens and the prompt, then the first new
+token fed back) over those the configuration runs (with prefix reuse: the shared prefix once per image,
+then each question's own suffix), counted from the inputs of the calls the timed runs made. It leaves out
+the vision tower and the fixed cost of a call, so a measured speed-up stays under it.
 
 Every configuration runs through ``mmeval.run.runner.run`` (the real engine: loading, rendering, the adapter,
 answer extraction, predictions.jsonl written and fsync'ed line by line) after a warm-up, ``--repeat`` times.
@@ -27,8 +35,8 @@ the whole runner (plus the engine's bookkeeping and per-line fsync); ratios are 
 the median. As a cross-check the recorded calls are also replayed directly on the model after the run
 (noisier: two separate timings).
 
-Targets: (c) >= 3x (a); adapter overhead < 5%. Prints the figures and writes
-benchmarks/results/local_throughput.json. Run by hand (about 3 minutes on 2 cores):
+Targets: (c) >= 3x (a); (c2) >= 2.5x (a2); adapter overhead < 5%. Prints the figures and writes
+benchmarks/results/local_throughput.json. Run by hand (4 to 6 minutes on 2 shared cores):
 
     .venv/bin/python benchmarks/local_throughput.py [--questions 48] [--shots 2] [--repeat 3] [--threads 1]
 """
@@ -61,8 +69,12 @@ CONFIGS = {
                                  "batch_invariant": False},
     "c2_likelihood_reuse_invariant": {"answer_mode": "likelihood", "batch_size": 8, "prefix_reuse": True,
                                       "batch_invariant": True},
+    "c2_rag_likelihood_reuse_invariant": {"answer_mode": "likelihood", "batch_size": 8, "prefix_reuse": True,
+                                          "batch_invariant": True, "boosts": ("rag",)},
 }
-TARGET_SPEEDUP, TARGET_OVERHEAD = 3.0, 0.05
+#: options that configure the run rather than the adapter's -M arguments
+RUN_LEVEL = ("answer_mode", "batch_size", "boosts")
+TARGET_SPEEDUP, TARGET_C2_VS_A2, TARGET_OVERHEAD = 3.0, 2.5, 0.05
 
 
 def clock() -> tuple[float, float]:
@@ -76,25 +88,31 @@ class Recorder:
     def __init__(self, adapter) -> None:
         self.adapter = adapter
         self.calls: list[tuple[str, dict]] = []
+        self.positions = 0  # token positions the recorded calls ran through the language model
         self.recording = False
         self.reset()
         runtime = adapter.runtime  # every forward and generate of the adapter goes through these two methods
         call, gen, predict = runtime.call, runtime.generate, adapter.predict
 
         def timed(kind, fn, kw):
+            cached = 0
             if self.recording:  # the copy is the benchmark's own cost: taken off the adapter's time
                 w, c = clock()
                 self.calls.append((kind, _snapshot(kw)))
+                cached = _cached_length(kw)
                 w2, c2 = clock()
                 self.snapshot_wall += w2 - w
                 self.snapshot_cpu += c2 - c
             w, c = clock()
             try:
-                return fn(**kw)
+                out = fn(**kw)
             finally:
                 w2, c2 = clock()
                 self.model_wall += w2 - w
                 self.model_cpu += c2 - c
+            if self.recording:
+                self.positions += positions_run(kind, kw, out, cached)
+            return out
 
         runtime.call = lambda **kw: timed("forward", call, kw)
         runtime.generate = lambda **kw: timed("generate", gen, kw)
@@ -118,8 +136,29 @@ class Recorder:
 
     def reset(self) -> None:
         self.calls = []
+        self.positions = 0
         self.adapter_wall = self.adapter_cpu = self.model_wall = self.model_cpu = 0.0
         self.snapshot_wall = self.snapshot_cpu = 0.0  # recording copies: the benchmark's cost, taken off below
+
+
+def _cached_length(kw: dict) -> int:
+    """Tokens a call's KV cache already holds (they are not run again), read before the call extends it."""
+    cache = kw.get("cache", kw.get("past_key_values"))
+    return int(cache.get_seq_length()) if cache is not None else 0
+
+
+def positions_run(kind: str, kw: dict, out, cached: int) -> int:
+    """Token positions one model call runs through the language model (image tokens included, padding too).
+
+    A forward runs its input ids; a generate runs the prompt (less what its cache holds) and then feeds back
+    every new token but the last, which no call runs: ``rows x (output width - 1 - cached)``. These counts
+    are what prefix reuse can save, hence the token-count limit of a speed-up (the vision tower aside).
+    """
+    ids = kw["input_ids"]
+    if kind == "forward":
+        return int(ids.numel())
+    sequences = getattr(out, "sequences", out)
+    return int(ids.shape[0]) * (int(sequences.shape[1]) - 1 - cached)
 
 
 def _snapshot(kw: dict) -> dict:
@@ -151,7 +190,7 @@ def run_config(name: str, options: dict, model_dir: Path, data: str, shots: int,
     from mmeval.predictions import read_predictions
     from mmeval.run.runner import adapter_settings, run
 
-    run_level = {k: options[k] for k in ("answer_mode", "batch_size")}
+    run_level = {k: options[k] for k in RUN_LEVEL if k in options}
     opts = {"dtype": "fp32", **{k: v for k, v in options.items() if k not in run_level}}
     config = RunConfig(model=f"hf:{model_dir}", model_args=opts, data=data, shots=shots, limit=n, **run_level)
     adapter = build_adapter(config.model, opts, adapter_settings(config))
@@ -179,7 +218,7 @@ def run_config(name: str, options: dict, model_dir: Path, data: str, shots: int,
         assert len(preds) == n and not any(p.error for p in preds), "a question was lost or failed"
         if options["answer_mode"] == "likelihood":
             assert all(p.choice is not None for p in preds), "likelihood mode left a question without a choice"
-    calls = len(rec.calls)
+    calls, positions = len(rec.calls), rec.positions
     adapter.close()
     med = {k: statistics.median(v) for k, v in m.items()}
 
@@ -188,6 +227,8 @@ def run_config(name: str, options: dict, model_dir: Path, data: str, shots: int,
 
     return {
         "options": {**run_level, **opts}, "questions": n, "model_calls": calls, "seconds": m,
+        # the same in every run: what the model ran, the ground of the token-count limit of a speed-up
+        "model_positions": positions, "positions_per_question": positions / n,
         "questions_per_second": n / med["runner_wall"],
         "questions_per_cpu_second": n / med["runner_cpu"],
         # harness overhead: time spent outside the model's forward/generate calls, relative to those calls
@@ -196,6 +237,43 @@ def run_config(name: str, options: dict, model_dir: Path, data: str, shots: int,
         # cross-check: the adapter against replaying its recorded model calls directly (noisier: two runs)
         "adapter_vs_direct_replay": per_run("adapter_cpu", "direct_cpu"),
     }
+
+
+def speedups(results: dict[str, dict]) -> tuple[dict[str, float], dict[str, float]]:
+    """Measured speed-ups (questions per CPU second: robust on a shared machine), and beside those against
+    (a2) their token-count limit: the positions (a2) runs per question over those the configuration runs.
+    The limit is what skipping the tokens alone would give (the prefix once per image, each question's
+    suffix); a measured ratio under it is the cost of the rest (vision tower per image, fixed cost per call).
+    """
+    qps = {k: v["questions_per_cpu_second"] for k, v in results.items()}
+    ppq = {k: v["positions_per_question"] for k, v in results.items()}
+    ratios: dict[str, float] = {}
+    limits: dict[str, float] = {}
+    if "a_mmad_generate" in qps:
+        ratios = {f"{k}/a": qps[k] / qps["a_mmad_generate"] for k in qps if k != "a_mmad_generate"}
+    if "a2_mmad_generate_2tok" in qps:
+        for k in qps:
+            if k.startswith(("b", "c")):
+                ratios[f"{k}/a2"] = qps[k] / qps["a2_mmad_generate_2tok"]
+                limits[f"{k}/a2"] = ppq["a2_mmad_generate_2tok"] / ppq[k]
+    rag, plain = "c2_rag_likelihood_reuse_invariant", "c2_likelihood_reuse_invariant"
+    if rag in qps and plain in qps:  # what the retrieved knowledge costs (a longer shared prefix)
+        ratios[f"{rag}/c2"] = qps[rag] / qps[plain]
+        limits[f"{rag}/c2"] = ppq[plain] / ppq[rag]
+    return ratios, limits
+
+
+def verdicts(results: dict[str, dict], ratios: dict[str, float]) -> dict[str, bool]:
+    """Which targets the run met (only those whose configurations ran)."""
+    verdict = {}
+    if "c_likelihood_batch_reuse/a" in ratios:
+        verdict["c_vs_a_target_met"] = ratios["c_likelihood_batch_reuse/a"] >= TARGET_SPEEDUP
+    if "c2_likelihood_reuse_invariant/a2" in ratios:
+        verdict["c2_vs_a2_target_met"] = ratios["c2_likelihood_reuse_invariant/a2"] >= TARGET_C2_VS_A2
+    if "c_likelihood_batch_reuse" in results:
+        overhead = results["c_likelihood_batch_reuse"]["adapter_overhead"]
+        verdict["adapter_overhead_target_met"] = overhead < TARGET_OVERHEAD
+    return verdict
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -229,26 +307,18 @@ def main(argv: list[str] | None = None) -> int:
             if a.only and name not in a.only:
                 continue
             r = results[name] = run_config(name, options, model_dir, data, a.shots, a.questions, a.repeat, work)
-            print(f"{name:30s} {r['questions_per_second']:6.2f} q/s ({r['questions_per_cpu_second']:6.2f} q/CPU-s)  "
-                  f"model calls {r['model_calls']:3d}  overhead: adapter {100 * r['adapter_overhead']:4.1f}%  "
+            print(f"{name:34s} {r['questions_per_second']:6.2f} q/s ({r['questions_per_cpu_second']:6.2f} q/CPU-s)  "
+                  f"model calls {r['model_calls']:3d}  tokens/question {r['positions_per_question']:6.1f}  "
+                  f"overhead: adapter {100 * r['adapter_overhead']:4.1f}%  "
                   f"runner {100 * r['runner_overhead']:4.1f}%  (adapter vs direct replay "
                   f"{100 * r['adapter_vs_direct_replay']:+5.1f}%)", flush=True)
 
-    qps = {k: v["questions_per_cpu_second"] for k, v in results.items()}  # CPU time: robust on a shared machine
-    ratios = {}
-    if "a_mmad_generate" in qps:
-        ratios = {f"{k}/a": qps[k] / qps["a_mmad_generate"] for k in qps if k != "a_mmad_generate"}
-    if "a2_mmad_generate_2tok" in qps:
-        ratios.update({f"{k}/a2": qps[k] / qps["a2_mmad_generate_2tok"] for k in qps if k.startswith(("b", "c"))})
+    ratios, limits = speedups(results)
     print()
     for k, v in ratios.items():
-        print(f"speed-up {k:40s} {v:6.2f}x")
-    verdict = {}
-    if "c_likelihood_batch_reuse/a" in ratios:
-        verdict["c_vs_a_target_met"] = ratios["c_likelihood_batch_reuse/a"] >= TARGET_SPEEDUP
-    if "c_likelihood_batch_reuse" in results:
-        overhead = results["c_likelihood_batch_reuse"]["adapter_overhead"]
-        verdict["adapter_overhead_target_met"] = overhead < TARGET_OVERHEAD
+        limit = f"   token-count limit {limits[k]:5.2f}x" if k in limits else ""
+        print(f"speed-up {k:44s} {v:6.2f}x{limit}")
+    verdict = verdicts(results, ratios)
     print("targets:", verdict)
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -259,8 +329,9 @@ def main(argv: list[str] | None = None) -> int:
                     "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None},
         "model": {"kind": "llava", "parameters": params, **size},
         "questions": a.questions, "shots": a.shots, "repeat": a.repeat,
-        "targets": {"c_vs_a_speedup": TARGET_SPEEDUP, "adapter_overhead": TARGET_OVERHEAD},
-        "results": results, "ratios": ratios, "verdict": verdict,
+        "targets": {"c_vs_a_speedup": TARGET_SPEEDUP, "c2_vs_a2_speedup": TARGET_C2_VS_A2,
+                    "adapter_overhead": TARGET_OVERHEAD},
+        "results": results, "ratios": ratios, "token_count_limits": limits, "verdict": verdict,
     }, indent=2), encoding="utf-8")
     print(f"wrote {out}")
     return 0

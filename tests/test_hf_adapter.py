@@ -136,6 +136,44 @@ def test_prefix_reuse_and_batching_do_not_change_scores(tiny: dict[str, Path], k
     assert _scores(adapter, reqs) == one
 
 
+@pytest.mark.parametrize("invariant", [True, False])
+def test_continuations_written_after_the_prefix_score_as_fresh_copies(
+        tiny: dict[str, Path], invariant: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows written in place after a shared prefix (no copy per question) give bit-identical scores to rows
+    run on a fresh expanded copy of the prefix's cache, batched or one question per call."""
+    from mmeval.model_adapters.hf import runtime
+
+    reqs = _requests(12)
+    adapter = _adapter(tiny, "llava", answer_mode="likelihood", prefix_reuse=True, batch_size=8,
+                       batch_invariant=invariant)
+    used: list[int] = []
+    for_rows = runtime.ContinuationCache.for_rows
+    monkeypatch.setattr(runtime.ContinuationCache, "for_rows", lambda self, n: used.append(n) or for_rows(self, n))
+    in_place = _scores(adapter, reqs)
+    assert used and (max(used) > 1) != invariant  # the in-place cache ran, with batched rows only when allowed
+    monkeypatch.setattr(runtime.ContinuationCache, "supports", staticmethod(lambda cache: False))
+    assert _scores(adapter, reqs) == in_place
+
+
+def test_continuation_cache_takes_one_forward_within_its_room(tiny: dict[str, Path]) -> None:
+    """A second write, or more tokens than its room, would overwrite what the attention reads: refused."""
+    from mmeval.model_adapters.hf.runtime import ContinuationCache, cache_of
+
+    adapter = _adapter(tiny, "llava")
+    model = adapter.loaded.model
+    with torch.inference_mode():
+        prefix = cache_of(model(input_ids=torch.tensor([[5, 6, 7, 8]]), use_cache=True))
+        room = ContinuationCache(prefix, rows=2, room=3)
+        model(input_ids=torch.tensor([[9, 10, 11], [12, 13, 14]]), cache=room.for_rows(2))
+        with pytest.raises(RuntimeError, match="room"):
+            model(input_ids=torch.tensor([[9, 10, 11, 12]]), cache=room.for_rows(1))
+        cache = room.for_rows(1)
+        model(input_ids=torch.tensor([[9]]), cache=cache)
+        with pytest.raises(RuntimeError, match="one forward"):
+            model(input_ids=torch.tensor([[10]]), cache=cache)
+        assert prefix.get_seq_length() == 4  # the prefix's own cache is never written
+
+
 def test_full_option_text_scoring(tiny: dict[str, Path]) -> None:
     """--likelihood-target options: the sum over the option's tokens; reuse and batching agree."""
     reqs = _requests(8)

@@ -13,14 +13,21 @@ Three paths give the same scores, fastest first:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from mmeval.model_adapters.hf.options import LikelihoodTarget
 from mmeval.model_adapters.hf.prefix import group_by_prefix, prefix_context
 from mmeval.model_adapters.hf.prompts import Item, PromptBuilder
-from mmeval.model_adapters.hf.runtime import Batching, Runtime, cache_of, cut, expand_cache
+from mmeval.model_adapters.hf.runtime import (
+    Batching,
+    ContinuationCache,
+    Runtime,
+    cache_of,
+    cut,
+    expand_cache,
+)
 from mmeval.prompting.messages import Response
 
 #: scores of one batch of jobs: request id -> option -> log-prob
@@ -191,13 +198,25 @@ class LikelihoodScorer:
         order = sorted(range(len(plan.rows)), key=lambda r: len(plan.rows[r]))
         if self.batching.invariant:  # a question's rows together
             order = sorted(order, key=lambda r: plan.owner[r])
-        for chunk in self.batching.chunks(order, owner=plan.owner.__getitem__):
-            for _ in self.runtime.split_on_oom(lambda c: self._run_rows(c, plan.rows, by_row, cache, scores), chunk):
+        chunks = list(self.batching.chunks(order, owner=plan.owner.__getitem__))
+        cache_for = self._cache_for(cache, chunks, plan.rows)
+        for chunk in chunks:
+            for _ in self.runtime.split_on_oom(lambda c: self._run_rows(c, plan.rows, by_row, cache_for, scores),
+                                               chunk):
                 pass
         return scores
 
-    def _run_rows(self, chunk: list[int], rows: list[list[int]], by_row: dict[int, list[Query]], cache: Any,
-                  scores: Scores) -> Iterator[None]:
+    @staticmethod
+    def _cache_for(cache: Any, chunks: list[list[int]], rows: list[list[int]]) -> Callable[[int], Any]:
+        """How each batch of n rows gets the context's cache: written after the prefix in place where the
+        cache allows it (no copy of the prefix per question), else a fresh expansion per call."""
+        if chunks and ContinuationCache.supports(cache):
+            room = ContinuationCache(cache, max(len(c) for c in chunks), max(len(r) for r in rows))
+            return room.for_rows
+        return lambda n: expand_cache(cache, n)
+
+    def _run_rows(self, chunk: list[int], rows: list[list[int]], by_row: dict[int, list[Query]],
+                  cache_for: Callable[[int], Any], scores: Scores) -> Iterator[None]:
         """One batch of rows against the context's cache; adds the log-probs read from them to ``scores``."""
         import torch
 
@@ -210,7 +229,7 @@ class LikelihoodScorer:
             ids[i, : len(rows[r])] = torch.tensor(rows[r])
         positions = sorted({q.pos for r in chunk for q in by_row[r]})
         keep = torch.tensor(positions, device=m.input_device)
-        out = self.runtime.forward({"input_ids": ids.to(m.input_device)}, cache=expand_cache(cache, n),
+        out = self.runtime.forward({"input_ids": ids.to(m.input_device)}, cache=cache_for(n),
                                    use_cache=True, logits_to_keep=keep)
         logp = torch.log_softmax(out.logits.float(), dim=-1)
         col = {p: c for c, p in enumerate(positions)}

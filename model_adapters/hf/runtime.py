@@ -9,6 +9,7 @@ and :meth:`Runtime.generate` to time the model alone).
 from __future__ import annotations
 
 import copy
+import functools
 import time
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
@@ -103,6 +104,77 @@ def expand_cache(cache: Any, n: int) -> Any:
     if n > 1:
         new.batch_repeat_interleave(n)
     return new
+
+
+class ContinuationCache:
+    """A batch-1 prefix cache laid out once with room after it, so that continuations need no copy of the prefix.
+
+    :func:`expand_cache` gives every call its own cache, which each layer extends with ``torch.cat``: the
+    whole prefix is copied per question, per layer, for keys and values. Here the prefix is copied once
+    into buffers with ``room`` free positions behind it (``rows`` copies of it, for batched rows); a call's
+    cache writes its rows' keys and values into that room and reads the buffers up to their end, and the
+    next call simply writes over them. The attention sees the same numbers as with ``torch.cat``.
+    """
+
+    def __init__(self, cache: Any, rows: int, room: int) -> None:
+        import torch
+
+        self.cache = cache
+        self.length = cache.get_seq_length()
+        self.buffers: list[tuple[Any, Any]] = []
+        for layer in cache.layers:
+            k, v = layer.keys, layer.values
+            shape = (rows, k.shape[1], self.length + room, k.shape[3])
+            bk, bv = torch.empty(shape, dtype=k.dtype, device=k.device), torch.empty(shape, dtype=v.dtype,
+                                                                                      device=v.device)
+            bk[:, :, : self.length] = k
+            bv[:, :, : self.length] = v
+            self.buffers.append((bk, bv))
+
+    @staticmethod
+    def supports(cache: Any) -> bool:
+        """Only caches of plain full-attention layers (sliding windows drop old positions; others store differently)."""
+        from transformers.cache_utils import DynamicLayer
+
+        layers: list[Any] = getattr(cache, "layers", None) or []
+        return bool(layers) and all(type(layer) is DynamicLayer and layer.keys is not None and layer.keys.numel()
+                                    and layer.keys.shape[0] == 1 for layer in layers)
+
+    def for_rows(self, n: int) -> Any:
+        """The cache for one forward of ``n`` rows (at most ``rows``, at most ``room`` tokens each)."""
+        new = copy.copy(self.cache)
+        layer = room_layer_class()
+        new.layers = [layer(bk[:n], bv[:n], self.length) for bk, bv in self.buffers]
+        return new
+
+
+@functools.cache
+def room_layer_class() -> type:
+    """The layer class of :class:`ContinuationCache`, made on first use: transformers loads only when a model runs."""
+    from transformers.cache_utils import DynamicLayer
+
+    class RoomLayer(DynamicLayer):
+        """A prefix's layer whose one update writes after the prefix in place (see :class:`ContinuationCache`)."""
+
+        def __init__(self, buf_k: Any, buf_v: Any, length: int) -> None:
+            super().__init__()
+            self.buf_k, self.buf_v, self.length = buf_k, buf_v, length
+            self.keys, self.values = buf_k[:, :, :length], buf_v[:, :, :length]
+            self.device = buf_k.device
+            self.is_initialized = True
+            self.written = False
+
+        def update(self, key_states: Any, value_states: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
+            end = self.length + key_states.shape[-2]
+            if self.written or end > self.buf_k.shape[-2]:
+                raise RuntimeError("a continuation cache takes one forward, of at most its room in tokens")
+            self.written = True
+            self.buf_k[:, :, self.length:end].copy_(key_states)
+            self.buf_v[:, :, self.length:end].copy_(value_states)
+            self.keys, self.values = self.buf_k[:, :, :end], self.buf_v[:, :, :end]
+            return self.keys, self.values
+
+    return RoomLayer
 
 
 def is_oom(exc: BaseException) -> bool:
