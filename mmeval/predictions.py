@@ -17,12 +17,13 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 
 from mmeval.errors import InputError
+from mmeval.lean import LeanModel
 
 
-class Prediction(BaseModel):
+class Prediction(LeanModel):
     """One line of predictions.jsonl."""
 
     # NaN and infinities in free-form fields (boost notes, artifacts) are written as Python's json writes them

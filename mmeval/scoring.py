@@ -20,7 +20,7 @@ which of the two asks for them.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -156,12 +156,15 @@ def _detection_metrics(tot: np.ndarray) -> dict[str, np.ndarray]:
     return {"Recall": recall, "Precision": precision, "F1": f1, "Overkill": _percent(fp, nn), "Miss": _percent(fn, na)}
 
 
-def score_cells(ic: ImageCounts, weights: Mapping[str, np.ndarray] | None = None) -> dict[tuple[str, str], np.ndarray]:
+def score_cells(ic: ImageCounts, weights: Mapping[str, np.ndarray] | Callable[[str], np.ndarray] | None = None,
+                ) -> dict[tuple[str, str], np.ndarray]:
     """Every cell of the score table, once per weight row.
 
     ``weights[dataset]``: B x images of the dataset (how often each image counts); None weighs every image
-    once (B = 1). Returns (row, column) -> B values, rows = the datasets and ``Average``, columns =
-    :func:`columns` and the extra tasks. Accuracy cells are ``100 * (correct / questions)``; a balanced
+    once (B = 1). A callable is asked once per dataset, in order, and its matrix let go before the next
+    (the bootstrap draws each dataset's resamples on demand: one dataset's matrix in memory at a time).
+    Returns (row, column) -> B values, rows = the datasets and ``Average``, columns = :func:`columns` and
+    the extra tasks. Accuracy cells are ``100 * (correct / questions)``; a balanced
     task's cell is 100 x the mean of its accuracy on normal and on anomalous images (the halves asked);
     a dataset's ``Average`` is the mean of its task cells (extra tasks aside); the ``Average`` row is the
     mean of the dataset rows. NaN where nothing was asked.
@@ -171,11 +174,16 @@ def score_cells(ic: ImageCounts, weights: Mapping[str, np.ndarray] | None = None
     cols = columns() + [t for t in ic.task_columns if t not in defs]
     out: dict[tuple[str, str], np.ndarray] = {}
     for ds in ic.datasets:
-        w = weights[ds] if weights is not None else np.ones((1, len(ic.images[ds])))
-        empty = np.full(w.shape[0], np.nan)
+        if weights is None:
+            w = np.ones((1, len(ic.images[ds])))
+        else:
+            w = weights(ds) if callable(weights) else weights[ds]
+        n_rows = w.shape[0]
+        empty = np.full(n_rows, np.nan)
         asked = [name for name in ic.task_columns if (ds, name) in ic.counts]
         # one product for all the dataset's tasks: B x 4 per task, exact sums of whole numbers
         sums = w @ np.concatenate([ic.counts[(ds, name)] for name in asked]).T if asked else None
+        del w  # a bootstrap's matrix is not kept while the next dataset's is drawn
         tot_of = {name: sums[:, 4 * i:4 * i + 4] for i, name in enumerate(asked)} if sums is not None else {}
         for name in ic.task_columns:
             if name not in tot_of:
@@ -190,7 +198,7 @@ def score_cells(ic: ImageCounts, weights: Mapping[str, np.ndarray] | None = None
                 out[(ds, name)] = 100 * _ratio(kn + ka, nn + na)
         out[(ds, AVERAGE)] = nanmean(np.stack([out[(ds, t)] for t in defs], axis=-1))
         det = tot_of.get(detection) if detection is not None else None
-        metrics = _detection_metrics(det if det is not None else np.zeros((w.shape[0], 4)))
+        metrics = _detection_metrics(det if det is not None else np.zeros((n_rows, 4)))
         for metric in DETECTION_METRICS:
             out[(ds, metric)] = metrics[metric]
     for col in cols:

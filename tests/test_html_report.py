@@ -113,6 +113,24 @@ def test_run_report_files(runs: tuple[Path, Path]) -> None:
     assert analysis["detection_scores"]["available"] is True
 
 
+def test_official_answers_are_one_per_line_whatever_the_chunk(runs: tuple[Path, Path], tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from mmeval.predictions import read_predictions
+    from mmeval.report import official
+
+    preds = [p for p in read_predictions(runs[0] / "predictions.jsonl") if p.variant is None]
+    preds[0] = preds[0].model_copy(update={"question": 'tricky }, {"image": text'})  # the break mark, quoted
+    official.export_answers(preds, tmp_path / "whole.json")
+    monkeypatch.setattr(official, "_CHUNK", 3)
+    official.export_answers(preds, tmp_path / "chunks.json")
+    text = (tmp_path / "chunks.json").read_text()
+    assert text == (tmp_path / "whole.json").read_text()
+    lines = text.splitlines()
+    assert lines[0] == "[" and lines[-1] == "]" and len(lines) == len(preds) + 2
+    assert [json.loads(line.rstrip(","))["image"] for line in lines[1:-1]] == [p.image for p in preds]
+    assert json.loads(text)[0]["question"]["text"] == 'tricky }, {"image": text'
+
+
 def test_score_and_analysis_files_are_typed_and_versioned(runs: tuple[Path, Path]) -> None:
     run = runs[0]
     scores = RunScores.model_validate_json((run / "scores.json").read_text())

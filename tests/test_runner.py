@@ -288,3 +288,24 @@ def test_each_line_is_flushed_at_once_and_synced_in_groups(tmp_path: Path, monke
         for _ in range(5):
             w.write(pred)
     assert len(syncs) == 5  # a time window of 0: every line
+
+
+def test_timing_lines_are_what_json_writes() -> None:
+    from mmeval.run.runner import _timing_line
+
+    for qid, seconds, size in [("DS/c/test/good/0.png#0", 0.0001234567, 8), ('q"é\\', 12.5, 1), ("k", 1e-07, 3)]:
+        expected = json.dumps({"id": qid, "seconds": round(seconds, 6), "batch_size": size}) + "\n"
+        assert _timing_line(qid, seconds, size) == expected
+
+
+def test_predictions_share_their_set_of_given_fields_and_copies_do_not() -> None:
+    from mmeval.predictions import Prediction
+
+    base = {"id": "k#0", "image": "k", "dataset": "D", "category": "c", "type": "t", "task": "t", "is_normal": True,
+            "question": "?", "options": {"A": "Yes.", "B": "No."}, "answer": "B", "response": "B", "choice": "B",
+            "model": "m", "config": "c"}
+    a, b = Prediction(**base), Prediction(**{**base, "id": "k#1"})
+    assert a.model_fields_set is b.model_fields_set  # one set for every prediction that gave the same fields
+    c = a.model_copy(update={"note": "edited"})
+    assert "note" in c.model_fields_set and "note" not in a.model_fields_set and "note" not in b.model_fields_set
+    assert Prediction.model_validate_json(a.model_dump_json()) == a

@@ -12,16 +12,18 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from mmeval.lean import LeanModel
 
 
-class TextPart(BaseModel):
+class TextPart(LeanModel):
     model_config = ConfigDict(frozen=True)
     type: Literal["text"] = "text"
     text: str
 
 
-class ImagePart(BaseModel):
+class ImagePart(LeanModel):
     """An image by absolute path. ``role`` says why it is there (a normal template or the query)."""
 
     model_config = ConfigDict(frozen=True)
@@ -33,7 +35,7 @@ class ImagePart(BaseModel):
 Part = Annotated[TextPart | ImagePart, Field(discriminator="type")]
 
 
-class Message(BaseModel):
+class Message(LeanModel):
     """One user turn: interleaved text and image parts in reading order.
 
     ``prefix_len`` counts the leading parts shared by every question about the same image
@@ -49,7 +51,7 @@ class Message(BaseModel):
         return [p for p in self.parts if isinstance(p, ImagePart)]
 
 
-class Request(BaseModel):
+class Request(LeanModel):
     """What an adapter is asked: the message plus what it needs to score options.
 
     The correct answer is deliberately absent: adapters cannot see it.
@@ -83,7 +85,7 @@ def top_option(scores: Mapping[str, float | None], letters: Iterable[str] | None
     return tuple(k for k, v in possible.items() if v == best)
 
 
-class Response(BaseModel):
+class Response(LeanModel):
     """What an adapter answers for one request.
 
     ``text`` is the raw model output (may be empty in likelihood mode); ``scores`` maps option

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from pydantic import TypeAdapter, ValidationError
@@ -89,11 +90,29 @@ def answers_frame(answers: Iterable[OfficialAnswer], *, official_quirks: bool = 
 def export_answers(preds: Iterable[Prediction], path: Path) -> None:
     """Write predictions as an official answers file (the question dict carries text and options).
 
-    One answer per line: a JSON list any reader loads, written by the C encoder in one call (an indented
-    dump of MMAD's 39,672 answers takes seconds), then broken after each answer: ``}, {"image": `` cannot
-    occur inside a JSON string, whose quotes are escaped.
+    One answer per line: a JSON list any reader loads, written by the C encoder a few thousand answers
+    per call (an indented dump of MMAD's 39,672 answers takes seconds; one call for all of them holds
+    the whole text in memory several times), each call's text broken after every answer: ``}, {"image": ``
+    cannot occur inside a JSON string, whose quotes are escaped.
     """
-    items = [{"image": p.image, "question": {"type": "text", "text": p.question, "options": p.options},
-              "question_type": p.type, "correct_answer": p.answer, "gpt_answer": p.choice or ""} for p in preds]
-    inner = json.dumps(items, ensure_ascii=False)[1:-1].replace('}, {"image": ', '},\n{"image": ')
-    path.write_text("[\n" + inner + "\n]\n", encoding="utf-8")
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write("[\n")
+        chunk: list[dict[str, Any]] = []
+        first = True
+        for p in preds:
+            chunk.append({"image": p.image, "question": {"type": "text", "text": p.question, "options": p.options},
+                          "question_type": p.type, "correct_answer": p.answer, "gpt_answer": p.choice or ""})
+            if len(chunk) == _CHUNK:
+                fh.write(("" if first else ",\n") + _answer_lines(chunk))
+                chunk, first = [], False
+        if chunk:
+            fh.write(("" if first else ",\n") + _answer_lines(chunk))
+        fh.write("\n]\n")
+
+
+#: answers encoded per call by :func:`export_answers`
+_CHUNK = 4096
+
+
+def _answer_lines(chunk: list[dict[str, Any]]) -> str:
+    return json.dumps(chunk, ensure_ascii=False)[1:-1].replace('}, {"image": ', '},\n{"image": ')

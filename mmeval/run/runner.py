@@ -255,6 +255,11 @@ def _merge(out: Path, config: RunConfig, bench: Benchmark, prepared: list[Prepar
                      changed=len(changed), removed=len(removed), written=ordered)
 
 
+def _timing_line(qid: str, seconds: float, batch_size: int) -> str:
+    """One line of timings.jsonl, as ``json.dumps`` writes the same dict (composed directly: one per question)."""
+    return f'{{"id": {json.dumps(qid)}, "seconds": {round(seconds, 6)!r}, "batch_size": {batch_size}}}\n'
+
+
 def _answer(adapter: ModelAdapter, pending: list[Prepared], pred_path: Path, timing_path: Path,
             model: str, digest: str, progress: bool,
             fallback: Fallback = "invalid") -> dict[str, tuple[Prediction, str]]:
@@ -272,8 +277,7 @@ def _answer(adapter: ModelAdapter, pending: list[Prepared], pred_path: Path, tim
                 pred = to_prediction(prep, response, model, digest, fallback)
                 written[pred.id] = (pred, writer.write(pred))
                 now = time.perf_counter()
-                timing.write(json.dumps({"id": response.id, "seconds": round(now - last, 6),
-                                         "batch_size": len(batch)}) + "\n")
+                timing.write(_timing_line(response.id, now - last, len(batch)))
                 last = now
                 bar.update(1)
             timing.write(json.dumps({"batch_of": batch[0].request.id, "batch_size": len(batch),

@@ -36,10 +36,13 @@ def _resample_counts(rng: np.random.Generator, m: int, n_boot: int) -> np.ndarra
     """How often each of ``m`` images is drawn in each of ``n_boot`` resamples of size ``m`` (n_boot x m).
 
     Uniform draws counted per resample: the multinomial distribution, at a fraction of the cost of
-    ``rng.multinomial`` for thousands of images.
+    ``rng.multinomial`` for thousands of images; one resample's draws at a time, so that memory holds the
+    counts and not also every draw.
     """
-    draws = rng.integers(0, m, size=(n_boot, m), dtype=np.int32) + (np.arange(n_boot, dtype=np.int64) * m)[:, None]
-    return np.bincount(draws.ravel(), minlength=n_boot * m).reshape(n_boot, m).astype(float)
+    out = np.empty((n_boot, m))
+    for b in range(n_boot):
+        out[b] = np.bincount(rng.integers(0, m, size=m, dtype=np.int32), minlength=m)
+    return out
 
 
 def bootstrap_ci(preds_or_df: Iterable[Prediction] | pd.DataFrame, *, n_boot: int = 1000, seed: int = 0,
@@ -55,12 +58,9 @@ def bootstrap_ci(preds_or_df: Iterable[Prediction] | pd.DataFrame, *, n_boot: in
         return pd.DataFrame(columns=cols)
     counts = scoring.image_counts(df)
     rng = np.random.default_rng(seed)
-    weights, sizes = {}, {}
-    for ds in counts.datasets:
-        m = len(counts.images[ds])
-        sizes[ds] = m
-        weights[ds] = _resample_counts(rng, m, n_boot)
-    reps = scoring.score_cells(counts, weights)
+    sizes = {ds: len(counts.images[ds]) for ds in counts.datasets}
+    # drawn dataset by dataset, in order, when the kernel asks: one n_boot x images matrix in memory at a time
+    reps = scoring.score_cells(counts, lambda ds: _resample_counts(rng, sizes[ds], n_boot))
     point = scoring.score_cells(counts)
     alpha = (1 - level) / 2
     rows = []
