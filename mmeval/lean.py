@@ -14,6 +14,8 @@ from typing import Any
 from pydantic import BaseModel
 
 _SHARED: dict[frozenset[str], set[str]] = {}
+#: the set the last instance of each class shared (instances come in long runs of the same fields)
+_LAST: dict[type, set[str]] = {}
 
 
 class LeanModel(BaseModel):
@@ -21,4 +23,7 @@ class LeanModel(BaseModel):
 
     def model_post_init(self, context: Any, /) -> None:
         given = self.__pydantic_fields_set__
-        object.__setattr__(self, "__pydantic_fields_set__", _SHARED.setdefault(frozenset(given), given))
+        shared = _LAST.get(type(self))
+        if shared is None or shared != given:
+            shared = _LAST[type(self)] = _SHARED.setdefault(frozenset(given), given)
+        object.__setattr__(self, "__pydantic_fields_set__", shared)

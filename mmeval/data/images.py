@@ -27,18 +27,19 @@ class ImageChecker:
         self.max_pixels = max_pixels
         self._seen: dict[Path, str | None] = {}
 
-    def problem(self, path: Path) -> str | None:
+    def problem(self, path: Path, size: int | None = None) -> str | None:
+        """None when the image is usable, else why not; ``size``: its byte count, when the caller has it."""
         if self.level == "none":
             return None
         if path not in self._seen:
-            self._seen[path] = self._check(path)
+            self._seen[path] = self._check(path, size)
         return self._seen[path]
 
-    def _check(self, path: Path) -> str | None:
+    def _check(self, path: Path, size: int | None = None) -> str | None:
         import imagesize
 
         try:
-            if path.stat().st_size == 0:
+            if (path.stat().st_size if size is None else size) == 0:
                 return "empty file (0 bytes)"
             w, h = imagesize.get(str(path))
         except (OSError, ValueError):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Literal
@@ -217,16 +219,21 @@ class _Confined:
         #: images already found usable, by the path as written (templates recur across records)
         self.usable: dict[str, Path] = {}
 
-    def real(self, path: Path) -> Path:
+    def real(self, path: Path, link: bool | None = None) -> Path:
+        """Where ``path`` really is; ``link``: whether it is a symbolic link, when the caller knows."""
         parent = path.parent
         real_parent = self._dirs.get(parent)
         if real_parent is None:
             real_parent = self._dirs[parent] = parent.resolve()
-        return path.resolve() if path.is_symlink() else real_parent / path.name
+        if link is None:
+            link = path.is_symlink()
+        return path.resolve() if link else real_parent / path.name
 
     def path(self, rel: object, key: str, field_name: str) -> Path:
-        path = _relative(self.root, rel, key, field_name)
-        real = self.real(path)
+        return self.confine(_relative(self.root, rel, key, field_name), rel, key, field_name)
+
+    def confine(self, path: Path, rel: object, key: str, field_name: str, link: bool | None = None) -> Path:
+        real = self.real(path, link)
         if not real.is_relative_to(self.real_root):
             raise DataError(key, field_name, f"'{rel}' leads outside the data root (a symbolic link to {real})")
         return path
@@ -267,10 +274,21 @@ def _image(paths: _Confined, rel: object, key: str, field_name: str, what: str, 
     """A usable image file under the root, or a DataError naming the record and field."""
     if isinstance(rel, str) and rel in paths.usable:
         return paths.usable[rel]
-    path = paths.path(rel, key, field_name)
-    if not path.is_file():
+    path = _relative(paths.root, rel, key, field_name)
+    try:  # one lstat answers "a link?", "a file?" and "how big?" for the usual plain file
+        st: os.stat_result | None = os.lstat(path)
+    except OSError:
+        st = None
+    link = st is not None and stat.S_ISLNK(st.st_mode)
+    paths.confine(path, rel, key, field_name, link)
+    if link:
+        try:
+            st = os.stat(path)
+        except OSError:
+            st = None
+    if st is None or not stat.S_ISREG(st.st_mode):
         raise DataError(key, field_name, f"{what} not found: {path}")
-    problem = checker.problem(path)
+    problem = checker.problem(path, st.st_size)
     if problem:
         raise DataError(key, field_name, f"{what} {path}: {problem}")
     if isinstance(rel, str):

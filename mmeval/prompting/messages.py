@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from mmeval.lean import LeanModel
 
@@ -85,7 +85,7 @@ def top_option(scores: Mapping[str, float | None], letters: Iterable[str] | None
     return tuple(k for k, v in possible.items() if v == best)
 
 
-class Response(LeanModel):
+class Response(BaseModel):
     """What an adapter answers for one request.
 
     ``text`` is the raw model output (may be empty in likelihood mode); ``scores`` maps option
