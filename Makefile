@@ -47,9 +47,11 @@ typecheck: $(VENV)/.dev
 check: lint typecheck
 	$(MAKE) test
 
+# the speed figures README quotes, each script writing benchmarks/results/*.json (about 10 minutes on 2 cores)
 benchmarks: $(VENV)/.full
-	$(BIN)/python benchmarks/local_throughput.py
+	$(BIN)/python benchmarks/scale.py
 	$(BIN)/python benchmarks/api_throughput.py
+	$(BIN)/python benchmarks/local_throughput.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info reports/*/
