@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,3 +41,19 @@ def template_cache() -> jinja2.BytecodeCache | None:
                 pass
 
     return QuietCache(str(folder))
+
+
+@contextmanager
+def staged(final: Path, label: str = "") -> Iterator[Path]:
+    """A fresh folder beside ``final`` to build in. When the block ends normally it replaces ``final`` in one
+    rename (a reader never sees half a build); when it raises, it is removed and ``final`` stays as it was."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.{label}", dir=final.parent))
+    try:
+        yield tmp
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)

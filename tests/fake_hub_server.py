@@ -18,14 +18,13 @@ later one resumes). Every request is logged in ``log`` as (method, path, range h
 from __future__ import annotations
 
 import hashlib
-import socket
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from local_server import ThreadedServer
 
 
 def _files(folder: Path) -> list[str]:
@@ -48,8 +47,7 @@ class FakeHub:
         self._commits: dict[str, str] = {}
         self.lock = threading.Lock()
         self.port = 0
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
+        self._serving = ThreadedServer("fake-hub")
         self.app = self._build_app()
 
     # ------------------------------------------------------------------------------------ repository facts
@@ -204,29 +202,11 @@ class FakeHub:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> FakeHub:
-        import uvicorn
-
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app, log_level="critical", access_log=False, lifespan="off")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True,
-                                        name="fake-hub")
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("fake hub did not start")
-            time.sleep(0.01)
+        self.port = self._serving.start(self.app, log_level="critical")
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-            if self._thread is not None:
-                self._thread.join(timeout=10)
+        self._serving.stop()
 
     def __enter__(self) -> FakeHub:
         return self.start()

@@ -28,7 +28,6 @@ import io
 import json
 import random
 import re
-import socket
 import threading
 import time
 from collections import Counter
@@ -37,6 +36,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from local_server import ThreadedServer
 
 FAULTS = ("429", "500", "slow", "malformed", "refusal", "empty")
 _OPTION = re.compile(r"^([A-H])\. (.+)$", re.MULTILINE)
@@ -79,8 +79,7 @@ class FakeOpenAIServer:
         self.request_times: list[float] = []
         self.bodies: list[dict[str, Any]] = []  # the last few bodies, images elided
         self._port = port
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
+        self._serving = ThreadedServer("fake-openai")
         self.app = self._build_app()
 
     # ------------------------------------------------------------------------------------ app
@@ -272,32 +271,12 @@ class FakeOpenAIServer:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def start(self) -> "FakeOpenAIServer":
-        import uvicorn
-
-        # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY only on sockets whose proto says TCP, and
-        # without it uvicorn's separate header and body writes hit Nagle + delayed ACK (+40 ms a reply)
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", self._port))
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off",
-                                timeout_keep_alive=30, backlog=2048)
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True,
-                                        name="fake-openai")
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("fake OpenAI server did not start")
-            time.sleep(0.01)
+        self.port = self._serving.start(self.app, self._port, log_level="warning", timeout_keep_alive=30,
+                                        backlog=2048)
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-            if self._thread is not None:
-                self._thread.join(timeout=10)
+        self._serving.stop()
 
     def __enter__(self) -> "FakeOpenAIServer":
         return self.start()

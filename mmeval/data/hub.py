@@ -30,7 +30,6 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -38,7 +37,7 @@ from typing import Any
 
 from mmeval.data.unpack import Limits, common_top, extract
 from mmeval.errors import InputError
-from mmeval.home import mmeval_home
+from mmeval.home import mmeval_home, staged
 
 READY = ".mmeval-ready.json"
 KNOWLEDGE = "domain_knowledge.json"
@@ -294,10 +293,8 @@ def _install(bench: HubBenchmark, source: Path, home: Path, revision: str | None
              allow_other_counts: bool, limits: Limits | None, say: Callable[[str], None]) -> dict[str, Any]:
     """Unpack and verify ``source`` (a snapshot or the incoming folder) into ``home``, atomically."""
     datasets = _datasets_named(source / "mmad.json")
-    home.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{home.name}.building-", dir=home.parent))
     archives: list[str] = []
-    try:
+    with staged(home, "building-") as tmp:
         for archive in sorted(source.glob("*.zip")):
             archives.append(archive.name)
             target, prefix = _placement(archive, datasets, tmp)
@@ -313,12 +310,6 @@ def _install(bench: HubBenchmark, source: Path, home: Path, revision: str | None
         facts.update(repo=bench.repo, revision=revision or "main", commit=commit, archives=archives,
                      licence=bench.licence)
         (tmp / READY).write_text(json.dumps(facts, indent=1) + "\n", encoding="utf-8")
-        if home.exists():
-            shutil.rmtree(home)
-        os.replace(tmp, home)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     missing = facts["missing_images"]
     say(f"{bench.name} is ready in {home}: {facts['questions']:,} questions on {facts['images']:,} images, "
         f"{facts['release']}" + (f"; {missing:,} query image(s) are missing from the image data and will be "

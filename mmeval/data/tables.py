@@ -29,7 +29,6 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -37,7 +36,7 @@ from typing import Any
 
 from mmeval.data.schema import LETTERS
 from mmeval.errors import InputError
-from mmeval.home import mmeval_home
+from mmeval.home import mmeval_home, staged
 
 HUB_PREFIX = "hf:"
 READY = ".mmeval-ready.json"
@@ -409,9 +408,7 @@ def twin_of(data: str, *, columns: dict[str, str] | None = None, image_root: str
     home = mmeval_home() / "tables" / f"{spec.label}-{fingerprint(spec, table, mapping, source_root)}"
     if (home / READY).is_file() and (home / "mmad.json").is_file():
         return home / "mmad.json"
-    home.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{home.name}.", dir=home.parent))
-    try:
+    with staged(home) as tmp:
         twin = _Twin(tmp, source_root)
         for n, row in enumerate(_rows(table)):
             try:
@@ -427,12 +424,6 @@ def twin_of(data: str, *, columns: dict[str, str] | None = None, image_root: str
         (tmp / READY).write_text(json.dumps({"source": data, "mapping": mapping, "rows": len(table),
                                              "records": len(twin.records), "skipped_rows": len(twin.skipped)},
                                             indent=1) + "\n", encoding="utf-8")
-        if home.exists():
-            shutil.rmtree(home)
-        os.replace(tmp, home)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     if twin.skipped:
         print(f"mmeval: {len(twin.skipped)} row(s) of {data} could not be read as questions and were left out "
               f"(first: row {twin.skipped[0]['row']}: {twin.skipped[0]['reason']}); all of them are listed in "
