@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from mmeval.data.schema import LETTERS
+from mmeval.data.synthetic.questions import mcq as synthetic_mcq
 from mmeval.regions import region_name
 
 DETECTION = "Is there any defect in the object?"
@@ -66,12 +66,11 @@ def words(text: str) -> set[str]:
 
 def mcq(question: str, correct: str, distractors: list[str], qtype: str, rng: np.random.Generator,
         origin: dict[str, Any]) -> Item:
-    """A multiple-choice question with the correct option at a position drawn for it alone."""
-    pos = int(rng.integers(len(distractors) + 1))
-    others = [distractors[int(i)] for i in rng.permutation(len(distractors))]
-    texts = others[:pos] + [correct] + others[pos:]
-    return {"Question": question, "Answer": LETTERS[pos], "Options": dict(zip(LETTERS, texts, strict=False)),
-            "type": qtype, "origin": origin}
+    """A multiple-choice question laid out as the bundled benchmark's are, recording how it was made."""
+    item = synthetic_mcq(question, correct, distractors, qtype, rng)
+    del item["annotation"]
+    item["origin"] = origin
+    return item
 
 
 def _draw(pool: list[str], k: int, rng: np.random.Generator) -> list[str]:
@@ -103,12 +102,19 @@ def detection(is_normal: bool, rng: np.random.Generator) -> Item:
 
 def classification(label: str, category_defects: list[str], rng: np.random.Generator) -> Item | None:
     """Defect Classification, or None when three distinct distractors cannot be found."""
-    correct = readable(label)
-    own = [readable(d) for d in category_defects if readable(d).lower() != correct.lower()]
-    wrong = distractors(correct, own, COMMON_DEFECTS, 3, rng, [readable(d) for d in category_defects])
+    return _naming(label, category_defects, COMMON_DEFECTS, CLASSIFY, "Defect Classification", "defect name", rng)
+
+
+def _naming(raw: str, names: list[str], common: tuple[str, ...], question: str, qtype: str, source: str,
+            rng: np.random.Generator) -> Item | None:
+    """Which of these names is right: distractors from the other ``names``, then ``common`` ones; None
+    when three distinct ones cannot be found."""
+    correct = readable(raw)
+    own = [readable(n) for n in names if readable(n).lower() != correct.lower()]
+    wrong = distractors(correct, own, common, 3, rng, [readable(n) for n in names])
     if len(wrong) < 3:
         return None
-    return mcq(CLASSIFY, correct, wrong, "Defect Classification", rng, {"method": "rule", "from": "defect name"})
+    return mcq(question, correct, wrong, qtype, rng, {"method": "rule", "from": source})
 
 
 def region_text(cells: list[tuple[int, int]]) -> str:
@@ -149,9 +155,4 @@ def _adjacent(cells: list[tuple[int, int]]) -> bool:
 
 
 def object_classification(category: str, categories: list[str], rng: np.random.Generator) -> Item | None:
-    correct = readable(category)
-    own = [readable(c) for c in categories if readable(c).lower() != correct.lower()]
-    wrong = distractors(correct, own, COMMON_PRODUCTS, 3, rng, [readable(c) for c in categories])
-    if len(wrong) < 3:
-        return None
-    return mcq(OBJECT, correct, wrong, "Object Classification", rng, {"method": "rule", "from": "category name"})
+    return _naming(category, categories, COMMON_PRODUCTS, OBJECT, "Object Classification", "category name", rng)
