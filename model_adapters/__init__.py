@@ -7,11 +7,10 @@ running a baseline never imports torch.
 
 from __future__ import annotations
 
-import difflib
-import importlib
 from dataclasses import dataclass
 
 from mmeval.model_adapters.base import AdapterError, AdapterSettings, ModelAdapter
+from mmeval.registry import did_you_mean, load_class
 
 
 @dataclass(frozen=True)
@@ -22,17 +21,13 @@ class Family:
     needs_target: bool  # True when --model must be "family:something"
 
     def load(self) -> type[ModelAdapter]:
-        module, _, attr = self.target.partition(":")
         try:
-            cls = getattr(importlib.import_module(module), attr)
+            return load_class(self.target, ModelAdapter)
         except ImportError as exc:  # an optional dependency is missing
             raise AdapterError(
                 f"model family '{self.name}' needs a package that is not installed ({exc.name or exc}); "
                 "install mmeval with its extras: pip install 'mmeval[all]'"
             ) from exc
-        if not (isinstance(cls, type) and issubclass(cls, ModelAdapter)):
-            raise TypeError(f"{self.target} is not a ModelAdapter")
-        return cls
 
 
 FAMILIES: dict[str, Family] = {
@@ -63,9 +58,7 @@ def get_family(name: str, spec: str | None = None) -> Family:
     """The family registered as ``name``; an unknown name is an AdapterError with a suggestion."""
     family = FAMILIES.get(name)
     if family is None:
-        close = difflib.get_close_matches(name, FAMILIES, n=1)
-        hint = f" Did you mean '{close[0]}'?" if close else ""
-        raise AdapterError(f"unknown model '{spec or name}'.{hint} Known: {', '.join(FAMILIES)}")
+        raise AdapterError(f"unknown model '{spec or name}'.{did_you_mean(name, FAMILIES)}")
     return family
 
 

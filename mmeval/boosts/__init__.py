@@ -7,13 +7,12 @@ with ``NAME.KEY=VALUE``. The registry maps names to ``module:Class`` and loads l
 
 from __future__ import annotations
 
-import difflib
-import importlib
 from typing import Any
 
 from mmeval import optionspec
 from mmeval.boosts.base import Boost, BoostContext
 from mmeval.errors import InputError
+from mmeval.registry import did_you_mean, load_class
 
 __all__ = ["BOOSTS", "Boost", "BoostContext", "boost_class", "build_boosts", "parse_spec", "parse_variants",
            "split_args"]
@@ -29,14 +28,8 @@ BOOSTS: dict[str, str] = {
 def boost_class(name: str) -> type[Boost]:
     target = BOOSTS.get(name)
     if target is None:
-        close = difflib.get_close_matches(name, BOOSTS, n=1)
-        hint = f" Did you mean '{close[0]}'?" if close else ""
-        raise InputError(f"--boost: unknown boost '{name}'.{hint} Known: {', '.join(BOOSTS)}")
-    module, _, attr = target.partition(":")
-    cls = getattr(importlib.import_module(module), attr)
-    if not (isinstance(cls, type) and issubclass(cls, Boost)):
-        raise TypeError(f"{target} is not a Boost")
-    return cls
+        raise InputError(f"--boost: unknown boost '{name}'.{did_you_mean(name, BOOSTS)}")
+    return load_class(target, Boost)
 
 
 def parse_variants(spec: str | None) -> list[str]:

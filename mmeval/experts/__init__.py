@@ -6,8 +6,6 @@ heavy. Adding an expert is one module plus one line in :data:`EXPERTS`.
 
 from __future__ import annotations
 
-import difflib
-import importlib
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 from mmeval import optionspec
 from mmeval.errors import InputError
 from mmeval.experts.base import AnomalyMap, Expert
+from mmeval.registry import did_you_mean, load_class
 
 __all__ = ["EXPERTS", "AnomalyMap", "Expert", "build_expert", "expert_class", "option_docs_with_experts",
            "split_with_expert", "validate_args"]
@@ -32,14 +31,8 @@ def expert_class(name: str) -> type[Expert]:
     """The expert registered as ``name``; an unknown name is an InputError with a suggestion."""
     target = EXPERTS.get(name)
     if target is None:
-        close = difflib.get_close_matches(name, EXPERTS, n=1)
-        hint = f" Did you mean '{close[0]}'?" if close else ""
-        raise InputError(f"unknown expert '{name}'.{hint} Known: {', '.join(EXPERTS)}")
-    module, _, attr = target.partition(":")
-    cls = getattr(importlib.import_module(module), attr)
-    if not (isinstance(cls, type) and issubclass(cls, Expert)):
-        raise TypeError(f"{target} is not an Expert")
-    return cls
+        raise InputError(f"unknown expert '{name}'.{did_you_mean(name, EXPERTS)}")
+    return load_class(target, Expert)
 
 
 def validate_args(name: str, args: dict[str, Any], owner: str = "expert") -> BaseModel:
