@@ -197,10 +197,38 @@ def test_retry_after_is_honoured_and_connection_errors(tmp_path: Path) -> None:
         gap = srv.request_times[1] - srv.request_times[0]
     assert resp.error is None and srv.requests == 2 and gap >= 0.95
     assert info["retries"] == 1 and info["rate_limited"] == 1
-    dead = OpenAIAdapter("fake-vlm", OpenAIOptions(base_url="http://127.0.0.1:9/v1", max_retries=1, **opts))
+
+
+@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+def test_connection_errors_and_timeouts_per_transport(transport: str) -> None:
+    """Both transports say 'connection error' for a refused connection and 'timed out' for a slow server
+    (the aiohttp transport reports both as timeouts; the adapter tells them apart)."""
+    if transport == "aiohttp":
+        pytest.importorskip("aiohttp")
+    opts = dict(api_key_env=KEY_ENV, retry_base_delay=0.01, no_cache=True, transport=transport, max_retries=1)
+    dead = OpenAIAdapter("fake-vlm", OpenAIOptions(base_url="http://127.0.0.1:9/v1", **opts))
     (resp,) = list(dead.predict([request(0)]))
     dead.close()
     assert resp.error and "connection" in resp.error and "2 attempt" in resp.error
+    with FakeOpenAIServer(latency=1.5) as srv:
+        slow = OpenAIAdapter("fake-vlm", OpenAIOptions(base_url=srv.base_url, request_timeout=0.2, **opts))
+        (resp,) = list(slow.predict([request(0)]))
+        client = type(slow._client._client).__name__
+        slow.close()
+    assert resp.error and "timed out after 0.2 s" in resp.error and "2 attempt" in resp.error
+    assert ("aiohttp" in client.lower()) == (transport == "aiohttp"), client
+
+
+def test_auto_transport_keeps_httpx_behind_a_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("aiohttp")
+    clients = {}
+    for proxy in ("", "http://proxy.invalid:3128"):
+        monkeypatch.setenv("HTTPS_PROXY", proxy)
+        monkeypatch.setenv("https_proxy", proxy)
+        adapter = OpenAIAdapter("fake-vlm", OpenAIOptions(base_url="https://api.example.invalid/v1",
+                                                          api_key_env=KEY_ENV, no_cache=True))
+        clients[proxy] = type(adapter._http_client(__import__("openai"))).__name__
+    assert "aiohttp" in clients[""].lower() and clients["http://proxy.invalid:3128"] == "NoneType", clients
 
 
 def test_unreadable_image_and_early_stop(tmp_path: Path) -> None:

@@ -30,3 +30,14 @@ def public_url(url: str | None) -> str | None:
     if p.port:
         netloc += f":{p.port}"
     return urlunsplit((p.scheme, netloc, p.path, "", ""))
+
+
+def environment_proxy(url: str) -> str | None:
+    """The proxy the environment (HTTP_PROXY, HTTPS_PROXY, NO_PROXY ...) sets for ``url``, if any."""
+    from urllib.request import getproxies, proxy_bypass
+
+    parts = urlsplit(url)
+    proxy = getproxies().get(parts.scheme)
+    if not proxy or (parts.hostname and proxy_bypass(parts.hostname)):
+        return None
+    return proxy
