@@ -34,6 +34,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from warm import byte_compile
+
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {"run_wall_s": 10.0, "run_peak_mb": 400.0, "report_wall_s": 3.0}
 MMAD_QUESTIONS, MMAD_IMAGES = 39_672, 8_366
@@ -137,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", help="build the benchmark here and keep it (default: a temporary folder)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "scale.json"))
     args = ap.parse_args(argv)
+    byte_compile()
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="mmeval-scale-"))
     env = {**os.environ, "MMEVAL_HOME": str(work / "home"), "HF_HUB_OFFLINE": "1"}
     os.environ["MMEVAL_HOME"] = env["MMEVAL_HOME"]

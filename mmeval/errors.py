@@ -11,3 +11,10 @@ class DataError(InputError):
     def __init__(self, key: str, field: str, reason: str) -> None:
         self.key, self.field, self.reason = key, field, reason
         super().__init__(f"record '{key}': {field}: {reason}")
+
+
+class AdapterError(Exception):
+    """A model could not be set up or used; the message tells the user what to do.
+
+    Defined here, beside the other errors the CLI maps to exit code 2, so that the CLI catches it without
+    importing the model adapters; ``mmeval.model_adapters`` exports it as its own."""

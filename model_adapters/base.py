@@ -28,6 +28,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict
 
 from mmeval import optionspec
+from mmeval.errors import AdapterError
 from mmeval.optionspec import OPERATIONAL, OptionDoc
 from mmeval.prompting.messages import Request, Response
 
@@ -36,10 +37,6 @@ __all__ = ["ANSWER_MODES", "OPERATIONAL", "AdapterError", "AdapterSettings", "An
 
 AnswerMode = Literal["generate", "likelihood"]
 ANSWER_MODES: tuple[AnswerMode, ...] = ("generate", "likelihood")
-
-
-class AdapterError(Exception):
-    """A model could not be set up or used; the message tells the user what to do."""
 
 
 class NoOptions(BaseModel):

@@ -205,6 +205,23 @@ def test_symlinks_out_of_the_data_root_are_refused(official_data: Path, tmp_path
     assert "secret" not in (tmp_path / "r2" / "report.html").read_text(encoding="utf-8")
 
 
+def test_a_linked_folder_is_followed_to_where_it_really_is(official_data: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture) -> None:
+    """A folder that is a symbolic link counts by where it leads: inside the root is fine, outside is not."""
+    folder = (official_data.parent / BROKEN_KEY).parent
+    inside = folder.with_name(folder.name + "-real")
+    folder.rename(inside)
+    folder.symlink_to(inside.name)  # a relative link within the data root
+    assert cli(official_data, tmp_path / "ok", "--strict") == 0
+    outside = tmp_path / "outside" / folder.name
+    outside.parent.mkdir()
+    inside.rename(outside)
+    folder.unlink()
+    folder.symlink_to(outside)
+    assert cli(official_data, tmp_path / "r", "--strict") == 2
+    assert "leads outside the data root" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("mask", ["/etc/passwd", "https://example.com/mask.png", "../../outside.png"])
 def test_masks_must_be_relative_paths(official_records: dict, tmp_path: Path, capsys: pytest.CaptureFixture,
                                       mask: str) -> None:

@@ -14,8 +14,7 @@ import importlib
 import sys
 
 from mmeval import __version__
-from mmeval.errors import InputError
-from mmeval.model_adapters import AdapterError
+from mmeval.errors import AdapterError, InputError
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 

@@ -9,6 +9,7 @@ Each distinct path is checked once per load, so templates shared by many records
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 from typing import Literal
@@ -25,30 +26,31 @@ class ImageChecker:
     def __init__(self, level: VerifyLevel = "header", max_pixels: int = MAX_PIXELS) -> None:
         self.level = level
         self.max_pixels = max_pixels
-        self._seen: dict[Path, str | None] = {}
+        self._seen: dict[str, str | None] = {}
 
-    def problem(self, path: Path, size: int | None = None) -> str | None:
+    def problem(self, path: str | Path, size: int | None = None) -> str | None:
         """None when the image is usable, else why not; ``size``: its byte count, when the caller has it."""
         if self.level == "none":
             return None
-        if path not in self._seen:
-            self._seen[path] = self._check(path, size)
-        return self._seen[path]
+        key = os.fspath(path)
+        if key not in self._seen:
+            self._seen[key] = self._check(key, size)
+        return self._seen[key]
 
-    def _check(self, path: Path, size: int | None = None) -> str | None:
+    def _check(self, path: str, size: int | None = None) -> str | None:
         import imagesize
 
         try:
-            if (path.stat().st_size if size is None else size) == 0:
+            if (os.stat(path).st_size if size is None else size) == 0:
                 return "empty file (0 bytes)"
-            w, h = imagesize.get(str(path))
+            w, h = imagesize.get(path)
         except (OSError, ValueError):
             w, h = -1, -1
         if self.level == "header" and w > 0 and h > 0:
             return f"image too large ({w}x{h} pixels, limit {self.max_pixels:,})" if w * h > self.max_pixels else None
         return self._check_with_pillow(path)
 
-    def _check_with_pillow(self, path: Path) -> str | None:
+    def _check_with_pillow(self, path: str) -> str | None:
         from PIL import Image, UnidentifiedImageError
 
         try:

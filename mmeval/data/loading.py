@@ -12,7 +12,7 @@ import json
 import os
 import stat
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Literal
 
 from pydantic import ValidationError
@@ -210,31 +210,49 @@ def read_json_any(path: Path) -> object:
 
 class _Confined:
     """Paths under one data root, checked to stay there; real directories remembered (a load asks for
-    thousands of files in a few hundred folders, so each folder is resolved once)."""
+    thousands of files in a few hundred folders, so each folder is resolved once). Paths are handled as
+    strings: a load makes tens of thousands, and ``pathlib`` objects cost several times more."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.real_root = root.resolve()
-        self._dirs: dict[Path, Path] = {}
+        self.root_str = str(root)
+        self.real_root = str(root.resolve())
+        self._inside = self.real_root.rstrip(os.sep) + os.sep
+        self._dirs: dict[str, str] = {}
         #: images already found usable, by the path as written (templates recur across records)
-        self.usable: dict[str, Path] = {}
+        self.usable: dict[str, str] = {}
 
-    def real(self, path: Path, link: bool | None = None) -> Path:
+    def real(self, path: str, link: bool | None = None) -> str:
         """Where ``path`` really is; ``link``: whether it is a symbolic link, when the caller knows."""
-        parent = path.parent
-        real_parent = self._dirs.get(parent)
-        if real_parent is None:
-            real_parent = self._dirs[parent] = parent.resolve()
+        folder, name = os.path.split(path)
+        real_folder = self._real_dir(folder)
         if link is None:
-            link = path.is_symlink()
-        return path.resolve() if link else real_parent / path.name
+            link = os.path.islink(path)
+        return os.path.realpath(path) if link else os.path.join(real_folder, name)
+
+    def _real_dir(self, folder: str) -> str:
+        """Where ``folder`` really is: its parent's real place plus its name, unless it is itself a link (one
+        lstat for a new folder instead of one per component of its path)."""
+        real = self._dirs.get(folder)
+        if real is None:
+            parent, name = os.path.split(folder)
+            if folder == self.root_str or not name or parent == folder or os.path.islink(folder):
+                real = os.path.realpath(folder)
+            else:
+                real = os.path.join(self._real_dir(parent), name)
+            self._dirs[folder] = real
+        return real
 
     def path(self, rel: object, key: str, field_name: str) -> Path:
-        return self.confine(_relative(self.root, rel, key, field_name), rel, key, field_name)
+        return Path(self.file(rel, key, field_name))
 
-    def confine(self, path: Path, rel: object, key: str, field_name: str, link: bool | None = None) -> Path:
+    def file(self, rel: object, key: str, field_name: str) -> str:
+        """``root / rel`` as a string, once it is known to stay under the root."""
+        return self.confine(_relative(self.root_str, rel, key, field_name), rel, key, field_name)
+
+    def confine(self, path: str, rel: object, key: str, field_name: str, link: bool | None = None) -> str:
         real = self.real(path, link)
-        if not real.is_relative_to(self.real_root):
+        if real != self.real_root and not real.startswith(self._inside):
             raise DataError(key, field_name, f"'{rel}' leads outside the data root (a symbolic link to {real})")
         return path
 
@@ -248,7 +266,7 @@ def safe_path(root: Path, rel: object, key: str, field_name: str) -> Path:
     return _Confined(root).path(rel, key, field_name)
 
 
-def _relative(root: Path, rel: object, key: str, field_name: str) -> Path:
+def _relative(root: str, rel: object, key: str, field_name: str) -> str:
     """``root / rel`` for a relative path that names no URL, no absolute path and no ``..``."""
     if not isinstance(rel, str) or not rel:
         raise DataError(key, field_name, f"expected a relative path, got {rel!r}")
@@ -260,7 +278,7 @@ def _relative(root: Path, rel: object, key: str, field_name: str) -> Path:
     parts = [part for part in posix.split("/") if part not in ("", ".")]  # as PurePosixPath(posix).parts
     if ".." in parts:
         raise DataError(key, field_name, f"path '{rel}' escapes the data root")
-    return root.joinpath(*parts)
+    return os.path.join(root, *parts)
 
 
 def _first_error(key: str, exc: ValidationError) -> DataError:
@@ -270,11 +288,11 @@ def _first_error(key: str, exc: ValidationError) -> DataError:
     return DataError(key, loc, msg)
 
 
-def _image(paths: _Confined, rel: object, key: str, field_name: str, what: str, checker: ImageChecker) -> Path:
+def _image(paths: _Confined, rel: object, key: str, field_name: str, what: str, checker: ImageChecker) -> str:
     """A usable image file under the root, or a DataError naming the record and field."""
     if isinstance(rel, str) and rel in paths.usable:
         return paths.usable[rel]
-    path = _relative(paths.root, rel, key, field_name)
+    path = _relative(paths.root_str, rel, key, field_name)
     try:  # one lstat answers "a link?", "a file?" and "how big?" for the usual plain file
         st: os.stat_result | None = os.lstat(path)
     except OSError:
@@ -321,13 +339,13 @@ def _record_questions(key: str, value: object, paths: _Confined, shots: int, tem
     list_name = f"{templates}_templates"
     if len(pool) < shots:
         raise DataError(key, list_name, f"{shots} shot(s) asked but only {len(pool)} template(s) listed")
-    tpl_paths = [str(_image(paths, rel, key, f"{list_name}[{i}]", "template image", checker))
+    tpl_paths = [_image(paths, rel, key, f"{list_name}[{i}]", "template image", checker)
                  for i, rel in enumerate(pool[:shots])]
-    parts = PurePosixPath(key).parts
+    parts = tuple(part for part in key.split("/") if part not in ("", "."))  # as PurePosixPath(key).parts
     mask = None
     if record.mask_path:
-        _relative(paths.root, record.mask_path, key, "mask_path")  # as written: no URL, absolute path or ..
-        mask = str(paths.path("/".join(parts[:2] + (record.mask_path,)), key, "mask_path"))
+        _relative(paths.root_str, record.mask_path, key, "mask_path")  # as written: no URL, absolute path or ..
+        mask = paths.file("/".join(parts[:2] + (record.mask_path,)), key, "mask_path")
     out = []
     written = [str(r) for r in pool[:shots]]
     for i, item in enumerate(record.conversation):
@@ -343,7 +361,7 @@ def _record_questions(key: str, value: object, paths: _Confined, shots: int, tem
             id=question_id(key, i), image=key, index=i, dataset=parts[0],
             category=parts[1] if len(parts) > 2 else "", type_label=item.type, task=task_name,
             question=item.question, options=dict(item.options), answer=item.answer,
-            is_normal=NORMAL_MARK in key, query_path=str(query), template_paths=tuple(tpl_paths), mask_path=mask,
+            is_normal=NORMAL_MARK in key, query_path=query, template_paths=tuple(tpl_paths), mask_path=mask,
             digest=question_digest(key, item, written, record.mask_path),
         ))
     return out

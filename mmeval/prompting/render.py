@@ -7,7 +7,7 @@ Every block of text a model reads lives in a template file, so a wording change 
 from __future__ import annotations
 
 import hashlib
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import resources
 
 import jinja2
@@ -47,7 +47,16 @@ def render_block(name: str, **context: object) -> str:
 
 
 def _render(name: str, context: dict[str, object]) -> str:
-    return _env().get_template(f"{name}.j2").render(**context).strip()
+    return _template(name).render(context).strip()
+
+
+@cache
+def _template(name: str) -> jinja2.Template:
+    """A loaded template, whose globals are a plain empty dict: jinja gives each template a chain of its own
+    and the environment's globals, which every render would otherwise walk (both are empty here)."""
+    template = _env().get_template(f"{name}.j2")
+    template.globals = {}
+    return template
 
 
 @lru_cache(maxsize=4096)
