@@ -13,6 +13,8 @@ How it works
   * Every request: ``temperature=0``, ``seed=--seed``, ``max_tokens`` from ``-M max_tokens=...`` (64). It is sent with
     the client's generic ``post`` (its documented route for raw bodies: same auth, base URL, timeout and
     error classes as ``chat.completions.create``) so the JSON body is encoded once, for the cache key too.
+  * The client's transport is aiohttp (``openai.DefaultAioHttpClient``) when aiohttp is installed and no
+    proxy is set for the endpoint in the environment, else its default httpx (``-M transport=...``).
   * ``--concurrency N`` requests are in flight at once (8 by default); ``predict`` yields each answer the
     moment it arrives. ``-M rpm=...`` / ``-M tpm=...`` add token-bucket limits on requests and
     (estimated, then corrected) tokens per minute.
