@@ -5,7 +5,7 @@ it holds about 39,700 questions on about 8,600 images, MMAD's 39,672 on 8,366), 
 one run:
 
 * ``mmeval run --model random`` end to end in a fresh process: wall time and peak memory (RSS);
-* ``mmeval report`` on that run in a fresh process: wall time;
+* ``mmeval report`` on that run in a fresh process: wall time (both ``--repeat`` times, the median counts);
 * the same run in this process with each phase timed: load (records, image checks), prepare (shuffle,
   render), answer and write (the adapter and predictions.jsonl), merge, score, report (analyses, files,
   report.html).
@@ -13,7 +13,7 @@ one run:
 Targets: run <= 10 s and <= 400 MB; report <= 3 s. Prints the figures and writes
 ``benchmarks/results/scale.json``.
 
-    .venv/bin/python benchmarks/scale.py [--questions 39700] [--keep DIR]
+    .venv/bin/python benchmarks/scale.py [--questions 39700] [--repeat 3] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -73,16 +73,18 @@ def replicate(src: Path, dst: Path, questions: int) -> tuple[int, int]:
 
 
 def timed_subprocess(args: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """(wall seconds, peak RSS in MB) of a fresh ``python -m mmeval`` process."""
-    start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "mmeval", *args], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    _, err = proc.communicate()
-    wall = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"mmeval {' '.join(args)} failed:\n{err[-2000:]}")
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # the largest child so far
-    return wall, peak_kb / 1024
+    """(wall seconds, peak RSS in MB) of a fresh ``python -m mmeval`` process (its own peak, by wait4)."""
+    with tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-m", "mmeval", *args], env=env, stdout=subprocess.DEVNULL,
+                                stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            err.seek(0)
+            raise SystemExit(f"mmeval {' '.join(args)} failed:\n{err.read().decode(errors='replace')[-2000:]}")
+    return wall, usage.ru_maxrss / 1024
 
 
 class Phases:
@@ -137,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--questions", type=int, default=39_700)
     ap.add_argument("--keep", help="build the benchmark here and keep it (default: a temporary folder)")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="fresh-process runs and reports; the median wall time counts, and the largest peak")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "scale.json"))
     args = ap.parse_args(argv)
     byte_compile()
@@ -153,9 +157,16 @@ def main(argv: list[str] | None = None) -> int:
         n_q, n_img = replicate(small, big, args.questions)
         print(f"benchmark: {n_q} questions on {n_img} images (MMAD: {MMAD_QUESTIONS} on {MMAD_IMAGES}); "
               f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}", file=sys.stderr)
-        run_wall, run_peak = timed_subprocess(["run", "--model", "random", "--data", str(big), "--shots", "1",
-                                               "--out", str(work / "run"), "--no-progress"], env)
-        report_wall, _ = timed_subprocess(["report", str(work / "run")], env)
+        runs, reports = [], []
+        for rep in range(max(1, args.repeat)):  # a fresh run folder each time: every run answers everything
+            out = work / f"run{rep}"
+            runs.append(timed_subprocess(["run", "--model", "random", "--data", str(big), "--shots", "1",
+                                          "--out", str(out), "--no-progress"], env))
+            reports.append(timed_subprocess(["report", str(out)], env)[0])
+            print(f"  run {rep + 1}: {runs[-1][0]:.2f} s, {runs[-1][1]:.0f} MB; report {reports[-1]:.2f} s",
+                  file=sys.stderr)
+        run_wall, run_peak = statistics.median(r[0] for r in runs), max(r[1] for r in runs)
+        report_wall = statistics.median(reports)
         phases = phase_breakdown(big, work / "phases")
     finally:
         if not args.keep:
@@ -163,8 +174,11 @@ def main(argv: list[str] | None = None) -> int:
     figures = {"run_wall_s": round(run_wall, 2), "run_peak_mb": round(run_peak, 1),
                "report_wall_s": round(report_wall, 2)}
     result = {
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+                    "load_average_at_end": [round(x, 2) for x in os.getloadavg()]},
         "benchmark": {"questions": n_q, "images": n_img},
+        "runs": {"run_wall_s_each": [round(r[0], 2) for r in runs], "run_peak_mb_each": [round(r[1], 1) for r in runs],
+                 "report_wall_s_each": [round(r, 2) for r in reports]},
         "figures": figures, "targets": TARGETS,
         "met": {k: figures[k] <= TARGETS[k] for k in TARGETS},
         "phases_s": {k: round(v, 2) for k, v in phases.items()},
