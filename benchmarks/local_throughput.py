@@ -21,7 +21,8 @@ Beside each speed-up against (a2) the benchmark prints its token-count limit: th
 runs through the language model per question (every image's tokens and the prompt, then the first new
 token fed back) over those the configuration runs (with prefix reuse: the shared prefix once per image,
 then each question's own suffix), counted from the inputs of the calls the timed runs made. It leaves out
-the vision tower and the fixed cost of a call, so a measured speed-up stays under it.
+the vision tower and the fixed cost of each call (larger for a generate), so a measured speed-up can land a
+little on either side of it.
 
 Every configuration runs through ``mmeval.run.runner.run`` (the real engine: loading, rendering, the adapter,
 answer extraction, predictions.jsonl written and fsync'ed line by line) after a warm-up, ``--repeat`` times.
