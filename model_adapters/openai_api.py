@@ -197,10 +197,13 @@ class OpenAIAdapter(RemoteAdapter[OpenAIOptions]):
         choice = self.opts.transport
         if choice == "httpx":
             return None
-        if choice == "auto" and (environment_proxy(self.base_url) or importlib.util.find_spec("aiohttp") is None):
-            return None
-        if importlib.util.find_spec("aiohttp") is None or not hasattr(openai, "DefaultAioHttpClient"):
-            raise AdapterError("-M transport=aiohttp needs aiohttp and openai >= 1.80: pip install 'openai[aiohttp]'")
+        # the openai releases with this option define DefaultAioHttpClient, and refuse to build it without aiohttp
+        available = importlib.util.find_spec("aiohttp") is not None and hasattr(openai, "DefaultAioHttpClient")
+        if choice == "auto":
+            return openai.DefaultAioHttpClient() if available and not environment_proxy(self.base_url) else None
+        if not available:
+            raise AdapterError("-M transport=aiohttp needs aiohttp and an openai release with its aiohttp option: "
+                               "pip install -U 'openai[aiohttp]'")
         return openai.DefaultAioHttpClient()
 
     async def aclose(self) -> None:

@@ -231,6 +231,23 @@ def test_auto_transport_keeps_httpx_behind_a_proxy(monkeypatch: pytest.MonkeyPat
     assert "aiohttp" in clients[""].lower() and clients["http://proxy.invalid:3128"] == "NoneType", clients
 
 
+def test_without_aiohttp_auto_keeps_httpx_and_asking_for_aiohttp_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    import openai
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "aiohttp" else real(name, *a))
+    for choice in ("auto", "aiohttp"):
+        adapter = OpenAIAdapter("fake-vlm", OpenAIOptions(base_url="http://127.0.0.1:9/v1", api_key_env=KEY_ENV,
+                                                          no_cache=True, transport=choice))
+        if choice == "auto":
+            assert adapter._http_client(openai) is None
+        else:
+            with pytest.raises(AdapterError, match="pip install -U 'openai\\[aiohttp\\]'"):
+                adapter._http_client(openai)
+
+
 def test_unreadable_image_and_early_stop(tmp_path: Path) -> None:
     with FakeOpenAIServer(latency=0.3) as srv:
         adapter = OpenAIAdapter("fake-vlm", OpenAIOptions(base_url=srv.base_url, api_key_env=KEY_ENV, no_cache=True),
