@@ -123,13 +123,21 @@ def scan(layout: str, root: Path, *, dataset: str | None = None, seed: int = 0, 
 # ------------------------------------------------------------------------------------------ MVTec
 
 
+def _categories(root: Path, *markers: str) -> list[Path]:
+    """The category folders under ``root``: those holding one of the ``markers`` sub-folders, in sorted order;
+    ``root`` itself when it holds one (a single category)."""
+
+    def is_category(folder: Path) -> bool:
+        return any((folder / m).is_dir() for m in markers)
+
+    if is_category(root):
+        return [root]
+    return [p for p in sorted(root.iterdir()) if p.is_dir() and not p.name.startswith(".") and is_category(p)]
+
+
 def _mvtec(root: Path, dataset: str) -> Source:
     src = Source("mvtec", root, dataset)
-    single = (root / "train").is_dir() or (root / "test").is_dir()
-    folders = [root] if single else sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    for folder in folders:
-        if not ((folder / "train").is_dir() or (folder / "test").is_dir()):
-            continue
+    for folder in _categories(root, "train", "test"):
         cat = mark_safe(folder.name)
         templates = [(p, f"train/good/{p.name}") for p in images_in(folder / "train" / "good")]
         queries = []
@@ -221,11 +229,7 @@ def _visa(root: Path, dataset: str, split_csv: Path | None) -> Source:
 
 def _folders(root: Path, dataset: str, seed: int, share: float) -> Source:
     src = Source("folders", root, dataset)
-    single = (root / "good").is_dir() or (root / "bad").is_dir()
-    products = [root] if single else sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    for folder in products:
-        if not ((folder / "good").is_dir() or (folder / "bad").is_dir()):
-            continue
+    for folder in _categories(root, "good", "bad"):
         good = images_in(folder / "good", recursive=True)
         given = images_in(folder / "templates", recursive=True)
         base = folder / "templates" if given else folder / "good"
