@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import ConfigDict
+from pydantic import ConfigDict, TypeAdapter
 
 from mmeval.errors import InputError
 from mmeval.lean import LeanModel
@@ -74,6 +74,9 @@ def read_predictions(path: Path, *, repair: bool = False) -> list[Prediction]:
         return []
     raw = path.read_bytes()
     lines = raw.split(b"\n")
+    whole = _read_whole(lines)
+    if whole is not None:
+        return whole
     out: list[Prediction] = []
     good_end = 0
     offset = 0
@@ -94,6 +97,21 @@ def read_predictions(path: Path, *, repair: bool = False) -> list[Prediction]:
                 break
         offset = end
     return out
+
+
+_MANY = TypeAdapter(list[Prediction])
+
+
+def _read_whole(lines: list[bytes]) -> list[Prediction] | None:
+    """Every line validated in one call (a run's file is read whole several times); None when any line is
+    not a prediction, for the line-by-line reading to find which. One prediction per non-empty line, or
+    None: a line break inside a prediction could otherwise join two lines into one."""
+    kept = [line for line in lines if line.strip()]
+    try:
+        preds = _MANY.validate_json(b"[" + b",".join(kept) + b"]")
+    except ValueError:
+        return None
+    return preds if len(preds) == len(kept) else None
 
 
 #: lines written between two fsyncs at most ...

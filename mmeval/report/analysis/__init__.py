@@ -50,6 +50,7 @@ from mmeval.report.analysis.hallucinations import (
     ad_verdict,
     fabrication,
     hallucination,
+    image_facts,
     says_defect,
     self_inconsistency,
 )
@@ -79,8 +80,8 @@ __all__ = [
     "Inconsistency", "KnowledgeLeak", "Latency", "Localisation", "MapSource", "MaskLookup", "RunData",
     "SelfInconsistency", "ad_verdict", "analyse", "auroc", "average_precision", "boost_effects", "bootstrap_ci",
     "calibration", "chosen_confidence", "circular", "detection_scores", "ece", "fabrication", "hallucination", "holm",
-    "human_gap", "invalid_rates", "latency", "load_run", "localisation", "masks_of", "mcnemar", "p_defect",
-    "paired_mcnemar", "pct", "percentile", "plain_preds", "position_bias", "probe_preds", "read_timings",
+    "human_gap", "image_facts", "invalid_rates", "latency", "load_run", "localisation", "masks_of", "mcnemar",
+    "p_defect", "paired_mcnemar", "pct", "percentile", "plain_preds", "position_bias", "probe_preds", "read_timings",
     "says_defect", "self_inconsistency", "softmax",
 ]
 
@@ -94,9 +95,10 @@ def analyse(preds: Sequence[Prediction], *, run_dir: Path | None = None, cycle_m
     ci = bootstrap_ci(df, n_boot=n_boot, seed=seed)
     per_q, batches = read_timings(run_dir) if run_dir is not None else ({}, [])
     image_of = {p.id: p.image for p in preds}
+    facts = image_facts(preds)
     return Analysis(
         table=table, counts=scoring.counts(df), ci=ci, human_gap=human_gap(table, ci),
-        hallucination=hallucination(preds), self_inconsistency=self_inconsistency(preds),
+        hallucination=hallucination(preds, facts), self_inconsistency=self_inconsistency(preds, facts),
         fabrication=fabrication(preds), invalid=invalid_rates(preds), position_bias=position_bias(preds),
         detection_scores=detection_scores(preds), calibration=calibration(preds),
         latency=latency(per_q, batches, image_of, cycle_ms), circular=circular(preds),

@@ -129,7 +129,7 @@ class _ImageFacts:
     probe_defect: bool | None  # its probe picked a defect; None: no probe or no valid probe answer
 
 
-def _image_facts(preds: Sequence[Prediction]) -> dict[str, _ImageFacts]:
+def image_facts(preds: Sequence[Prediction]) -> dict[str, _ImageFacts]:
     """Per image with a plain AD answer, the facts the checks count (one pass; groups sum these)."""
     ad = _ad_by_image(preds)
     dtasks = set(defect_tasks())
@@ -182,53 +182,100 @@ def _inconsistency(facts: Iterable[_ImageFacts]) -> SelfInconsistency:
         all=_check(total_n, total_hit))
 
 
-def self_inconsistency(preds: Iterable[Prediction]) -> SelfInconsistency:
-    """Contradictions between an image's AD answer and its other answers (module docstring)."""
-    return _inconsistency(_image_facts(list(preds)).values())
+def self_inconsistency(preds: Iterable[Prediction],
+                       facts: dict[str, _ImageFacts] | None = None) -> SelfInconsistency:
+    """Contradictions between an image's AD answer and its other answers (module docstring).
+
+    ``facts``: :func:`image_facts` of the same predictions, when the caller has them already.
+    """
+    return _inconsistency((image_facts(list(preds)) if facts is None else facts).values())
 
 
-def _hallucination_row(preds: Sequence[Prediction], facts: Iterable[_ImageFacts]) -> dict[str, Any]:
+#: the counts of a hallucination row, in column order; each sums over the row's questions or images
+_COUNTS = ("normal_questions", "overkill_n", "anomalous_questions", "miss_n", "ad_invalid", "probes", "probes_valid",
+           "fabricated_n", "denied_but_described_n", "denied_images", "probe_contradiction_n",
+           "probe_contradiction_images")
+
+
+def _question_counts(preds: Iterable[Prediction]) -> dict[tuple[str, str], dict[str, int]]:
+    """Per (dataset, category): the counts of its Anomaly Detection questions and its probes (one pass)."""
     ad = detection_task()
-    ad_q = [p for p in preds if p.variant is None and p.task == ad]
-    normal = [p for p in ad_q if p.is_normal]
-    anom = [p for p in ad_q if not p.is_normal]
-    overkill = sum(not p.correct for p in normal)
-    miss = sum(not p.correct for p in anom)
-    fab = fabrication(preds)
-    inc = _inconsistency(facts)
+    counts: dict[tuple[str, str], dict[str, int]] = {}
+    for p in preds:
+        c = counts.get((p.dataset, p.category))
+        if c is None:
+            c = counts[(p.dataset, p.category)] = dict.fromkeys(_COUNTS, 0)
+        if p.variant is None and p.task == ad:
+            if p.is_normal:
+                c["normal_questions"] += 1
+                c["overkill_n"] += not p.correct
+            else:
+                c["anomalous_questions"] += 1
+                c["miss_n"] += not p.correct
+            c["ad_invalid"] += p.choice is None
+        elif p.variant == PROBE:
+            c["probes"] += 1
+            if p.choice is not None:
+                c["probes_valid"] += 1
+                c["fabricated_n"] += p.choice != p.answer
+    return counts
+
+
+def _add_image_counts(counts: dict[tuple[str, str], dict[str, int]], preds: Iterable[Prediction],
+                      facts: dict[str, _ImageFacts]) -> None:
+    """Add each group's self-inconsistency counts, from the facts of its images."""
+    group_of = {p.image: (p.dataset, p.category) for p in preds}
+    by_group: dict[tuple[str, str], list[_ImageFacts]] = defaultdict(list)
+    for image, f in facts.items():
+        by_group[group_of[image]].append(f)
+    for group, group_facts in by_group.items():
+        inc = _inconsistency(group_facts)
+        c = counts[group]
+        c["denied_but_described_n"] += inc.denied_but_described.inconsistent
+        c["denied_images"] += inc.denied_but_described.images
+        c["probe_contradiction_n"] += inc.probe_contradiction.inconsistent
+        c["probe_contradiction_images"] += inc.probe_contradiction.images
+
+
+def _hallucination_row(c: dict[str, int]) -> dict[str, Any]:
     return {
-        "normal_questions": len(normal), "overkill_n": overkill, "overkill": pct(overkill, len(normal)),
-        "anomalous_questions": len(anom), "miss_n": miss, "miss": pct(miss, len(anom)),
-        "ad_invalid": sum(p.choice is None for p in ad_q),
-        "probes": fab.probes, "probes_valid": fab.valid, "fabricated_n": fab.fabricated,
-        "fabrication": fab.rate,
-        "denied_but_described_n": inc.denied_but_described.inconsistent,
-        "denied_images": inc.denied_but_described.images,
-        "denied_but_described": inc.denied_but_described.rate,
-        "probe_contradiction_n": inc.probe_contradiction.inconsistent,
-        "probe_contradiction_images": inc.probe_contradiction.images,
-        "probe_contradiction": inc.probe_contradiction.rate,
+        "normal_questions": c["normal_questions"], "overkill_n": c["overkill_n"],
+        "overkill": pct(c["overkill_n"], c["normal_questions"]),
+        "anomalous_questions": c["anomalous_questions"], "miss_n": c["miss_n"],
+        "miss": pct(c["miss_n"], c["anomalous_questions"]),
+        "ad_invalid": c["ad_invalid"],
+        "probes": c["probes"], "probes_valid": c["probes_valid"], "fabricated_n": c["fabricated_n"],
+        "fabrication": pct(c["fabricated_n"], c["probes_valid"]),
+        "denied_but_described_n": c["denied_but_described_n"], "denied_images": c["denied_images"],
+        "denied_but_described": pct(c["denied_but_described_n"], c["denied_images"]),
+        "probe_contradiction_n": c["probe_contradiction_n"],
+        "probe_contradiction_images": c["probe_contradiction_images"],
+        "probe_contradiction": pct(c["probe_contradiction_n"], c["probe_contradiction_images"]),
     }
 
 
-def hallucination(preds: Iterable[Prediction]) -> pd.DataFrame:
-    """Per dataset and category, then per dataset (category ``*``) and overall (``*``, ``*``)."""
+def _summed(groups: Iterable[dict[str, int]]) -> dict[str, int]:
+    total = dict.fromkeys(_COUNTS, 0)
+    for c in groups:
+        for k in _COUNTS:
+            total[k] += c[k]
+    return total
+
+
+def hallucination(preds: Iterable[Prediction], facts: dict[str, _ImageFacts] | None = None) -> pd.DataFrame:
+    """Per dataset and category, then per dataset (category ``*``) and overall (``*``, ``*``).
+
+    Every figure is a ratio of counts, and an image belongs to one dataset and category: the counts are
+    taken once per category and summed for the dataset and overall rows. ``facts``: as in
+    :func:`self_inconsistency`.
+    """
     preds = list(preds)
-    facts = _image_facts(preds)  # an image belongs to one dataset and category: groups sum its facts
-    groups: dict[tuple[str, str], list[Prediction]] = defaultdict(list)
-    by_ds: dict[str, list[Prediction]] = defaultdict(list)
-    for p in preds:
-        groups[(p.dataset, p.category)].append(p)
-        by_ds[p.dataset].append(p)
-
-    def row(sub: list[Prediction]) -> dict[str, Any]:
-        return _hallucination_row(sub, (facts[im] for im in dict.fromkeys(p.image for p in sub) if im in facts))
-
-    rows = []
-    for ds, ds_preds in by_ds.items():
-        for (d, cat), sub in groups.items():
-            if d == ds:
-                rows.append({"dataset": ds, "category": cat, **row(sub)})
-        rows.append({"dataset": ds, "category": "*", **row(ds_preds)})
-    rows.append({"dataset": "*", "category": "*", **row(preds)})
+    counts = _question_counts(preds)
+    _add_image_counts(counts, preds, image_facts(preds) if facts is None else facts)
+    rows: list[dict[str, Any]] = []
+    for ds in dict.fromkeys(d for d, _ in counts):
+        mine = {cat: c for (d, cat), c in counts.items() if d == ds}
+        rows.extend({"dataset": ds, "category": cat, **_hallucination_row(c)} for cat, c in mine.items())
+        rows.append({"dataset": ds, "category": "*", **_hallucination_row(_summed(mine.values()))})
+    rows.append({"dataset": "*", "category": "*", **_hallucination_row(_summed(counts.values()))})
     return pd.DataFrame(rows)
