@@ -1,4 +1,4 @@
-"""A pydantic base for the records a run makes by the tens of thousands (requests, message parts, predictions).
+"""A pydantic base for the records a run makes by the tens of thousands and keeps (its predictions).
 
 pydantic keeps, per instance, the set of fields the caller gave (``model_fields_set``): about 2 KB for a
 prediction's two dozen fields, 80 MB at MMAD's size, while all of a run's predictions give the same

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,7 @@ def rendered(official_data: Path, shots: int, shuffle: bool) -> dict:
     cfg = RunConfig(model="random", data=str(official_data), shots=shots, shuffle=shuffle, seed=0)
     out = {}
     for p in prepare([q for q in bench.questions if q.id in FROZEN], cfg):
-        msg = json.loads(p.request.model_dump_json())
+        msg = asdict(p.request)
         for part in msg["message"]["parts"]:
             if part["type"] == "image":
                 part["path"] = str(Path(part["path"]).relative_to(root))

@@ -9,40 +9,43 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
-from mmeval.lean import LeanModel
+# The message classes are plain slotted dataclasses, not pydantic models: the engine builds them by the tens of
+# thousands from drafts it rendered itself (validated records, its own templates), where validation would check
+# nothing new and cost most of the time spent preparing a question. Adapters read them; nobody parses them.
 
 
-class TextPart(LeanModel):
-    model_config = ConfigDict(frozen=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TextPart:
     type: Literal["text"] = "text"
     text: str
 
 
-class ImagePart(LeanModel):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImagePart:
     """An image by absolute path. ``role`` says why it is there (a normal template or the query)."""
 
-    model_config = ConfigDict(frozen=True)
     type: Literal["image"] = "image"
     path: str
     role: Literal["template", "query", "reference"] = "query"
 
 
-Part = Annotated[TextPart | ImagePart, Field(discriminator="type")]
+Part = TextPart | ImagePart
 
 
-class Message(LeanModel):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Message:
     """One user turn: interleaved text and image parts in reading order.
 
     ``prefix_len`` counts the leading parts shared by every question about the same image
     (instruction, templates, query image). Adapters may encode that prefix once and reuse it.
     """
 
-    model_config = ConfigDict(frozen=True)
     parts: list[Part]
     prefix_len: int = 0
 
@@ -51,13 +54,13 @@ class Message(LeanModel):
         return [p for p in self.parts if isinstance(p, ImagePart)]
 
 
-class Request(LeanModel):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Request:
     """What an adapter is asked: the message plus what it needs to score options.
 
     The correct answer is deliberately absent: adapters cannot see it.
     """
 
-    model_config = ConfigDict(frozen=True)
     id: str
     task: str
     image: str

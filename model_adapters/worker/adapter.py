@@ -35,7 +35,7 @@ import os
 import time
 from abc import abstractmethod
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
 
@@ -158,7 +158,7 @@ class WorkerAdapter(ModelAdapter):
         return folder
 
     def worker_request(self, request: Request) -> dict[str, Any]:
-        parts = [p.model_dump() for p in request.message.parts]
+        parts = [asdict(p) for p in request.message.parts]
         return {"id": request.id, "task": request.task, "image": request.image, "options": dict(request.options),
                 "parts": parts, "prefix_len": request.message.prefix_len, "answer_mode": self.answer_mode,
                 "seed": request_seed(self.seed, request.id), "settings": self.settings_for_worker()}
