@@ -119,6 +119,7 @@ def phase_breakdown(data: Path, out: Path) -> dict[str, float]:
     from mmeval.run import runner
 
     phases = Phases()
+    shutil.rmtree(out, ignore_errors=True)
     config = RunConfig(model="random", data=str(data / "mmad.json"), shots=1)
     with ExitStack() as stack:
         stack.enter_context(phases.wrap(runner, "load", "load"))
@@ -160,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         runs, reports = [], []
         for rep in range(max(1, args.repeat)):  # a fresh run folder each time: every run answers everything
             out = work / f"run{rep}"
+            shutil.rmtree(out, ignore_errors=True)  # a folder kept from an earlier call would resume, not run
             runs.append(timed_subprocess(["run", "--model", "random", "--data", str(big), "--shots", "1",
                                           "--out", str(out), "--no-progress"], env))
             reports.append(timed_subprocess(["report", str(out)], env)[0])
