@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -9,7 +10,8 @@ import pytest
 from conftest import materialise
 
 from mmeval.data import load_benchmark, locate
-from mmeval.data.schema import ImageRecord
+from mmeval.data.loading import question_digest
+from mmeval.data.schema import ConversationItem, ImageRecord
 from mmeval.errors import DataError, InputError
 
 KEY = "DS-MVTec/bottle/image/broken_large/000.png"
@@ -69,6 +71,9 @@ def _break(records: dict, how: str) -> tuple[dict, str]:
     if how == "absolute template":
         rec["random_templates"][0] = "/etc/passwd"
         return records, "random_templates[0]"
+    if how == "lone surrogate":  # json writes it as the escape \ud800, which JSON allows and UTF-8 cannot hold
+        rec["conversation"][0]["Question"] = "Is there a defect \ud800?"
+        return records, "record"
     if how == "key escapes root":
         records = {"../outside/" + KEY: rec, **{k: v for k, v in records.items() if k != KEY}}
         return records, "key"
@@ -76,7 +81,7 @@ def _break(records: dict, how: str) -> tuple[dict, str]:
 
 
 CASES = ["answer not among options", "empty options", "empty option text", "unknown type", "missing conversation",
-         "template escapes root", "absolute template", "key escapes root"]
+         "template escapes root", "absolute template", "key escapes root", "lone surrogate"]
 
 
 @pytest.mark.parametrize("how", CASES)
@@ -142,6 +147,19 @@ def test_non_utf8_reports_line_and_column(tmp_path: Path) -> None:
     path.write_bytes(b'{\n "a/b/\xff.png": {}\n}\n')
     with pytest.raises(InputError, match=r"not UTF-8 at line 2, column 7"):
         load_benchmark(path, tmp_path)
+
+
+def test_question_digest_hashes_canonical_json() -> None:
+    """The digest is written by pydantic's serialiser: the same bytes as ``json.dumps`` with sorted keys,
+    whatever the text holds (controls, quotes, backslashes, line separators, astral characters)."""
+    tricky = ['plain', 'quote " and \\ backslash', "tab\tnew\nline\r\x00\x1f\x7f", "\u2028\u2029\ufeff",
+              "caf\u00e9 \u4e2d \U0001f600 \U0010ffff", "</script>&<"]
+    for text in tricky:
+        item = ConversationItem.model_validate({"Question": text, "Answer": "B", "type": "Defect Analysis",
+                                                "Options": {"C": text, "B": "b", "A": text[::-1]}})
+        blob = json.dumps(["k/" + text, text, item.options, "B", "Defect Analysis", [text], None], sort_keys=True,
+                          ensure_ascii=False, separators=(",", ":"))
+        assert question_digest("k/" + text, item, [text], None) == hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def test_top_level_must_be_object(tmp_path: Path) -> None:
