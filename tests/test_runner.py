@@ -127,6 +127,22 @@ def test_errors_are_recorded_and_only_they_are_retried(official_data: Path, tmp_
     assert len(ids) == len(set(ids)) == result.total
 
 
+class Garbled(RandomAdapter):
+    """Replies with half of a UTF-16 surrogate pair, as a server sending the JSON escape \\ud800 would."""
+
+    def predict(self, batch: Sequence[Request]) -> Iterator[Response]:
+        for r in super().predict(batch):
+            yield Response(id=r.id, text=f"{r.text} \ud800", note="cut \udc00 here")
+
+
+def test_half_surrogate_pair_in_a_reply_is_replaced(official_data: Path, tmp_path: Path) -> None:
+    cfg = RunConfig(model="random", data=str(official_data), shots=1, limit=3)
+    result = run(cfg, tmp_path / "r", progress=False, adapter=Garbled("random", settings=AdapterSettings(seed=0)))
+    preds = read_predictions(tmp_path / "r" / "predictions.jsonl")
+    assert result.answered == 3 and [p.response[-2:] for p in preds] == [" \ufffd"] * 3
+    assert [p.note for p in preds] == ["cut \ufffd here"] * 3
+
+
 SLOW_RUN = textwrap.dedent('''
     import sys, time
     from pathlib import Path

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import overload
 
 from tqdm import tqdm
 
@@ -67,12 +68,25 @@ def to_prediction(p: Prepared, r: Response, model: str, digest: str, fallback: F
     q = p.question
     return Prediction(
         id=p.request.id, image=q.image, dataset=q.dataset, category=q.category, type=q.type_label, task=q.task,
-        is_normal=q.is_normal, question=q.question, options=p.request.options, answer=p.answer, response=r.text,
-        choice=choose(r, p.request.options, fallback), scores=_finite(r.scores), error=r.error, note=r.note,
+        is_normal=q.is_normal, question=q.question, options=p.request.options, answer=p.answer,
+        response=_text(r.text), choice=choose(r, p.request.options, fallback), scores=_finite(r.scores),
+        error=_text(r.error), note=_text(r.note),
         variant=p.variant, base_id=p.base_id, model=model, config=digest, question_digest=p.digest,
         boost_notes=p.notes or None, artifacts=r.artifacts,
         retryable=r.retryable if r.error else None,
     )
+
+
+@overload
+def _text(text: str) -> str: ...
+@overload
+def _text(text: None) -> None: ...
+def _text(text: str | None) -> str | None:
+    """Text a predictions line can hold: half of a UTF-16 surrogate pair (a server may send the escape
+    ``\\ud800``, which JSON allows) becomes U+FFFD, as UTF-8 cannot hold it."""
+    if text is None or text.isascii():
+        return text
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 def _finite(scores: dict[str, float] | None) -> dict[str, float | None] | None:
