@@ -16,7 +16,7 @@ SOURCES = {"mmeval": "mmeval", "tasks": "mmeval.tasks", "prompts": "mmeval.promp
 
 #: the flow, first to last: a module may import its own room, the foundation, and rooms before it
 FOUNDATION = ("mmeval", "mmeval.errors", "mmeval.jsonsafe", "mmeval.home", "mmeval.launch", "mmeval.regions",
-              "mmeval.tasks", "mmeval.optionspec", "mmeval.prompts", "mmeval.layout", "mmeval.lean",
+              "mmeval.tasks", "mmeval.optionspec", "mmeval.prompts", "mmeval.layout", "mmeval.lean", "mmeval.heap",
               "mmeval.registry")
 ROOMS = ("mmeval.data", "mmeval.prompting", "mmeval.experts", "mmeval.boosts", "mmeval.config",
          "mmeval.model_adapters", "mmeval.answers", "mmeval.predictions", "mmeval.scoring", "mmeval.report",

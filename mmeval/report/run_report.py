@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from mmeval import heap
 from mmeval.predictions import Prediction
 from mmeval.report.csvsafe import write_csv
 from mmeval.report.html import RUN_TEMPLATE, write_page
 from mmeval.report.official import export_answers
 from mmeval.report.score_files import RunScores, ScoresRecord, Skipped, usage_totals, write_tables
+
+if TYPE_CHECKING:
+    from mmeval.report.analysis import RunData
 
 #: the files write_run_report writes beside report.html, as the page lists them
 FILES = ["scores.csv", "scores.json", "ci.csv", "analysis.json", "mmad_answers.json", "heatmap.svg"]
@@ -29,9 +34,18 @@ def write_run_report(run_dir: Path, *, cycle_ms: float | None = None, html: bool
     """
     # the analyses (scipy and the rest) load when there is a run to report on, not when ``mmeval run`` starts
     from mmeval.report import analysis
+
+    with heap.records_kept():
+        with heap.building():
+            rd = analysis.load_run(run_dir, preds=preds)
+        return _write(run_dir, rd, cycle_ms=cycle_ms, html=html, n_boot=n_boot, seed=seed)
+
+
+def _write(run_dir: Path, rd: RunData, *, cycle_ms: float | None, html: bool, n_boot: int,
+           seed: int) -> pd.DataFrame:
+    from mmeval.report import analysis
     from mmeval.report.run_page import run_page
 
-    rd = analysis.load_run(run_dir, preds=preds)
     root = rd.image_root()
     res = analysis.analyse(rd.preds, run_dir=run_dir, cycle_ms=cycle_ms, n_boot=n_boot, seed=seed,
                            masks=analysis.masks_of(rd.record.source, root), image_root=root)

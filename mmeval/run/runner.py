@@ -18,7 +18,7 @@ from typing import overload
 from tqdm import tqdm
 
 from mmeval import boosts as boost_registry
-from mmeval import launch
+from mmeval import heap, launch
 from mmeval.answers import Fallback, choose
 from mmeval.config import BoostRecord, RunConfig, RunRecord
 from mmeval.data import Benchmark, Question, load_benchmark, resolve
@@ -177,24 +177,26 @@ def run(config: RunConfig, out: Path, *, overwrite: bool = False, allow_other_fi
     ``lock=False`` when the caller already holds the directory's lock (the CLI holds it across the run
     and its report).
     """
-    rank, world = launch.rank_and_world()
-    started = time.time()
-    if world > 1:
-        shard.announce(out, rank)
-    bench = load(config)
-    questions = bench.questions[: config.limit] if config.limit else bench.questions
-    if not questions:
-        raise InputError(f"--data {config.data}: no valid questions (skipped {len(bench.skipped)} record(s))")
-    held = RunDirLock(out) if rank == 0 and lock else None
-    if held is not None:
-        ensure_writable(out)
-        held.acquire()
-    try:
-        return _run(config, out, bench, questions, rank, world, started, overwrite=overwrite,
-                    allow_other_files=allow_other_files, progress=progress, adapter=adapter, cycle_ms=cycle_ms)
-    finally:
+    with heap.records_kept():
+        rank, world = launch.rank_and_world()
+        started = time.time()
+        if world > 1:
+            shard.announce(out, rank)
+        with heap.building():
+            bench = load(config)
+        questions = bench.questions[: config.limit] if config.limit else bench.questions
+        if not questions:
+            raise InputError(f"--data {config.data}: no valid questions (skipped {len(bench.skipped)} record(s))")
+        held = RunDirLock(out) if rank == 0 and lock else None
         if held is not None:
-            held.release()
+            ensure_writable(out)
+            held.acquire()
+        try:
+            return _run(config, out, bench, questions, rank, world, started, overwrite=overwrite,
+                        allow_other_files=allow_other_files, progress=progress, adapter=adapter, cycle_ms=cycle_ms)
+        finally:
+            if held is not None:
+                held.release()
 
 
 def _run(config: RunConfig, out: Path, bench: Benchmark, questions: list[Question], rank: int, world: int,
@@ -216,9 +218,10 @@ def _run(config: RunConfig, out: Path, bench: Benchmark, questions: list[Questio
     digest = config.digest()
     pred_path = shard.own_file(out, rank, world)
     read_predictions(pred_path, repair=True)  # cut a torn last line off this process's own file
-    prepared = prepare(questions, config, boosts)
+    with heap.building():
+        prepared = prepare(questions, config, boosts)
+        on_disk = latest_by_id(p for p in shard.read_all(out) if p.config == digest)
     current = {p.request.id: p.digest for p in prepared}
-    on_disk = latest_by_id(p for p in shard.read_all(out) if p.config == digest)
     done = {i for i, p in on_disk.items() if p.error is None and current.get(i) == p.question_digest}
     changed = sorted(i for i, p in on_disk.items() if i in current and current[i] != p.question_digest)
     pending = shard.my_share([p for p in prepared if p.request.id not in done], rank, world)
