@@ -23,9 +23,11 @@ def invalid_rates(preds: Iterable[Prediction]) -> pd.DataFrame:
     rows = []
     order = tasks.task_names()
     plain = plain_preds(preds)
-    asked = [t for t in order if any(p.task == t for p in plain)] + sorted(
-        {p.task for p in plain} - set(order))
-    groups = [(t, [p for p in plain if p.task == t]) for t in asked]
+    by_task: dict[str, list[Prediction]] = defaultdict(list)
+    for p in plain:
+        by_task[p.task].append(p)
+    asked = [t for t in order if t in by_task] + sorted(set(by_task) - set(order))
+    groups = [(t, by_task[t]) for t in asked]
     groups.append(("All questions", plain))
     probes = probe_preds(preds)
     if probes:
@@ -58,7 +60,7 @@ def position_bias(preds: Iterable[Prediction]) -> pd.DataFrame:
             continue
         chosen_n = Counter(p.choice for p in sub)
         correct_n = Counter(p.answer for p in sub)
-        offered = {k for options in {tuple(p.options) for p in sub} for k in options}
+        offered = set().union(*{tuple(p.options) for p in sub})
         letters = sorted(set(correct_n) | {c for c in chosen_n if c} | offered)
         valid = len(sub) - chosen_n[None]
         for letter in letters:
