@@ -5,8 +5,9 @@ killed process (Ctrl-C, ``kill -9``, a crash) loses only the questions in flight
 the disk itself (``fsync``) in groups, every :data:`FSYNC_EVERY_LINES` lines or
 :data:`FSYNC_EVERY_SECONDS` seconds, whichever comes first, and when the file is closed: a power loss
 loses at most that window. A killed process leaves at most one torn last line, which is detected and
-dropped on resume. At the end of a run the file is rewritten in question order (atomically), so the
-same config gives a byte-identical file whatever the batch order, concurrency, or interruptions were.
+dropped on resume. At the end of a run the file is rewritten in question order (atomically) unless it
+holds exactly that already, so the same config gives a byte-identical file whatever the batch order,
+concurrency, or interruptions were.
 """
 
 from __future__ import annotations
@@ -182,6 +183,8 @@ def write_sorted(path: Path, preds: dict[str, Prediction], order: Sequence[str],
     rank = {qid: i for i, qid in enumerate(order)}
     ordered = sorted(preds.values(), key=lambda p: (rank.get(p.id, len(rank)), p.id))
     known = lines or {}
+    if _holds(path, ((known.get(p.id) or dumps(p)) for p in ordered)):
+        return ordered  # written in question order already (one process, from an empty file): nothing to redo
     tmp = path.with_suffix(".jsonl.tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
         for p in ordered:
@@ -190,3 +193,17 @@ def write_sorted(path: Path, preds: dict[str, Prediction], order: Sequence[str],
         os.fsync(fh.fileno())
     os.replace(tmp, path)
     return ordered
+
+
+def _holds(path: Path, lines: Iterable[str]) -> bool:
+    """Whether the file is exactly these lines, each ended by a newline (compared as it is read, a line at a
+    time: the file is never held whole)."""
+    try:
+        with open(path, "rb") as fh:
+            for line in lines:
+                want = line.encode("utf-8") + b"\n"
+                if fh.read(len(want)) != want:
+                    return False
+            return fh.read(1) == b""
+    except OSError:
+        return False

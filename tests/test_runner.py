@@ -306,6 +306,27 @@ def test_each_line_is_flushed_at_once_and_synced_in_groups(tmp_path: Path, monke
     assert len(syncs) == 5  # a time window of 0: every line
 
 
+def test_sorting_rewrites_only_a_file_out_of_question_order(tmp_path: Path) -> None:
+    from mmeval import predictions as pmod
+
+    pred = pmod.Prediction(id="q", image="i", dataset="d", category="c", type="t", task="t", is_normal=True,
+                           question="?", options={"A": "a", "B": "é"}, answer="A", response="A", choice="A",
+                           model="m", config="c")
+    preds = {f"q{i}": pred.model_copy(update={"id": f"q{i}"}) for i in range(5)}
+    order = list(preds)
+    path = tmp_path / "p.jsonl"
+    for written, rewritten in [(order, False), (order[::-1], True), (order[:4], True), (order + ["q0"], True)]:
+        path.unlink(missing_ok=True)
+        with pmod.PredictionWriter(path) as w:
+            for qid in written:
+                w.write(preds[qid])
+        before = path.stat().st_ino
+        ordered = pmod.write_sorted(path, preds, order)
+        assert [p.id for p in ordered] == order
+        assert path.read_text(encoding="utf-8") == "".join(pmod.dumps(preds[i]) + "\n" for i in order)
+        assert (path.stat().st_ino != before) == rewritten, written
+
+
 def test_timing_lines_are_what_json_writes() -> None:
     from mmeval.run.runner import _timing_line
 
