@@ -119,7 +119,7 @@ def _check(images: int, inconsistent: int) -> Inconsistency:
 
 
 @dataclass(frozen=True)
-class _ImageFacts:
+class ImageFacts:
     """What self-inconsistency needs of one image with an Anomaly Detection answer."""
 
     verdict: bool | None  # see ad_verdict
@@ -129,7 +129,7 @@ class _ImageFacts:
     probe_defect: bool | None  # its probe picked a defect; None: no probe or no valid probe answer
 
 
-def image_facts(preds: Sequence[Prediction]) -> dict[str, _ImageFacts]:
+def image_facts(preds: Sequence[Prediction]) -> dict[str, ImageFacts]:
     """Per image with a plain AD answer, the facts the checks count (one pass; groups sum these)."""
     ad = _ad_by_image(preds)
     dtasks = set(defect_tasks())
@@ -145,13 +145,13 @@ def image_facts(preds: Sequence[Prediction]) -> dict[str, _ImageFacts]:
     out = {}
     for image, answers in ad.items():
         pr = probe.get(image)
-        out[image] = _ImageFacts(verdict=ad_verdict(answers), normal=answers[0].is_normal,
+        out[image] = ImageFacts(verdict=ad_verdict(answers), normal=answers[0].is_normal,
                                  defect_right=right.get(image, 0), defect_asked=asked.get(image, 0),
                                  probe_defect=None if pr is None or pr.choice is None else pr.choice != pr.answer)
     return out
 
 
-def _inconsistency(facts: Iterable[_ImageFacts]) -> SelfInconsistency:
+def _inconsistency(facts: Iterable[ImageFacts]) -> SelfInconsistency:
     denied_n = denied_hit = 0
     acc = {"denied": [0, 0], "detected": [0, 0]}  # correct, asked
     contra_n = contra_hit = reverse_n = reverse_hit = 0
@@ -183,7 +183,7 @@ def _inconsistency(facts: Iterable[_ImageFacts]) -> SelfInconsistency:
 
 
 def self_inconsistency(preds: Iterable[Prediction],
-                       facts: dict[str, _ImageFacts] | None = None) -> SelfInconsistency:
+                       facts: dict[str, ImageFacts] | None = None) -> SelfInconsistency:
     """Contradictions between an image's AD answer and its other answers (module docstring).
 
     ``facts``: :func:`image_facts` of the same predictions, when the caller has them already.
@@ -222,10 +222,10 @@ def _question_counts(preds: Iterable[Prediction]) -> dict[tuple[str, str], dict[
 
 
 def _add_image_counts(counts: dict[tuple[str, str], dict[str, int]], preds: Iterable[Prediction],
-                      facts: dict[str, _ImageFacts]) -> None:
+                      facts: dict[str, ImageFacts]) -> None:
     """Add each group's self-inconsistency counts, from the facts of its images."""
     group_of = {p.image: (p.dataset, p.category) for p in preds}
-    by_group: dict[tuple[str, str], list[_ImageFacts]] = defaultdict(list)
+    by_group: dict[tuple[str, str], list[ImageFacts]] = defaultdict(list)
     for image, f in facts.items():
         by_group[group_of[image]].append(f)
     for group, group_facts in by_group.items():
@@ -262,7 +262,7 @@ def _summed(groups: Iterable[dict[str, int]]) -> dict[str, int]:
     return total
 
 
-def hallucination(preds: Iterable[Prediction], facts: dict[str, _ImageFacts] | None = None) -> pd.DataFrame:
+def hallucination(preds: Iterable[Prediction], facts: dict[str, ImageFacts] | None = None) -> pd.DataFrame:
     """Per dataset and category, then per dataset (category ``*``) and overall (``*``, ``*``).
 
     Every figure is a ratio of counts, and an image belongs to one dataset and category: the counts are
