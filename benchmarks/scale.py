@@ -72,12 +72,12 @@ def replicate(src: Path, dst: Path, questions: int) -> tuple[int, int]:
     return copies * per_copy, copies * len(records)
 
 
-def timed_subprocess(args: list[str], env: dict[str, str]) -> tuple[float, float]:
+def timed_subprocess(args: list[str], env: dict[str, str], cwd: Path | None = None) -> tuple[float, float]:
     """(wall seconds, peak RSS in MB) of a fresh ``python -m mmeval`` process (its own peak, by wait4)."""
     with tempfile.TemporaryFile() as err:
         start = time.perf_counter()
         proc = subprocess.Popen([sys.executable, "-m", "mmeval", *args], env=env, stdout=subprocess.DEVNULL,
-                                stderr=err)
+                                stderr=err, cwd=cwd)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
