@@ -47,7 +47,7 @@ typecheck: $(VENV)/.dev
 check: lint typecheck
 	$(MAKE) test
 
-# the speed figures README quotes, each script writing benchmarks/results/*.json (about 12 minutes on 2 cores)
+# the speed figures README quotes, each script writing benchmarks/results/*.json (about 9 minutes on 2 cores)
 benchmarks: $(VENV)/.full
 	$(BIN)/python benchmarks/scale.py
 	$(BIN)/python benchmarks/api_throughput.py
