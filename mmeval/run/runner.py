@@ -216,10 +216,10 @@ def _run(config: RunConfig, out: Path, bench: Benchmark, questions: list[Questio
         shard.wait_for_rank0(out, started, world)
     digest = config.digest()
     pred_path = shard.own_file(out, rank, world)
-    read_predictions(pred_path, repair=True)  # cut a torn last line off this process's own file
     with heap.building():
+        mine = {pred_path: read_predictions(pred_path, repair=True)}  # a torn last line is cut off the file
         prepared = prepare(questions, config, boosts)
-        on_disk = latest_by_id(p for p in shard.read_all(out) if p.config == digest)
+        on_disk = latest_by_id(p for p in shard.read_all(out, known=mine) if p.config == digest)
     current = {p.request.id: p.digest for p in prepared}
     done = {i for i, p in on_disk.items() if p.error is None and current.get(i) == p.question_digest}
     changed = sorted(i for i, p in on_disk.items() if i in current and current[i] != p.question_digest)

@@ -60,12 +60,15 @@ def own_file(out: Path, rank: int, world: int) -> Path:
     return out / (PREDICTIONS if world == 1 else f"predictions.rank{rank}.jsonl")
 
 
-def read_all(out: Path) -> list[Prediction]:
-    """Predictions of the merged file and of every process's part (others' torn lines are skipped)."""
+def read_all(out: Path, known: dict[Path, list[Prediction]] | None = None) -> list[Prediction]:
+    """Predictions of the merged file and of every process's part (others' torn lines are skipped).
+
+    ``known``: files the caller has just read, with their predictions (not read again)."""
     files = [out / PREDICTIONS] + sorted(out.glob("predictions.rank*.jsonl"))
+    known = known or {}
     preds: list[Prediction] = []
     for f in files:
-        preds.extend(read_predictions(f))
+        preds.extend(known[f] if f in known else read_predictions(f))
     return preds
 
 
