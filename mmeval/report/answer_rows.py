@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import os
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 
 from mmeval.home import mmeval_home
@@ -13,6 +16,8 @@ from mmeval.report.figures import thumbnail_b64
 
 MAX_WRONG = 400
 MAX_RESPONSE_CHARS = 2000
+#: threads reading a page's thumbnails (at most one per CPU)
+MAX_THUMBNAIL_THREADS = 8
 
 
 @dataclass
@@ -24,10 +29,25 @@ class Thumbnails:
     def css_class(self, image: str, root: Path | None) -> str | None:
         """The css class showing the image (read once), None when it cannot be read."""
         if image not in self.by_image:
-            path = image_path(root, image)
-            self.by_image[image] = (f"im{len(self.by_image)}", thumbnail_b64(path) if path else None)
+            self.fetch([(image, root)])
         cls, b64 = self.by_image[image]
         return cls if b64 else None
+
+    def fetch(self, wanted: Sequence[tuple[str, Path | None]]) -> None:
+        """Read the images not read yet, several at once (PIL decodes and scales without holding the GIL, and
+        real inspection images take tens of milliseconds each); css classes follow the order of ``wanted``."""
+        new = list(dict.fromkeys(image for image, _ in wanted if image not in self.by_image))
+        where = {image: root for image, root in reversed(wanted)}  # an image's first root, as one by one
+        paths = [image_path(where[image], image) for image in new]
+        readable = [path for path in paths if path is not None]
+        workers = min(len(readable), os.cpu_count() or 1, MAX_THUMBNAIL_THREADS)
+        if workers > 1:
+            with ThreadPoolExecutor(workers, thread_name_prefix="mmeval-thumb") as pool:
+                made = dict(zip(readable, pool.map(thumbnail_b64, readable), strict=True))
+        else:
+            made = {path: thumbnail_b64(path) for path in readable}
+        for image, path in zip(new, paths, strict=True):
+            self.by_image[image] = (f"im{len(self.by_image)}", made[path] if path else None)
 
     def css(self) -> list[tuple[str, str]]:
         """(css class, base64 JPEG) of every image that could be read."""
@@ -74,22 +94,30 @@ def image_path(root: Path | None, image: str) -> Path | None:
     return real if real.is_relative_to(root.resolve()) else None
 
 
-def _overlay(p: Prediction, thumbs: Thumbnails) -> tuple[str | None, str]:
-    """The thumbnail of the expert overlay this question showed the model, when there is one in the cache."""
+def _overlay_image(p: Prediction) -> tuple[tuple[str, Path], ...]:
+    """(file name, folder) of the expert overlay this question showed the model (``--boost agent``), if any."""
     note = (p.boost_notes or {}).get("agent")
     if not isinstance(note, dict) or not isinstance(note.get("overlay"), str):
+        return ()
+    return ((Path(note["overlay"]).name, mmeval_home() / "boosts" / "overlays"),)
+
+
+def _overlay(p: Prediction, thumbs: Thumbnails) -> tuple[str | None, str]:
+    """The thumbnail of the expert overlay this question showed the model, when there is one in the cache."""
+    found = _overlay_image(p)
+    if not found:
         return None, ""
-    folder = mmeval_home() / "boosts" / "overlays"
-    return thumbs.css_class(Path(note["overlay"]).name, folder), str(note.get("view") or "")
+    note = (p.boost_notes or {})["agent"]
+    return thumbs.css_class(*found[0]), str(note.get("view") or "")
 
 
 def answer_rows(preds: Iterable[Prediction], root: Path | None, thumbs: Thumbnails, limit: int,
                 extra: str = "") -> list[AnswerRow]:
     """Rows of an answer table, at most ``limit``; ``thumbs`` collects the images across a page's tables."""
+    shown = list(islice(preds, max(0, limit)))
+    thumbs.fetch([want for p in shown for want in (*_overlay_image(p), (p.image, root))])
     rows: list[AnswerRow] = []
-    for p in preds:
-        if len(rows) >= limit:
-            break
+    for p in shown:
         response = p.response or ""
         overlay, notation = _overlay(p, thumbs)
         rows.append(AnswerRow(
