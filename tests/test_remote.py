@@ -243,6 +243,20 @@ def test_answers_in_parallel_with_images(tmp_path: Path) -> None:
     assert info["prompt_tokens"] > 0 and info["estimated_cost_usd"] is None  # no price table: no cost
 
 
+def test_images_encode_on_one_thread_per_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mmeval.model_adapters.remote import images
+
+    for cpus, workers in [(16, images.MAX_WORKERS), (1, 2), (None, 2), (5, 5)]:
+        monkeypatch.setattr(images.os, "cpu_count", lambda cpus=cpus: cpus)
+        assert images.default_workers() == workers
+    encoder = images.ImageEncoder()  # five CPUs: five images at once, or the barrier times out
+    barrier = threading.Barrier(5, timeout=10)
+    try:
+        assert sorted(f.result() for f in [encoder._pool.submit(barrier.wait) for _ in range(5)]) == list(range(5))
+    finally:
+        encoder.close()
+
+
 def test_retries_honour_retry_after_and_give_up(tmp_path: Path) -> None:
     with EchoServer(script=[429], retry_after="1") as srv:
         a = adapter(srv, retry_base_delay=0.01)
