@@ -47,10 +47,11 @@ typecheck: $(VENV)/.dev
 check: lint typecheck
 	$(MAKE) test
 
-# the speed figures README quotes, each script writing benchmarks/results/*.json (about 9 minutes on 2 cores)
+# the speed figures README quotes, each script writing benchmarks/results/*.json (about 13 minutes on 2 cores)
 benchmarks: $(VENV)/.full
 	$(BIN)/python benchmarks/scale.py
 	$(BIN)/python benchmarks/api_throughput.py
+	$(BIN)/python benchmarks/api_throughput.py --photo-px 1024
 	$(BIN)/python benchmarks/local_throughput.py
 
 clean:

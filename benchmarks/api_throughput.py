@@ -18,7 +18,11 @@ client CPU per question beyond the first (the full run's CPU minus the one-quest
 other questions; target <= 1 ms) and the one-question run's wall time (target <= 1.5 s). Checks that
 every question got exactly one answer without error. Writes benchmarks/results/api_throughput.json.
 
-    .venv/bin/python benchmarks/api_throughput.py [--latency 0.05] [--concurrency 32] [--repeat 3]
+``--photo-px N`` runs both on the bundled benchmark with its images enlarged to N pixels (as
+benchmarks/scale.py does), as MMAD's photographs are: both sides then pay for decoding and re-encoding real
+image sizes once per image. Its results go to ``api_throughput-<N>px.json``.
+
+    .venv/bin/python benchmarks/api_throughput.py [--latency 0.05] [--concurrency 32] [--repeat 3] [--photo-px N]
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -120,11 +125,15 @@ def reference_loop(data: Path, base_url: str, answers_path: Path) -> tuple[int, 
 # ------------------------------------------------------------------------------------------ mmeval
 
 
-def mmeval_run(base_url: str, out: Path, concurrency: int, limit: int | None, env: dict[str, str]) -> dict[str, float]:
-    """One ``mmeval run`` in a fresh process: wall seconds, CPU seconds (user + system), peak RSS (MB)."""
+def mmeval_run(base_url: str, out: Path, concurrency: int, limit: int | None, env: dict[str, str],
+               data: Path | None = None) -> dict[str, float]:
+    """One ``mmeval run`` in a fresh process (on ``data``, else the bundled benchmark): wall seconds, CPU seconds
+    (user + system), peak RSS (MB)."""
     args = [sys.executable, "-m", "mmeval", "run", "--model", f"openai:{MODEL}", "-M", f"base_url={base_url}",
             "-M", f"api_key_env={KEY_ENV}", "-M", "no_cache=true", "--concurrency", str(concurrency),
             "--shots", "1", "--out", str(out), "--no-progress"]
+    if data is not None:
+        args += ["--data", str(data / "mmad.json")]
     if limit:
         args += ["--limit", str(limit)]
     start = time.perf_counter()
@@ -155,8 +164,12 @@ def main() -> int:
     ap.add_argument("--latency", type=float, default=0.05, help="server latency per request, seconds")
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--repeat", type=int, default=3, help="runs of each mmeval measurement; the median counts")
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "api_throughput.json"))
+    ap.add_argument("--photo-px", type=int, default=0,
+                    help="first enlarge the bundled images to this many pixels, as MMAD's photographs are")
+    ap.add_argument("--out", help="results file (default: benchmarks/results/api_throughput[-<N>px].json)")
     args = ap.parse_args()
+    args.out = args.out or str(ROOT / "benchmarks" / "results" / (
+        f"api_throughput-{args.photo_px}px.json" if args.photo_px else "api_throughput.json"))
     byte_compile()
 
     tmp = Path(tempfile.mkdtemp(prefix="mmeval-bench-"))
@@ -165,11 +178,17 @@ def main() -> int:
     from mmeval.data.synthetic.cache import ensure_synthetic
 
     data = ensure_synthetic().parent
+    if args.photo_px:
+        from scale import enlarge
+
+        enlarge(data, tmp / "photos", args.photo_px)
+        data = tmp / "photos"
     n = sum(len(r["conversation"]) for r in json.loads((data / "mmad.json").read_text()).values())
     server, root = start_server(args.latency)
     base_url = root + "/v1"
     try:
-        print(f"{n} questions, server latency {args.latency * 1000:.0f} ms, {os.cpu_count()} CPUs, load average "
+        print(f"{n} questions, images {f'enlarged to {args.photo_px} px' if args.photo_px else 'as bundled'}, "
+              f"server latency {args.latency * 1000:.0f} ms, {os.cpu_count()} CPUs, load average "
               f"{os.getloadavg()[0]:.2f}", file=sys.stderr)
         before = server_requests(root)
         c0, t0 = time.process_time(), time.perf_counter()
@@ -181,8 +200,9 @@ def main() -> int:
         one: list[dict[str, float]] = []
         checks: dict[str, int] = {}
         for rep in range(max(1, args.repeat)):
-            one.append(mmeval_run(base_url, tmp / f"one{rep}", args.concurrency, 1, env))
-            full.append(mmeval_run(base_url, tmp / f"full{rep}", args.concurrency, None, env))
+            own = data if args.photo_px else None
+            one.append(mmeval_run(base_url, tmp / f"one{rep}", args.concurrency, 1, env, own))
+            full.append(mmeval_run(base_url, tmp / f"full{rep}", args.concurrency, None, env, own))
             for key, value in check_predictions(tmp / f"full{rep}", n).items():
                 checks[key] = checks.get(key, 0) + value
             print(f"  mmeval run {rep + 1}   {full[-1]['wall_s']:6.2f} s  (--limit 1: {one[-1]['wall_s']:.2f} s)",
@@ -190,6 +210,7 @@ def main() -> int:
     finally:
         server.terminate()
         server.wait(timeout=10)
+        shutil.rmtree(tmp, ignore_errors=True)
 
     speedup = ref["wall_s"] / median(full, "wall_s")
     cpu_per_q = (median(full, "cpu_s") - median(one, "cpu_s")) / (n - 1) * 1000
@@ -199,7 +220,8 @@ def main() -> int:
            "client_cpu_ms_per_question": figures["client_cpu_ms_per_question"] <= TARGETS["client_cpu_ms_per_question"],
            "startup_and_report_s": figures["startup_and_report_s"] <= TARGETS["startup_and_report_s"]}
     result = {
-        "questions": n, "server_latency_s": args.latency, "concurrency": args.concurrency,
+        "questions": n, "image_px": args.photo_px or "as bundled (128)", "server_latency_s": args.latency,
+        "concurrency": args.concurrency,
         "reference": {"wall_s": round(ref["wall_s"], 3), "cpu_ms_per_question": round(ref["cpu_s"] / n * 1000, 3),
                       "requests": ref_requests, "answered": answered, "replies_without_letter": unparsed},
         "mmeval": {"wall_s_each": [round(r["wall_s"], 3) for r in full],
