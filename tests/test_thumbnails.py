@@ -113,3 +113,22 @@ def test_answer_rows_fetch_only_the_rows_shown(tmp_path: Path, monkeypatch: pyte
     assert list(thumbs.by_image) == names[:4]
     assert [r.thumb for r in rows] == [thumbs.by_image[n][0] for n in names[:4]]
     assert answer_rows(preds, tmp_path, thumbs, 0) == []
+
+
+def test_the_expert_overlay_shown_to_the_model_gets_its_own_thumbnail(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MMEVAL_HOME", str(tmp_path / "home"))
+    names = _tree(tmp_path / "data")[:2]
+    overlays = tmp_path / "home" / "boosts" / "overlays"
+    overlays.mkdir(parents=True)
+    _photo(overlays / "marked.png", (300, 300), seed=9)
+    notes = [{"agent": {"overlay": str(overlays / "marked.png"), "view": "contour"}}, None]
+    preds = [Prediction(id=f"{n}#0", image=n, dataset="d", category="c", type="Defect Localization",
+                        task="Defect Localization", is_normal=False, question="Where?", options={"A": "x", "B": "y"},
+                        answer="A", response="B", choice="B", model="m", config="c", boost_notes=note)
+             for n, note in zip(names, notes, strict=True)]
+    thumbs = Thumbnails()
+    rows = answer_rows(preds, tmp_path / "data", thumbs, 10)
+    assert list(thumbs.by_image) == ["marked.png", names[0], names[1]]  # numbered in the order rows ask
+    assert [(r.overlay, r.overlay_notation, r.thumb) for r in rows] == [("im0", "contour", "im1"), (None, "", "im2")]
+    assert all(b64 for _, b64 in thumbs.by_image.values())

@@ -94,28 +94,31 @@ def image_path(root: Path | None, image: str) -> Path | None:
     return real if real.is_relative_to(root.resolve()) else None
 
 
-def _overlay_image(p: Prediction) -> tuple[tuple[str, Path], ...]:
+def _overlay_image(p: Prediction) -> tuple[str, Path] | None:
     """(file name, folder) of the expert overlay this question showed the model (``--boost agent``), if any."""
     note = (p.boost_notes or {}).get("agent")
     if not isinstance(note, dict) or not isinstance(note.get("overlay"), str):
-        return ()
-    return ((Path(note["overlay"]).name, mmeval_home() / "boosts" / "overlays"),)
+        return None
+    return Path(note["overlay"]).name, mmeval_home() / "boosts" / "overlays"
 
 
 def _overlay(p: Prediction, thumbs: Thumbnails) -> tuple[str | None, str]:
     """The thumbnail of the expert overlay this question showed the model, when there is one in the cache."""
     found = _overlay_image(p)
-    if not found:
+    if found is None:
         return None, ""
-    note = (p.boost_notes or {})["agent"]
-    return thumbs.css_class(*found[0]), str(note.get("view") or "")
+    return thumbs.css_class(*found), str((p.boost_notes or {})["agent"].get("view") or "")
 
 
 def answer_rows(preds: Iterable[Prediction], root: Path | None, thumbs: Thumbnails, limit: int,
                 extra: str = "") -> list[AnswerRow]:
     """Rows of an answer table, at most ``limit``; ``thumbs`` collects the images across a page's tables."""
     shown = list(islice(preds, max(0, limit)))
-    thumbs.fetch([want for p in shown for want in (*_overlay_image(p), (p.image, root))])
+    wanted: list[tuple[str, Path | None]] = []
+    for p in shown:  # in the order the rows ask for them: css classes are numbered by first appearance
+        marked = _overlay_image(p)
+        wanted += [marked, (p.image, root)] if marked else [(p.image, root)]
+    thumbs.fetch(wanted)
     rows: list[AnswerRow] = []
     for p in shown:
         response = p.response or ""
