@@ -44,6 +44,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from scale import measured
 from warm import byte_compile
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -129,23 +130,14 @@ def mmeval_run(base_url: str, out: Path, concurrency: int, limit: int | None, en
                data: Path | None = None) -> dict[str, float]:
     """One ``mmeval run`` in a fresh process (on ``data``, else the bundled benchmark): wall seconds, CPU seconds
     (user + system), peak RSS (MB)."""
-    args = [sys.executable, "-m", "mmeval", "run", "--model", f"openai:{MODEL}", "-M", f"base_url={base_url}",
+    args = ["run", "--model", f"openai:{MODEL}", "-M", f"base_url={base_url}",
             "-M", f"api_key_env={KEY_ENV}", "-M", "no_cache=true", "--concurrency", str(concurrency),
             "--shots", "1", "--out", str(out), "--no-progress"]
     if data is not None:
         args += ["--data", str(data / "mmad.json")]
     if limit:
         args += ["--limit", str(limit)]
-    start = time.perf_counter()
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    assert proc.stderr is not None
-    err = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise SystemExit(f"mmeval run failed ({proc.returncode}):\n{err.decode(errors='replace')[-2000:]}")
-    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_mb": usage.ru_maxrss / 1024}
+    return measured(args, env)
 
 
 def check_predictions(out: Path, expected: int) -> dict[str, int]:

@@ -119,19 +119,37 @@ def enlarge(src: Path, dst: Path, px: int, seed: int = 0) -> int:
     return len(images)
 
 
-def timed_subprocess(args: list[str], env: dict[str, str], cwd: Path | None = None) -> tuple[float, float]:
-    """(wall seconds, peak RSS in MB) of a fresh ``python -m mmeval`` process (its own peak, by wait4)."""
+#: started by :func:`measured`, starts a program and prints its wall time, CPU time and peak RSS. The kernel
+#: counts, in the peak RSS (wait4) of a program started by a process, that process's own peak: a small starter
+#: keeps the benchmark script's size (an in-process run, enlarged images ...) out of mmeval's figure
+_STARTER = """
+import json, os, subprocess, sys, time
+start = time.perf_counter()
+proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)
+_, status, usage = os.wait4(proc.pid, 0)
+print(json.dumps({"wall_s": time.perf_counter() - start, "cpu_s": usage.ru_utime + usage.ru_stime,
+                  "peak_mb": usage.ru_maxrss / 1024, "code": os.waitstatus_to_exitcode(status)}))
+"""
+
+
+def measured(args: list[str], env: dict[str, str], cwd: Path | None = None) -> dict[str, float]:
+    """Wall seconds, CPU seconds (user + system) and peak RSS (MB) of a fresh ``python -m mmeval`` process,
+    its own; exits with its error output when it fails."""
     with tempfile.TemporaryFile() as err:
-        start = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "mmeval", *args], env=env, stdout=subprocess.DEVNULL,
-                                stderr=err, cwd=cwd)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        if proc.returncode != 0:
+        done = subprocess.run([sys.executable, "-c", _STARTER, sys.executable, "-m", "mmeval", *args], env=env,
+                              stdout=subprocess.PIPE, stderr=err, cwd=cwd, check=False)
+        figures = json.loads(done.stdout) if done.returncode == 0 else {"code": done.returncode}
+        if figures["code"] != 0:
             err.seek(0)
-            raise SystemExit(f"mmeval {' '.join(args)} failed:\n{err.read().decode(errors='replace')[-2000:]}")
-    return wall, usage.ru_maxrss / 1024
+            raise SystemExit(f"mmeval {' '.join(args)} failed ({figures['code']}):\n"
+                             f"{err.read().decode(errors='replace')[-2000:]}")
+    return {k: v for k, v in figures.items() if k != "code"}
+
+
+def timed_subprocess(args: list[str], env: dict[str, str], cwd: Path | None = None) -> tuple[float, float]:
+    """(wall seconds, peak RSS in MB) of a fresh ``python -m mmeval`` process (see :func:`measured`)."""
+    figures = measured(args, env, cwd)
+    return figures["wall_s"], figures["peak_mb"]
 
 
 class Phases:
