@@ -44,7 +44,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from scale import measured
+from scale import enlarge, measured
 from warm import byte_compile
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -171,8 +171,6 @@ def main() -> int:
 
     data = ensure_synthetic().parent
     if args.photo_px:
-        from scale import enlarge
-
         enlarge(data, tmp / "photos", args.photo_px)
         data = tmp / "photos"
     n = sum(len(r["conversation"]) for r in json.loads((data / "mmad.json").read_text()).values())
