@@ -135,13 +135,18 @@ print(json.dumps({"wall_s": time.perf_counter() - start, "cpu_s": usage.ru_utime
 def measured(args: list[str], env: dict[str, str], cwd: Path | None = None) -> dict[str, float]:
     """Wall seconds, CPU seconds (user + system) and peak RSS (MB) of a fresh ``python -m mmeval`` process,
     its own; exits with its error output when it fails."""
+    return started([sys.executable, "-m", "mmeval", *args], env, cwd)
+
+
+def started(argv: list[str], env: dict[str, str], cwd: Path | None = None) -> dict[str, float]:
+    """Wall seconds, CPU seconds and peak RSS (MB) of the program ``argv``, started through the starter."""
     with tempfile.TemporaryFile() as err:
-        done = subprocess.run([sys.executable, "-c", _STARTER, sys.executable, "-m", "mmeval", *args], env=env,
+        done = subprocess.run([sys.executable, "-c", _STARTER, *argv], env=env,
                               stdout=subprocess.PIPE, stderr=err, cwd=cwd, check=False)
         figures = json.loads(done.stdout) if done.returncode == 0 else {"code": done.returncode}
         if figures["code"] != 0:
             err.seek(0)
-            raise SystemExit(f"mmeval {' '.join(args)} failed ({figures['code']}):\n"
+            raise SystemExit(f"{' '.join([Path(argv[0]).name, *argv[1:]])} failed ({figures['code']}):\n"
                              f"{err.read().decode(errors='replace')[-2000:]}")
     return {k: v for k, v in figures.items() if k != "code"}
 
