@@ -1,3 +1,3 @@
-from mmeval.cli import main
+from mmeval.cli import entry
 
-raise SystemExit(main())
+raise SystemExit(entry())

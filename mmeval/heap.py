@@ -11,6 +11,8 @@ alive (``gc.freeze``), so that later collections skip the records instead of sca
 everything made afterwards (a model's objects, a server's replies) is collected as usual. ``records_kept``
 gives the frozen objects back to the collector when it ends (``gc.unfreeze``), and does nothing in a process
 that froze objects itself: it never takes over freezing it did not start.
+
+:func:`freeze_for_exit` spares the interpreter's full collections at exit, for the command-line entry point.
 """
 
 from __future__ import annotations
@@ -50,3 +52,16 @@ def building() -> Iterator[None]:
         if _keeping:
             gc.freeze()
         gc.enable()
+
+
+def freeze_for_exit() -> None:
+    """The process is ending: freeze every object, so that the interpreter's collections at exit skip them.
+
+    At exit CPython runs full collections over every object still alive (openai's hundreds of pydantic
+    models, pandas, a run's records) to free memory the operating system takes back anyway: 0.2 s after an
+    MMAD-sized run or report and 0.4 s after a one-question API run, on 2 cores. Frozen objects in
+    reference cycles are then not finalized; mmeval closes its own files, clients and locks before this,
+    and ``atexit`` handlers (logging, thread pools, temporary directories) still run. Only the command-line
+    entry point calls this: a process that calls ``main`` itself keeps its collector.
+    """
+    gc.freeze()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import gc
+import subprocess
+import sys
+import tomllib
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -74,3 +77,31 @@ def test_a_run_gives_back_what_it_froze(official_data: Path, tmp_path: Path, mon
     assert result.answered == result.total > 0
     assert len(seen) == 2 and seen[1] > seen[0] == 0  # the questions were frozen before the requests were built
     assert gc.get_freeze_count() == 0 and gc.isenabled()
+
+
+def test_the_command_freezes_everything_as_it_ends_and_main_does_not(capsys: pytest.CaptureFixture[str]) -> None:
+    from mmeval import cli
+
+    assert cli.main(["tasks"]) == 0
+    assert gc.get_freeze_count() == 0  # a process calling main keeps its collector
+    mine = {"made": ["before"]}
+    assert gc.is_tracked(mine) and not _frozen(mine)
+    assert cli.entry(["tasks"]) == 0
+    assert _frozen(mine)
+    assert "Anomaly Detection" in capsys.readouterr().out
+
+
+def test_python_m_mmeval_ends_frozen(tmp_path: Path) -> None:
+    """``python -m mmeval`` goes through the entry point: at exit (atexit runs after the command) all is frozen."""
+    code = ("import atexit, gc, runpy, sys\n"
+            "atexit.register(lambda: print('frozen', gc.get_freeze_count() > 10000))\n"
+            "sys.argv = ['mmeval', 'tasks']\n"
+            "runpy.run_module('mmeval', run_name='__main__', alter_sys=True)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "frozen True"
+
+
+def test_the_console_script_is_the_entry_point() -> None:
+    project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    assert project["project"]["scripts"]["mmeval"] == "mmeval.cli:entry"

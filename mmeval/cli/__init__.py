@@ -13,7 +13,7 @@ import argparse
 import importlib
 import sys
 
-from mmeval import __version__
+from mmeval import __version__, heap
 from mmeval.errors import AdapterError, InputError
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -33,6 +33,15 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMANDS:
         importlib.import_module(f"mmeval.cli.{name}").add_parser(sub)
     return parser
+
+
+def entry(argv: list[str] | None = None) -> int:
+    """The ``mmeval`` command (its console script and ``python -m mmeval``): :func:`main`, and then the process
+    ends without the interpreter's collections over everything left (:func:`mmeval.heap.freeze_for_exit`)."""
+    try:
+        return main(argv)
+    finally:
+        heap.freeze_for_exit()
 
 
 def main(argv: list[str] | None = None) -> int:
