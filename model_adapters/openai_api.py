@@ -34,7 +34,8 @@ How it works
     When the server sends no usable logprobs the generated token is parsed like any text.
   * A sqlite response cache (``-M cache=...``, default ``$MMEVAL_HOME/api_cache.sqlite`` with
     MMEVAL_HOME defaulting to ``~/.cache/mmeval``; ``-M no_cache=true`` disables it) is keyed by the exact
-    request: base URL, model, messages including the image bytes, and every parameter. Answered
+    request: base URL, model, messages, and every parameter, each image named by its file's SHA-256 and what
+    decides its encoding (size limit, quality, Pillow and libjpeg versions), so a hit decodes no image. Answered
     requests (refusals and empty replies included) are cached; errors never are.
   * ``run_info()`` reports requests, retries, cache hits, token usage and an estimated cost from a
     small price table (USD per million tokens, OpenAI list prices; ``null`` for unknown models).

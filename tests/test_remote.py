@@ -321,6 +321,74 @@ def test_cache_hit_sends_nothing(tmp_path: Path) -> None:
     assert KEY.encode() not in Path(cache).read_bytes()
 
 
+def test_a_cache_hit_decodes_no_image_and_a_changed_image_misses(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from PIL import Image
+
+    from mmeval.model_adapters.remote import images
+
+    cache = str(tmp_path / "echo.sqlite")
+    parts = [tmp_path / f"part{i}.png" for i in range(3)]
+    for i, path in enumerate(parts):
+        Image.new("RGB", (300, 200), (40 * i, 90, 90)).save(path)
+    reqs = [request(i, [str(parts[i % 3])]) for i in range(9)]
+    with EchoServer() as srv:
+        a = adapter(srv, cache=cache, no_cache=False)
+        first = sorted((r.id, r.text) for r in a.predict(reqs))
+        a.close()
+        assert srv.requests == 9 and srv.images == 9
+
+        def no_decoding(path: str, max_side: int) -> str:
+            raise AssertionError(f"{path} decoded for a cached answer")
+
+        with monkeypatch.context() as m:
+            m.setattr(images, "encode_image", no_decoding)
+            b = adapter(srv, cache=cache, no_cache=False)
+            again = sorted((r.id, r.text) for r in b.predict(reqs))
+            info = b.run_info()
+            b.close()
+        assert first == again and info["cache_hits"] == 9 and info["errors"] == 0 and srv.requests == 9
+
+        Image.new("RGB", (300, 200), (250, 10, 10)).save(parts[0])  # same path, new pixels: asked again
+        c = adapter(srv, cache=cache, no_cache=False)
+        list(c.predict(reqs))
+        info = c.run_info()
+        c.close()
+        assert info["cache_hits"] == 6 and info["requests"] == 3 and srv.requests == 12
+
+
+def test_an_image_is_named_by_what_decides_its_encoded_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from PIL import Image
+
+    from mmeval.model_adapters.remote import images
+
+    one, same, other = (tmp_path / n for n in ("one.png", "same.png", "other.png"))
+    Image.new("RGB", (64, 48), (1, 2, 3)).save(one)
+    same.write_bytes(one.read_bytes())
+    Image.new("RGB", (64, 48), (3, 2, 1)).save(other)
+    name = images.image_name(str(one), 512)
+    assert name == images.image_name(str(same), 512)  # the content, not the path
+    assert hashlib.sha256(one.read_bytes()).hexdigest() in name
+    assert name != images.image_name(str(other), 512) and name != images.image_name(str(one), 256)
+    monkeypatch.setattr(images, "JPEG_QUALITY", 90)
+    assert images.image_name(str(one), 512) != name
+    monkeypatch.undo()
+    monkeypatch.setattr("PIL.__version__", "0.0-other")
+    assert images.image_name(str(one), 512) != name
+
+    async def both() -> tuple[str, str]:
+        encoder = images.ImageEncoder(workers=1)
+        try:
+            with images.naming_images():
+                named = await encoder.data_url(str(one), 512)
+            return named, await encoder.data_url(str(one), 512)  # outside the block: the data URL again
+        finally:
+            encoder.close()
+
+    named, url = asyncio.run(both())
+    assert named.startswith("image:sha256=") and url == images.encode_image(str(one), 512)
+
+
 def test_the_key_is_scrubbed_from_answers_and_logs(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level("DEBUG")
     with EchoServer(echo_key=True, script=[500]) as srv:

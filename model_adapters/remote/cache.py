@@ -1,5 +1,8 @@
 """The response cache: answered requests by the hash of their exact bytes, in a sqlite file.
 
+The engine hashes each request with its images named by their content and encoding settings rather than
+their encoded bytes (:func:`~.images.image_name`): the same request, found without decoding an image.
+
 One file may serve several families and several processes at once (WAL journal, a busy timeout of
 30 s): the key covers the endpoint and the whole request body, so two requests share an entry only
 when they are byte for byte the same request to the same service.

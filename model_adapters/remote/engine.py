@@ -14,7 +14,8 @@ What the engine does
     that exhausts ``-M max_retries=`` or gets a permanent failure is answered with
     ``Response(error=...)`` (recorded, never dropped, retried by the next run); a fatal failure stops
     the run with an :class:`~mmeval.model_adapters.base.AdapterError`.
-  * The response cache (:mod:`.cache`): keyed by the endpoint and the exact JSON body; answered replies
+  * The response cache (:mod:`.cache`): keyed by the endpoint and the exact JSON body, with each image named
+    by its file's content and encoding settings instead of its bytes, so a hit decodes no image; answered replies
     are stored (refusals and empty replies included), errors never are; a hit sends nothing.
   * The key (:mod:`.secrets`): read from ``$api_key_env``; every error string and every returned text is
     scrubbed of it before it leaves the adapter.
@@ -25,7 +26,8 @@ What a family implements (one module, one subclass)
   ``family``, ``Options`` (a :class:`~.options.RemoteOptions` subclass), ``answer_modes`` and:
 
   * ``async build_request(req) -> dict``: the JSON body for one request (``await self.images.data_url(...)``
-    encodes an image off the loop). An exception here records the question as an error.
+    encodes an image off the loop). An exception here records the question as an error. With the cache on it
+    is called twice, first for the key (``data_url`` then names images), so it only builds the body.
   * ``async open()``: create the HTTP client (on the loop thread; heavy imports belong here), with
     ``self.key`` (empty for a loopback server when the variable is unset); ``async aclose()`` closes it.
   * ``async send(body, payload) -> reply``: one attempt. ``payload`` is ``body`` encoded as compact JSON,
@@ -63,7 +65,7 @@ from pydantic import BaseModel
 
 from mmeval.model_adapters.base import AdapterError, AdapterSettings, ModelAdapter
 from mmeval.model_adapters.remote.cache import ResponseCache, cache_key, default_cache_path
-from mmeval.model_adapters.remote.images import ImageEncoder
+from mmeval.model_adapters.remote.images import ImageEncoder, naming_images
 from mmeval.model_adapters.remote.options import RemoteOptions
 from mmeval.model_adapters.remote.pricing import Price, estimated_cost, price_for
 from mmeval.model_adapters.remote.ratelimit import TokenBucket
@@ -331,12 +333,12 @@ class RemoteAdapter(ModelAdapter, Generic[OptionsT]):
 
     async def _answer_one(self, req: Request) -> Response:
         self.stats.questions += 1
+        key = ""
         try:
-            body = await self.build_request(req)
+            if self._cache is not None:
+                key = await self._cache_key(req)
         except Exception as exc:  # an unreadable image: record it, the next run retries
-            return self._failed(req, f"cannot prepare the request: {type(exc).__name__}: {exc}")
-        payload = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()  # sent as is
-        key = cache_key(self._cache_scope, payload) if self._cache is not None else ""
+            return self._unprepared(req, exc)
         if self._cache is not None:
             hit = self._cache.get(key)
             if hit is not None:
@@ -346,6 +348,11 @@ class RemoteAdapter(ModelAdapter, Generic[OptionsT]):
                     return resp
                 except Malformed:
                     pass
+        try:
+            body = await self.build_request(req)
+        except Exception as exc:
+            return self._unprepared(req, exc)
+        payload = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()  # sent as is
         reply, error = await self._call(body, payload)
         if error is not None:
             return self._failed(req, error)
@@ -363,6 +370,16 @@ class RemoteAdapter(ModelAdapter, Generic[OptionsT]):
             except sqlite3.Error as exc:
                 self.log.warning("%s: could not write the API cache: %s", self.family, exc)
         return resp
+
+    async def _cache_key(self, req: Request) -> str:
+        """The request's key in the response cache: its body with each image named by what decides its encoded
+        bytes (:func:`~.images.image_name`) instead of the bytes, so that a hit decodes no image."""
+        with naming_images():
+            named = await self.build_request(req)
+        return cache_key(self._cache_scope, json.dumps(named, separators=(",", ":"), ensure_ascii=False).encode())
+
+    def _unprepared(self, req: Request, exc: Exception) -> Response:
+        return self._failed(req, f"cannot prepare the request: {type(exc).__name__}: {exc}")
 
     def _usage(self, reply: Any) -> Usage:
         """Token counts are best effort: a reply whose usage cannot be read still answers its question."""
