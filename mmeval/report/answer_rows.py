@@ -94,35 +94,35 @@ def image_path(root: Path | None, image: str) -> Path | None:
     return real if real.is_relative_to(root.resolve()) else None
 
 
-def _overlay_image(p: Prediction) -> tuple[str, Path] | None:
-    """(file name, folder) of the expert overlay this question showed the model (``--boost agent``), if any."""
+@dataclass(frozen=True)
+class _Overlay:
+    """The expert overlay a question showed the model (``--boost agent``): its image in the cache, its notation."""
+
+    name: str
+    folder: Path
+    view: str
+
+
+def _overlay(p: Prediction) -> _Overlay | None:
     note = (p.boost_notes or {}).get("agent")
     if not isinstance(note, dict) or not isinstance(note.get("overlay"), str):
         return None
-    return Path(note["overlay"]).name, mmeval_home() / "boosts" / "overlays"
-
-
-def _overlay(p: Prediction, thumbs: Thumbnails) -> tuple[str | None, str]:
-    """The thumbnail of the expert overlay this question showed the model, when there is one in the cache."""
-    found = _overlay_image(p)
-    if found is None:
-        return None, ""
-    return thumbs.css_class(*found), str((p.boost_notes or {})["agent"].get("view") or "")
+    return _Overlay(Path(note["overlay"]).name, mmeval_home() / "boosts" / "overlays", str(note.get("view") or ""))
 
 
 def answer_rows(preds: Iterable[Prediction], root: Path | None, thumbs: Thumbnails, limit: int,
                 extra: str = "") -> list[AnswerRow]:
     """Rows of an answer table, at most ``limit``; ``thumbs`` collects the images across a page's tables."""
-    shown = list(islice(preds, max(0, limit)))
+    shown = [(p, _overlay(p)) for p in islice(preds, max(0, limit))]
     wanted: list[tuple[str, Path | None]] = []
-    for p in shown:  # in the order the rows ask for them: css classes are numbered by first appearance
-        marked = _overlay_image(p)
-        wanted += [marked, (p.image, root)] if marked else [(p.image, root)]
+    for p, marked in shown:  # in the order the rows ask for them: css classes are numbered by first appearance
+        wanted += [(marked.name, marked.folder), (p.image, root)] if marked else [(p.image, root)]
     thumbs.fetch(wanted)
     rows: list[AnswerRow] = []
-    for p in shown:
+    for p, marked in shown:
         response = p.response or ""
-        overlay, notation = _overlay(p, thumbs)
+        overlay = thumbs.css_class(marked.name, marked.folder) if marked else None
+        notation = marked.view if marked else ""
         rows.append(AnswerRow(
             id=p.id, image=p.image, thumb=thumbs.css_class(p.image, root), dataset=p.dataset, category=p.category,
             task=p.task, normal=p.is_normal, question=p.question, options=list(p.options.items()), answer=p.answer,
