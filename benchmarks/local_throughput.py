@@ -25,9 +25,11 @@ the vision tower and the fixed cost of each call (larger for a generate), so a m
 little on either side of it.
 
 Every configuration runs through ``mmeval.run.runner.run`` (the real engine: loading, rendering, the adapter,
-answer extraction, predictions.jsonl written and fsync'ed line by line) after a warm-up, ``--repeat`` times.
-Speed is reported as questions per wall second and per CPU second of the process (the ratios use CPU time,
-which other jobs on a shared machine inflate much less).
+answer extraction, predictions.jsonl written line by line) after a warm-up of each. The timed runs go in
+``--repeat`` rounds, each running every configuration once (in reverse order every other round), so that the
+two sides of a ratio always share the same minutes of a machine whose speed drifts. Speed is reported as
+questions per wall second and per CPU second of the process; a speed-up is the median over the rounds of
+each round's ratio of CPU seconds (CPU time, which other jobs on a shared machine inflate much less).
 
 Harness overhead, against calling the model's forward directly on the same inputs: every model call the
 adapter makes (forward or generate, with its exact inputs) is timed in place, so overhead = time outside those
@@ -53,6 +55,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -184,11 +187,30 @@ def replay(adapter, calls: list[tuple[str, dict]]) -> tuple[float, float]:
     return w2 - w, c2 - c
 
 
-def run_config(name: str, options: dict, model_dir: Path, data: str, shots: int, n: int, repeat: int,
-               work: Path) -> dict:
+@dataclass
+class Arm:
+    """One configuration under test: its adapter (warmed up), the recorder around it and each round's figures."""
+
+    name: str
+    options: dict
+    config: object
+    adapter: object
+    rec: Recorder
+    n: int
+    seconds: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in SECONDS})
+    calls: int = 0
+    positions: int = 0
+
+
+#: what each timed run records (wall and CPU seconds): the runner, the adapter, the model calls, their replay
+SECONDS = ("runner_wall", "runner_cpu", "adapter_wall", "adapter_cpu", "model_wall", "model_cpu",
+           "direct_wall", "direct_cpu")
+
+
+def set_up(name: str, options: dict, model_dir: Path, data: str, shots: int, n: int, work: Path) -> Arm:
+    """Build the configuration's adapter and run it once untimed (allocator, kernels, caches)."""
     from mmeval.config import RunConfig
     from mmeval.model_adapters import build_adapter
-    from mmeval.predictions import read_predictions
     from mmeval.run.runner import adapter_settings, run
 
     run_level = {k: options[k] for k in RUN_LEVEL if k in options}
@@ -196,40 +218,51 @@ def run_config(name: str, options: dict, model_dir: Path, data: str, shots: int,
     config = RunConfig(model=f"hf:{model_dir}", model_args=opts, data=data, shots=shots, limit=n, **run_level)
     adapter = build_adapter(config.model, opts, adapter_settings(config))
     rec = Recorder(adapter)
-    run(config, work / f"{name}-warmup", adapter=adapter, progress=False)  # warm-up (allocator, kernels, caches)
-    m: dict[str, list[float]] = {k: [] for k in ("runner_wall", "runner_cpu", "adapter_wall", "adapter_cpu",
-                                                 "model_wall", "model_cpu", "direct_wall", "direct_cpu")}
-    for i in range(repeat):
-        rec.reset()
-        rec.recording = True
-        w, c = clock()
-        result = run(config, work / f"{name}-{i}", adapter=adapter, progress=False)
-        w2, c2 = clock()
-        rec.recording = False
-        m["runner_wall"].append(w2 - w - rec.snapshot_wall)
-        m["runner_cpu"].append(c2 - c - rec.snapshot_cpu)
-        m["adapter_wall"].append(rec.adapter_wall - rec.snapshot_wall)
-        m["adapter_cpu"].append(rec.adapter_cpu - rec.snapshot_cpu)
-        m["model_wall"].append(rec.model_wall)
-        m["model_cpu"].append(rec.model_cpu)
-        dw, dc = replay(adapter, rec.calls)
-        m["direct_wall"].append(dw)
-        m["direct_cpu"].append(dc)
-        preds = read_predictions(result.predictions)
-        assert len(preds) == n and not any(p.error for p in preds), "a question was lost or failed"
-        if options["answer_mode"] == "likelihood":
-            assert all(p.choice is not None for p in preds), "likelihood mode left a question without a choice"
-    calls, positions = len(rec.calls), rec.positions
-    adapter.close()
+    run(config, work / f"{name}-warmup", adapter=adapter, progress=False)
+    return Arm(name, {**run_level, **opts}, config, adapter, rec, n)
+
+
+def timed_run(arm: Arm, i: int, work: Path) -> None:
+    """One timed run of ``arm`` (a fresh run folder), then the replay of its model calls; appends the figures."""
+    from mmeval.predictions import read_predictions
+    from mmeval.run.runner import run
+
+    rec, m = arm.rec, arm.seconds
+    rec.reset()
+    rec.recording = True
+    w, c = clock()
+    result = run(arm.config, work / f"{arm.name}-{i}", adapter=arm.adapter, progress=False)
+    w2, c2 = clock()
+    rec.recording = False
+    m["runner_wall"].append(w2 - w - rec.snapshot_wall)
+    m["runner_cpu"].append(c2 - c - rec.snapshot_cpu)
+    m["adapter_wall"].append(rec.adapter_wall - rec.snapshot_wall)
+    m["adapter_cpu"].append(rec.adapter_cpu - rec.snapshot_cpu)
+    m["model_wall"].append(rec.model_wall)
+    m["model_cpu"].append(rec.model_cpu)
+    dw, dc = replay(arm.adapter, rec.calls)
+    m["direct_wall"].append(dw)
+    m["direct_cpu"].append(dc)
+    preds = read_predictions(result.predictions)
+    assert len(preds) == arm.n and not any(p.error for p in preds), "a question was lost or failed"
+    if arm.options["answer_mode"] == "likelihood":
+        assert all(p.choice is not None for p in preds), "likelihood mode left a question without a choice"
+    arm.calls, arm.positions = len(rec.calls), rec.positions  # the same in every run
+    rec.calls = []  # the copied inputs (KV caches among them) are not kept while the other configurations run
+
+
+def summary(arm: Arm) -> dict:
+    """The configuration's figures: medians over its runs, overheads as within-run ratios."""
+    m, n = arm.seconds, arm.n
     med = {k: statistics.median(v) for k, v in m.items()}
 
     def per_run(num: str, den: str) -> float:  # ratios taken within a run, then the median: robust to load
         return statistics.median(a / b - 1 for a, b in zip(m[num], m[den], strict=True))
 
     return {
-        "options": {**run_level, **opts}, "questions": n, "model_calls": calls, "seconds": m,
+        "options": arm.options, "questions": n, "model_calls": arm.calls, "seconds": m,
         # the same in every run: what the model ran, the ground of the token-count limit of a speed-up
-        "model_positions": positions, "positions_per_question": positions / n,
+        "model_positions": arm.positions, "positions_per_question": arm.positions / n,
         "questions_per_second": n / med["runner_wall"],
         "questions_per_cpu_second": n / med["runner_cpu"],
         # harness overhead: time spent outside the model's forward/generate calls, relative to those calls
@@ -240,28 +273,46 @@ def run_config(name: str, options: dict, model_dir: Path, data: str, shots: int,
     }
 
 
-def speedups(results: dict[str, dict]) -> tuple[dict[str, float], dict[str, float]]:
-    """Measured speed-ups (questions per CPU second: robust on a shared machine), and beside those against
-    (a2) their token-count limit: the positions (a2) runs per question over those the configuration runs.
+def label(name: str) -> str:
+    """The configuration's short name: (a), (a2), (b), (c), (c2), (c2 rag)."""
+    return name.split("_")[0] + (" rag" if "_rag_" in name else "")
+
+
+def rounds_order(names: list[str], i: int) -> list[str]:
+    """The configurations in round ``i``: forward in even rounds, backward in odd ones, so that a machine
+    slowing down or speeding up across a round favours no configuration over the rounds."""
+    return names if i % 2 == 0 else names[::-1]
+
+
+def paired(results: dict[str, dict], num: str, den: str) -> list[float]:
+    """Round by round, how many times faster ``num`` ran than ``den`` (CPU seconds of the same questions):
+    each pair ran in the same round, minutes apart at most, so a slow spell of the machine hits both."""
+    return [d / n for n, d in zip(results[num]["seconds"]["runner_cpu"], results[den]["seconds"]["runner_cpu"],
+                                  strict=True)]
+
+
+def speedups(results: dict[str, dict]) -> tuple[dict[str, float], dict[str, float], dict[str, list[float]]]:
+    """Measured speed-ups (median over the rounds of each round's ratio of CPU seconds: robust on a shared
+    machine), each round's ratios, and beside those against (a2) their token-count limit: the positions (a2)
+    runs per question over those the configuration runs.
     The limit is what skipping the tokens alone would give (the prefix once per image, each question's
     suffix); a measured ratio under it is the cost of the rest (vision tower per image, fixed cost per call).
     """
-    qps = {k: v["questions_per_cpu_second"] for k, v in results.items()}
     ppq = {k: v["positions_per_question"] for k, v in results.items()}
-    ratios: dict[str, float] = {}
+    each: dict[str, list[float]] = {}
     limits: dict[str, float] = {}
-    if "a_mmad_generate" in qps:
-        ratios = {f"{k}/a": qps[k] / qps["a_mmad_generate"] for k in qps if k != "a_mmad_generate"}
-    if "a2_mmad_generate_2tok" in qps:
-        for k in qps:
+    if "a_mmad_generate" in results:
+        each = {f"{k}/a": paired(results, k, "a_mmad_generate") for k in results if k != "a_mmad_generate"}
+    if "a2_mmad_generate_2tok" in results:
+        for k in results:
             if k.startswith(("b", "c")):
-                ratios[f"{k}/a2"] = qps[k] / qps["a2_mmad_generate_2tok"]
+                each[f"{k}/a2"] = paired(results, k, "a2_mmad_generate_2tok")
                 limits[f"{k}/a2"] = ppq["a2_mmad_generate_2tok"] / ppq[k]
     rag, plain = "c2_rag_likelihood_reuse_invariant", "c2_likelihood_reuse_invariant"
-    if rag in qps and plain in qps:  # what the retrieved knowledge costs (a longer shared prefix)
-        ratios[f"{rag}/c2"] = qps[rag] / qps[plain]
+    if rag in results and plain in results:  # what the retrieved knowledge costs (a longer shared prefix)
+        each[f"{rag}/c2"] = paired(results, rag, plain)
         limits[f"{rag}/c2"] = ppq[plain] / ppq[rag]
-    return ratios, limits
+    return {k: statistics.median(v) for k, v in each.items()}, limits, each
 
 
 def verdicts(results: dict[str, dict], ratios: dict[str, float]) -> dict[str, bool]:
@@ -281,7 +332,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--questions", type=int, default=48, help="questions answered per configuration (default 48)")
     ap.add_argument("--shots", type=int, default=2, help="normal templates per question (default 2: 3 images)")
-    ap.add_argument("--repeat", type=int, default=3, help="timed runs per configuration; the median counts")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="rounds, each running every configuration once; speed-ups are the median of the rounds' "
+                         "ratios")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch CPU threads (default 1: stable figures on a shared machine)")
     ap.add_argument("--only", nargs="*", choices=list(CONFIGS), help="run only these configurations")
@@ -303,22 +356,31 @@ def main(argv: list[str] | None = None) -> int:
 
         params = sum(t.numel() for t in safetensors.torch.load_file(str(model_dir / "model.safetensors")).values())
         data = str(build_synthetic(work / "synthetic", seed=0))
+        names = [name for name in CONFIGS if not a.only or name in a.only]
+        arms = {}
+        for name in names:
+            arms[name] = set_up(name, CONFIGS[name], model_dir, data, a.shots, a.questions, work)
+        for i in range(a.repeat):  # round by round, every configuration once, so that pairs share the minutes
+            for name in rounds_order(names, i):
+                timed_run(arms[name], i, work)
+            print(f"round {i + 1} of {a.repeat}: " + ", ".join(
+                f"{label(name)} {arms[name].seconds['runner_cpu'][-1]:.2f} s" for name in names), flush=True)
         results = {}
-        for name, options in CONFIGS.items():
-            if a.only and name not in a.only:
-                continue
-            r = results[name] = run_config(name, options, model_dir, data, a.shots, a.questions, a.repeat, work)
+        for name in names:
+            arms[name].adapter.close()
+            r = results[name] = summary(arms[name])
             print(f"{name:34s} {r['questions_per_second']:6.2f} q/s ({r['questions_per_cpu_second']:6.2f} q/CPU-s)  "
                   f"model calls {r['model_calls']:3d}  tokens/question {r['positions_per_question']:6.1f}  "
                   f"overhead: adapter {100 * r['adapter_overhead']:4.1f}%  "
                   f"runner {100 * r['runner_overhead']:4.1f}%  (adapter vs direct replay "
                   f"{100 * r['adapter_vs_direct_replay']:+5.1f}%)", flush=True)
 
-    ratios, limits = speedups(results)
+    ratios, limits, each = speedups(results)
     print()
     for k, v in ratios.items():
         limit = f"   token-count limit {limits[k]:5.2f}x" if k in limits else ""
-        print(f"speed-up {k:44s} {v:6.2f}x{limit}")
+        rounds = " / ".join(f"{r:.2f}" for r in each[k])
+        print(f"speed-up {k:44s} {v:6.2f}x  (rounds: {rounds}){limit}")
     verdict = verdicts(results, ratios)
     print("targets:", verdict)
     out = Path(a.out)
@@ -332,7 +394,8 @@ def main(argv: list[str] | None = None) -> int:
         "questions": a.questions, "shots": a.shots, "repeat": a.repeat,
         "targets": {"c_vs_a_speedup": TARGET_SPEEDUP, "c2_vs_a2_speedup": TARGET_C2_VS_A2,
                     "adapter_overhead": TARGET_OVERHEAD},
-        "results": results, "ratios": ratios, "token_count_limits": limits, "verdict": verdict,
+        "results": results, "ratios": ratios, "ratios_each_round": each, "token_count_limits": limits,
+        "verdict": verdict,
     }, indent=2), encoding="utf-8")
     print(f"wrote {out}")
     return 0
