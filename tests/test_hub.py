@@ -164,6 +164,32 @@ def test_offline_without_a_cache_says_what_to_download_and_where(syn: Path, tmp_
         assert needed in text
 
 
+def _incoming_with(syn: Path, archive: str, members: dict[str, bytes]) -> Path:
+    """The incoming folder holding the benchmark's mmad.json and one deflated archive; returns the archive."""
+    incoming = hub.incoming_folder(hub.MMAD)
+    incoming.mkdir(parents=True)
+    shutil.copyfile(syn / "mmad.json", incoming / "mmad.json")
+    with zipfile.ZipFile(incoming / archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return incoming / archive
+
+
+def test_a_corrupt_compressed_stream_stops_fetch_with_exit_2(syn: Path, offline: None,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from mmeval.cli import main
+
+    arc = _incoming_with(syn, "SynthObject.zip", {"SynthObject/nut/x.png": bytes(range(256)) * 64})
+    raw = bytearray(arc.read_bytes())
+    name_len, extra_len = (int.from_bytes(raw[at:at + 2], "little") for at in (26, 28))
+    raw[30 + name_len + extra_len] = 0xFF  # the first (only) member's deflate stream: a reserved block type
+    arc.write_bytes(bytes(raw))
+    assert main(["data", "fetch", "mmad"]) == 2
+    err = capsys.readouterr().err
+    assert f"{arc}: member 'SynthObject/nut/x.png' cannot be read" in err and "Traceback" not in err
+    assert hub.status(hub.MMAD) is None
+
+
 def test_offline_files_put_into_the_incoming_folder_are_used(syn: Path, tmp_path: Path, offline: None) -> None:
     repo = hub_repo(syn, tmp_path / "repo")
     incoming = hub.incoming_folder(hub.MMAD)

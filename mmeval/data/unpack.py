@@ -19,8 +19,9 @@ them at about their own size, so even masks that shrink a thousandfold move the 
 little (an archive of images and as many blank masks expands about twice).
 
 While writing, the bytes actually produced are counted against the declared sizes (a lying header
-stops the unpacking), and zipfile checks each member's CRC, so a truncated or corrupt archive is an
-error that names the archive and says how to fetch it again. Unpacking goes into a temporary sibling
+stops the unpacking), and zipfile checks each member's CRC, so a truncated or corrupt archive (a bad
+CRC, a damaged compressed stream, an unknown compression method, an encrypted member) is an error that
+names the archive and says how to fetch it again. Unpacking goes into a temporary sibling
 folder that is renamed into place only when complete: an interrupted unpack never looks finished.
 """
 
@@ -31,6 +32,7 @@ import shutil
 import stat
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -57,6 +59,21 @@ class UnsafeArchive(InputError):
 
 class DamagedArchive(InputError):
     """The archive cannot be read to the end: truncated or corrupt."""
+
+
+def _read_errors() -> tuple[type[BaseException], ...]:
+    """What reading a member can raise when its bytes are bad: zipfile's own errors, a CRC or length mismatch,
+    the decompressors' errors (zlib's, lzma's; bz2 raises OSError), an unknown compression method
+    (NotImplementedError) and an encrypted member (RuntimeError)."""
+    found: list[type[BaseException]] = [zipfile.BadZipFile, EOFError, OSError, ValueError, zlib.error,
+                                        NotImplementedError, RuntimeError]
+    try:
+        import lzma
+
+        found.append(lzma.LZMAError)
+    except ImportError:  # a Python built without lzma: zipfile then refuses such members (NotImplementedError)
+        pass
+    return tuple(found)
 
 
 def member_path(name: str) -> PurePosixPath | None:
@@ -196,9 +213,9 @@ def _write_member(archive: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo, tar
                 dst.write(chunk)
                 if bar is not None:
                     bar.update(len(chunk))  # type: ignore[attr-defined]
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
-        raise DamagedArchive(f"{archive}: member '{info.filename}' cannot be read ({exc}); the archive is "
-                             "truncated or corrupt: delete it and download it again") from None
+    except _read_errors() as exc:
+        raise DamagedArchive(f"{archive}: member '{info.filename}' cannot be read ({type(exc).__name__}: {exc}); "
+                             "the archive is truncated or corrupt: delete it and download it again") from None
 
 
 def _merge(src: Path, dest: Path) -> None:
