@@ -190,6 +190,18 @@ def test_a_corrupt_compressed_stream_stops_fetch_with_exit_2(syn: Path, offline:
     assert hub.status(hub.MMAD) is None
 
 
+def test_counts_of_no_known_release_name_the_file_the_user_gave(syn: Path, offline: None,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from mmeval.cli import main
+
+    _incoming_with(syn, "SynthObject.zip", {})
+    given = hub.incoming_folder(hub.MMAD) / "mmad.json"
+    assert main(["data", "fetch", "mmad"]) == 2  # the real counts (39,672 / 39,670) are not the stand-in's
+    err = capsys.readouterr().err
+    assert f"{given}: " in err and "no known release" in err
+    assert ".building-" not in err and hub.status(hub.MMAD) is None  # not the staging folder, deleted by now
+
+
 def test_offline_files_put_into_the_incoming_folder_are_used(syn: Path, tmp_path: Path, offline: None) -> None:
     repo = hub_repo(syn, tmp_path / "repo")
     incoming = hub.incoming_folder(hub.MMAD)

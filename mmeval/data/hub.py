@@ -234,14 +234,16 @@ def _download_failed(bench: HubBenchmark, revision: str | None, exc: BaseExcepti
                       "that arrived are kept and only the rest is downloaded")
 
 
-def _read(json_path: Path) -> dict[str, Any]:
-    """The mmad.json as a dict (a damaged file is an error saying how to fetch it again)."""
+def _read(json_path: Path, given: Path | None = None) -> dict[str, Any]:
+    """The mmad.json as a dict (a damaged file is an error naming ``given``, the file as the user knows it,
+    and saying how to fetch it again)."""
+    shown = given or json_path
     try:
         data = json.loads(json_path.read_bytes())
     except (OSError, ValueError) as exc:
-        raise FetchError(f"{json_path}: cannot be read as JSON ({exc}); fetch it again with --force") from None
+        raise FetchError(f"{shown}: cannot be read as JSON ({exc}); fetch it again with --force") from None
     if not isinstance(data, dict):
-        raise FetchError(f"{json_path}: not an mmad.json (a JSON object keyed by image path)")
+        raise FetchError(f"{shown}: not an mmad.json (a JSON object keyed by image path)")
     return data
 
 
@@ -306,7 +308,7 @@ def _install(bench: HubBenchmark, source: Path, home: Path, revision: str | None
         for name in ("mmad.json", KNOWLEDGE):
             if (source / name).is_file():
                 shutil.copyfile(source / name, tmp / name)
-        facts = verify(bench, tmp / "mmad.json", allow_other_counts)
+        facts = verify(bench, tmp / "mmad.json", allow_other_counts, given=source / "mmad.json")
         facts.update(repo=bench.repo, revision=revision or "main", commit=commit, archives=archives,
                      licence=bench.licence)
         (tmp / READY).write_text(json.dumps(facts, indent=1) + "\n", encoding="utf-8")
@@ -363,9 +365,15 @@ def _delete_cached(path: Path) -> None:
             pass
 
 
-def verify(bench: HubBenchmark, json_path: Path, allow_other_counts: bool = False) -> dict[str, Any]:
-    """Count questions and images; they must match a known release unless ``allow_other_counts``."""
-    data = _read(json_path)
+def verify(bench: HubBenchmark, json_path: Path, allow_other_counts: bool = False, *,
+           given: Path | None = None) -> dict[str, Any]:
+    """Count questions and images; they must match a known release unless ``allow_other_counts``.
+
+    ``json_path`` is the copy being installed (its images are counted beside it); ``given`` is the file it was
+    copied from (the download or the incoming folder's), which errors name: the copy lies in a staging folder
+    that is gone by the time the user reads the message.
+    """
+    data = _read(json_path, given)
     questions = sum(len(v.get("conversation") or []) for v in data.values() if isinstance(v, dict))
     images = len(data)
     root = json_path.parent
@@ -374,8 +382,8 @@ def verify(bench: HubBenchmark, json_path: Path, allow_other_counts: bool = Fals
                     if r.questions == questions and (r.images is None or r.images == images)), None)
     if release is None and not allow_other_counts:
         known = "; ".join(r.label for r in bench.releases)
-        raise FetchError(f"{json_path}: {questions:,} questions on {images:,} images, which is no known release of "
-                         f"{bench.name} ({known}). The file may be damaged or a new revision: rerun with "
+        raise FetchError(f"{given or json_path}: {questions:,} questions on {images:,} images, which is no known "
+                         f"release of {bench.name} ({known}). The file may be damaged or a new revision: rerun with "
                          f"'mmeval data fetch {bench.spec} --force' to fetch it again, or add --allow-other-counts to "
                          "accept it")
     return {"questions": questions, "images": images, "missing_images": missing,
