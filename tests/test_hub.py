@@ -223,6 +223,34 @@ def test_offline_uses_the_hub_cache(syn: Path, tmp_path: Path, monkeypatch: pyte
     assert path.is_file() and hub.status(hub.MMAD) is not None
 
 
+def test_a_second_fetch_waits_for_the_first_and_then_uses_its_copy(syn: Path, tmp_path: Path, offline: None) -> None:
+    """Two fetches at once (two commands, or a fetch beside a run on --data mmad) would race on the staging and
+    target folders: one holds the lock, the other says whom it waits for and then finds the copy ready."""
+    import threading
+    import time
+
+    from mmeval.locks import folder_lock
+
+    shutil.copytree(hub_repo(syn, tmp_path / "repo"), hub.incoming_folder(hub.MMAD))
+    home = hub.benchmark_home(hub.MMAD)
+    said: list[str] = []
+    holder = folder_lock(home).acquire()  # as another process fetching would
+    second = threading.Thread(target=lambda: hub.fetch(bench(syn), say=said.append))
+    second.start()
+    deadline = time.monotonic() + 30
+    while not any("waiting" in s for s in said) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert any(f"waiting for mmeval pid {os.getpid()}" in s for s in said), said
+    assert not home.exists() and second.is_alive()  # nothing touched while the other holds the lock
+    home.mkdir(parents=True)  # the first fetch finishes: its copy is in place
+    shutil.copyfile(syn / "mmad.json", home / "mmad.json")
+    (home / hub.READY).write_text("{}", encoding="utf-8")
+    holder.release()
+    second.join(30)
+    assert not second.is_alive()
+    assert not any("is ready in" in s for s in said)  # the second used the first's copy, unpacked nothing again
+
+
 def test_specs() -> None:
     assert hub.parse_spec("mmad") == hub.HubSpec(hub.MMAD, None)
     assert hub.parse_spec("mmad@c4ed190dcb530f2f673ab293e575ad32054bb3cf").revision.startswith("c4ed190")

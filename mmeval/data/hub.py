@@ -18,7 +18,9 @@ What :func:`fetch` does, once (later calls find the verified folder and touch no
 5. writes a marker with what it verified; from then on ``--data mmad`` behaves like
    ``--data $MMEVAL_HOME/mmad/<revision>``.
 
-The dataset's licence (CC BY-NC-SA 4.0) is printed before the first download. Offline
+One process fetches at a time: steps 1 to 5 run under a lock beside the folder (a second fetch, or a run
+that needs one, waits and then uses the first one's copy). The dataset's licence (CC BY-NC-SA 4.0) is
+printed before the first download. Offline
 (``HF_HUB_OFFLINE=1``) the hub cache is used when it holds the files; otherwise the error says which
 files to download and where to put them (``$MMEVAL_HOME/incoming/MMAD``, which is read before the hub).
 """
@@ -38,6 +40,7 @@ from typing import Any
 from mmeval.data.unpack import Limits, common_top, extract
 from mmeval.errors import InputError
 from mmeval.home import mmeval_home, staged
+from mmeval.locks import folder_lock
 
 READY = ".mmeval-ready.json"
 KNOWLEDGE = "domain_knowledge.json"
@@ -126,11 +129,38 @@ def _say(text: str) -> None:
 def fetch(bench: HubBenchmark = MMAD, *, revision: str | None = None, endpoint: str | None = None,
           force: bool = False, allow_other_counts: bool = False, delete_archives: bool = False,
           limits: Limits | None = None, say: Callable[[str], None] = _say) -> Path:
-    """The benchmark's verified ``mmad.json``, downloaded, unpacked and checked on first use."""
+    """The benchmark's verified ``mmad.json``, downloaded, unpacked and checked on first use.
+
+    One process at a time fetches into a folder (a lock beside it, :func:`mmeval.locks.folder_lock`): another
+    fetch, or a run on ``--data mmad`` that needs the fetch, says whom it waits for and waits; when the holder
+    leaves a verified copy, the waiter uses it (even under ``force``: it is as fresh as can be).
+    """
     home = benchmark_home(bench, revision)
-    ready = home / READY
-    if ready.is_file() and (home / "mmad.json").is_file() and not force:
+    if _is_ready(home) and not force:
         return home / "mmad.json"
+    waited: list[str] = []
+
+    def waiting(holder: str) -> None:
+        waited.append(holder)
+        say(f"{bench.name} is being fetched into {home} by another process; waiting for {holder}")
+
+    lock = folder_lock(home).acquire(on_wait=waiting)
+    try:
+        if _is_ready(home) and (waited or not force):
+            return home / "mmad.json"
+        return _fetch_locked(bench, home, revision, endpoint, allow_other_counts, delete_archives, limits, say)
+    finally:
+        lock.release()
+
+
+def _is_ready(home: Path) -> bool:
+    return (home / READY).is_file() and (home / "mmad.json").is_file()
+
+
+def _fetch_locked(bench: HubBenchmark, home: Path, revision: str | None, endpoint: str | None,
+                  allow_other_counts: bool, delete_archives: bool, limits: Limits | None,
+                  say: Callable[[str], None]) -> Path:
+    """Download (or take from the incoming folder), unpack and verify into ``home``; the caller holds its lock."""
     incoming = incoming_folder(bench)
     if (incoming / "mmad.json").is_file():
         say(f"using the files in {incoming} (put there by hand) instead of downloading them")
