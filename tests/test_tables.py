@@ -169,6 +169,27 @@ def test_rows_that_cannot_be_read_are_left_out_and_listed(bench: Path, tmp_path:
     assert "2 row(s)" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("fault", ["truncated", "other-columns"])
+def test_a_bad_parquet_shard_is_named(bench: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                      fault: str) -> None:
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    table(rows_of(bench, 2)).to_parquet(str(shards / "part-0.parquet"))
+    bad = shards / "part-1.parquet"
+    if fault == "truncated":
+        table(rows_of(bench, 2)).to_parquet(str(bad))
+        bad.write_bytes(bad.read_bytes()[: bad.stat().st_size // 2])
+    else:
+        cols = rows_of(bench, 2)
+        cols["task"] = cols.pop("type")
+        table(cols).to_parquet(str(bad))
+    assert main(["run", "--model", "random", "--data", str(shards), "--image-root", str(bench), "--out",
+                 str(tmp_path / "run"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}: " in err and "Traceback" not in err
+    assert ("truncated" in err) if fault == "truncated" else ("missing: type" in err and "extra: task" in err)
+
+
 def test_options_in_every_shape() -> None:
     want = {"A": "Yes.", "B": "No."}
     assert parse_options({"A": "Yes.", "B": "No.", "C": None}) == want

@@ -146,6 +146,8 @@ def load_table(spec: TableSpec) -> Any:
     """The ``datasets.Dataset`` a spec names (one split)."""
     ds_lib = _datasets()
     cache = str(mmeval_home() / "datasets")
+    if spec.kind == "parquet":
+        check_parquet(spec.target.splitlines())
     try:
         if spec.kind == "disk":
             loaded = ds_lib.load_from_disk(spec.target)
@@ -154,9 +156,11 @@ def load_table(spec: TableSpec) -> Any:
                                          cache_dir=cache)
         else:
             loaded = ds_lib.load_dataset(spec.target, revision=spec.revision, split=spec.split, cache_dir=cache)
-    except (OSError, ValueError, FileNotFoundError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"--data {spec.target.splitlines()[0]}: cannot load the table ({first})") from None
+    except (OSError, ValueError, ds_lib.exceptions.DatasetsError) as exc:
+        cause = (exc.__cause__ or exc.__context__) if isinstance(exc, ds_lib.exceptions.DatasetsError) else exc
+        culprit = _unreadable_shard(spec.target.splitlines()) if spec.kind == "parquet" else None
+        raise InputError(f"{culprit or '--data ' + spec.target.splitlines()[0]}: cannot load the table "
+                         f"({_first_line(cause or exc)})") from None
     if isinstance(loaded, ds_lib.DatasetDict):
         splits = list(loaded)
         if spec.split:
@@ -173,6 +177,51 @@ def load_table(spec: TableSpec) -> Any:
     if spec.split and spec.kind == "disk":
         raise InputError(f"--data {spec.target}: holds one table, not splits; drop ':{spec.split}'")
     return loaded
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
+def check_parquet(files: list[str]) -> None:
+    """Every shard of a parquet table readable, all with the same columns; else an InputError naming the shard.
+
+    Read from each file's footer (its schema), before ``datasets`` reads the rows: its own errors name no file.
+    A shard whose footer is missing is truncated; one whose columns differ from the first shard's would make
+    ``datasets`` refuse the whole table.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    first: tuple[str, list[str]] | None = None
+    for name in files:
+        try:
+            columns = list(pq.read_schema(name).names)
+        except (OSError, pa.ArrowException) as exc:
+            raise InputError(f"{name}: not a readable parquet file ({_first_line(exc)}); it is probably truncated or "
+                             "damaged: write or download it again") from None
+        if first is None:
+            first = (name, columns)
+        elif set(columns) != set(first[1]):
+            missing = [c for c in first[1] if c not in columns]
+            extra = [c for c in columns if c not in first[1]]
+            raise InputError(f"{name}: its columns differ from those of {first[0]} (missing: "
+                             f"{', '.join(missing) or 'none'}; extra: {', '.join(extra) or 'none'}); every shard of "
+                             "a table needs the same columns")
+
+
+def _unreadable_shard(files: list[str]) -> str | None:
+    """The first parquet shard whose rows cannot be read (a damaged page behind an intact footer), if any."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for name in files:
+        try:
+            pq.read_table(name)
+        except (OSError, pa.ArrowException):
+            return name
+    return None
 
 
 def map_columns(columns: list[str], given: dict[str, str]) -> dict[str, str]:
