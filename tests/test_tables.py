@@ -190,6 +190,30 @@ def test_a_bad_parquet_shard_is_named(bench: Path, tmp_path: Path, capsys: pytes
     assert ("truncated" in err) if fault == "truncated" else ("missing: type" in err and "extra: task" in err)
 
 
+@pytest.mark.parametrize("column,value,reason", [
+    ("type", None, "type: empty"),
+    ("options", '{"A": "Yes.", "B": null}', "needs at least 2 options"),
+    ("random_templates", None, None),  # the image's other rows list its templates
+])
+def test_a_null_cell_loses_only_its_row(bench: Path, tmp_path: Path, column: str, value: Any,
+                                        reason: str | None) -> None:
+    cols = rows_of(bench, 3)
+    cols[column][0] = value
+    cols["answer"][0] = "A"
+    table(cols).save_to_disk(str(tmp_path / "t"))
+    json_path = twin_of(str(tmp_path / "t"), image_root=str(bench))
+    skipped = json.loads((json_path.parent / "conversion_skipped.json").read_text())
+    loaded = load_benchmark(json_path, json_path.parent, shots=1)
+    assert loaded.skipped == []  # the image's record is kept ...
+    lost = 0 if reason is None else 1
+    assert len(loaded.questions) == len(cols["question"]) - lost  # ... with every question but the bad row's
+    assert [s["row"] for s in skipped] == ["0"] * lost
+    if reason:
+        assert reason in skipped[0]["reason"]
+    first = json.loads(json_path.read_text())[cols["image_path"][0]]
+    assert first["random_templates"] == cols["random_templates"][1]
+
+
 def test_options_in_every_shape() -> None:
     want = {"A": "Yes.", "B": "No."}
     assert parse_options({"A": "Yes.", "B": "No.", "C": None}) == want

@@ -21,7 +21,7 @@ from pydantic_core import to_json
 
 from mmeval import tasks as task_registry
 from mmeval.data.images import ImageChecker, VerifyLevel
-from mmeval.data.schema import ConversationItem, ImageRecord
+from mmeval.data.schema import ConversationItem, ImageRecord, first_problem
 from mmeval.errors import DataError, InputError
 
 TemplateKind = Literal["random", "similar"]
@@ -287,10 +287,7 @@ def _relative(root: str, rel: object, key: str, field_name: str) -> str:
 
 
 def _first_error(key: str, exc: ValidationError) -> DataError:
-    err = exc.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"]) or "record"
-    msg = err["msg"].removeprefix("Value error, ")
-    return DataError(key, loc, msg)
+    return DataError(key, *first_problem(exc))
 
 
 def _image(paths: _Confined, rel: object, key: str, field_name: str, what: str, checker: ImageChecker) -> str:

@@ -34,7 +34,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from mmeval.data.schema import LETTERS
+from pydantic import ValidationError
+
+from mmeval.data.schema import LETTERS, ConversationItem, first_problem
 from mmeval.errors import InputError
 from mmeval.home import mmeval_home, staged
 
@@ -42,7 +44,7 @@ HUB_PREFIX = "hf:"
 READY = ".mmeval-ready.json"
 SKIPPED = "conversion_skipped.json"
 #: bump when the conversion changes what it writes (a new version builds a fresh twin)
-CONVERTER_VERSION = "1"
+CONVERTER_VERSION = "2"
 
 #: field -> column names tried, in order, when --columns does not name one
 CANDIDATES: dict[str, tuple[str, ...]] = {
@@ -376,7 +378,34 @@ def _template_list(twin: _Twin, value: Any, key_dir: str, what: str) -> list[str
 
 
 def _add_row(twin: _Twin, row: dict[str, Any], mapping: dict[str, str]) -> None:
+    """Add one row's question to its image's record (made on the image's first good row).
+
+    The row is checked in full before anything is added, with the same rules an mmad.json record meets
+    (:class:`~mmeval.data.schema.ConversationItem`), so a bad row (a null or unreadable cell) is left out on
+    its own, not with its image's other questions. The image's own fields (mask, template lists) come from
+    the first row that gives them: a null there on one row takes them from the next.
+    """
     col = {f: row.get(c) for f, c in mapping.items()}
+    key = _row_key(col)
+    item = _row_item(col)
+    parts = PurePosixPath(key).parts
+    key_dir = "/".join(parts[:2]) if len(parts) > 2 else parts[0]
+    record = twin.records.get(key)
+    if record is None:
+        image = col.get("image") if col.get("image") is not None else key  # no image column: the key is its path
+        _place(twin, image, key, key_dir, "image")
+        given_mask = col.get("mask_path")
+        # an empty mask_path stays empty (not null), as in the mmad.json the table may come from
+        record = {"conversation": [], "mask_path": "" if given_mask == "" else None, "similar_templates": [],
+                  "random_templates": []}
+        record.update(_image_fields(twin, record, col, key_dir, mapping))
+        twin.records[key] = record
+    else:
+        record.update(_image_fields(twin, record, col, key_dir, mapping))
+    record["conversation"].append(item)
+
+
+def _row_key(col: dict[str, Any]) -> str:
     key_value = col.get("key")
     key = _safe_rel(key_value) if isinstance(key_value, str) else None
     if key is None:
@@ -385,43 +414,51 @@ def _add_row(twin: _Twin, row: dict[str, Any], mapping: dict[str, str]) -> None:
     if key is None:
         raise _RowError("no image key: the image carries no relative path with a folder; name a column holding "
                         "the image's path (DATASET/CATEGORY/...) with --columns key=COLUMN")
+    return key
+
+
+def _row_item(col: dict[str, Any]) -> dict[str, Any]:
+    """The row's question as an mmad.json conversation item, checked as the loader checks one."""
     options = parse_options(col.get("options"))
     question = str(col.get("question") or "")
     if not question.strip():
         raise _RowError("question: empty")
-    item = {"Question": question, "Answer": _answer(col.get("answer"), options), "Options": options,
-            "type": str(col.get("type") or "")}
-    record = twin.records.get(key)
-    if record is None:
-        parts = PurePosixPath(key).parts
-        key_dir = "/".join(parts[:2]) if len(parts) > 2 else parts[0]
-        image = col.get("image") if col.get("image") is not None else key  # no image column: the key is its path
-        _place(twin, image, key, key_dir, "image")
-        given_mask = col.get("mask_path")
-        # an empty mask_path stays empty (not null), as in the mmad.json the table may come from
-        record = {"conversation": [], "mask_path": "" if given_mask == "" else None, "similar_templates": [],
-                  "random_templates": []}
-        if "mask_path" in mapping and given_mask:
-            mask_rel = _safe_rel(col["mask_path"])
-            if mask_rel is None:
-                raise _RowError(f"mask_path: {col['mask_path']!r} is not a relative path")
-            record["mask_path"] = mask_rel
-            if col.get("mask") is not None:
-                _place(twin, col["mask"], f"{key_dir}/{mask_rel}", key_dir, "mask")
-            elif not (twin.root / key_dir / mask_rel).is_file():
-                _place(twin, f"{key_dir}/{mask_rel}", None, key_dir, "mask")
-        elif col.get("mask") is not None:
-            placed = _place(twin, col["mask"], None, f"{key_dir}/masks", "mask")
-            record["mask_path"] = placed[len(key_dir) + 1:] if placed.startswith(key_dir + "/") else None
-            if record["mask_path"] is None:
-                raise _RowError(f"mask: {placed} lies outside the record's {key_dir}/ folder")
+    kind = str(col.get("type") or "")
+    if not kind.strip():
+        raise _RowError("type: empty")
+    item = {"Question": question, "Answer": _answer(col.get("answer"), options), "Options": options, "type": kind}
+    try:
+        ConversationItem.model_validate(item)
+    except ValidationError as exc:
+        raise _RowError(": ".join(first_problem(exc))) from None
+    return item
+
+
+def _image_fields(twin: _Twin, record: dict[str, Any], col: dict[str, Any], key_dir: str,
+                  mapping: dict[str, str]) -> dict[str, Any]:
+    """The mask and template lists this row gives that ``record`` still lacks (placed in the twin)."""
+    found: dict[str, Any] = {}
+    given_mask = col.get("mask_path")
+    if record["mask_path"] is None and "mask_path" in mapping and given_mask:
+        mask_rel = _safe_rel(given_mask)
+        if mask_rel is None:
+            raise _RowError(f"mask_path: {given_mask!r} is not a relative path")
+        found["mask_path"] = mask_rel
+        if col.get("mask") is not None:
+            _place(twin, col["mask"], f"{key_dir}/{mask_rel}", key_dir, "mask")
+        elif not (twin.root / key_dir / mask_rel).is_file():
+            _place(twin, f"{key_dir}/{mask_rel}", None, key_dir, "mask")
+    elif record["mask_path"] is None and col.get("mask") is not None:
+        placed = _place(twin, col["mask"], None, f"{key_dir}/masks", "mask")
+        if not placed.startswith(key_dir + "/"):
+            raise _RowError(f"mask: {placed} lies outside the record's {key_dir}/ folder")
+        found["mask_path"] = placed[len(key_dir) + 1:]
+    if not (record["random_templates"] and record["similar_templates"]):
         shared = _template_list(twin, col.get("templates"), key_dir, "templates")
-        record["random_templates"] = _template_list(twin, col.get("random_templates"), key_dir,
-                                                    "random_templates") or shared
-        record["similar_templates"] = _template_list(twin, col.get("similar_templates"), key_dir,
-                                                     "similar_templates") or shared
-        twin.records[key] = record
-    record["conversation"].append(item)
+        for name in ("random_templates", "similar_templates"):
+            if not record[name]:
+                found[name] = _template_list(twin, col.get(name), key_dir, name) or shared
+    return {k: v for k, v in found.items() if v}
 
 
 def _rows(table: Any, batch: int = 256) -> Iterator[dict[str, Any]]:
