@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -212,6 +213,42 @@ def test_a_null_cell_loses_only_its_row(bench: Path, tmp_path: Path, column: str
         assert reason in skipped[0]["reason"]
     first = json.loads(json_path.read_text())[cols["image_path"][0]]
     assert first["random_templates"] == cols["random_templates"][1]
+
+
+@pytest.mark.parametrize("linked", ["image", "template"])
+def test_a_link_out_of_the_image_root_is_refused_as_in_an_mmad_json(bench: Path, tmp_path: Path,
+                                                                     linked: str) -> None:
+    """Path-given images go through the rule mmad.json paths meet: a symbolic link that leads out of the root
+    is refused (never followed, never linked into the twin), with the same reason."""
+    from conftest import write_png
+
+    root = tmp_path / "root"
+    shutil.copytree(bench, root)
+    records = json.loads((root / "mmad.json").read_text())
+    victim = list(records)[1]
+    rel = victim if linked == "image" else records[victim]["random_templates"][0]
+    secret = tmp_path / "outside" / "secret.png"
+    write_png(secret, 99)
+    (root / rel).unlink()
+    (root / rel).symlink_to(secret)
+    cols = rows_of(bench, 3)
+    del cols["image"], cols["mask"]  # images, templates and masks given by their paths under --image-root
+    table(cols).save_to_disk(str(tmp_path / "t"))
+    json_path = twin_of(str(tmp_path / "t"), image_root=str(root))
+    skipped = json.loads((json_path.parent / "conversion_skipped.json").read_text())
+    victim_rows = {str(i) for i, key in enumerate(cols["image_path"]) if key == victim}
+    assert victim_rows <= {s["row"] for s in skipped}
+    reasons = {s["reason"] for s in skipped if s["row"] in victim_rows}
+    assert all("leads outside the data root" in r for r in reasons), reasons
+    secret_id = (secret.stat().st_dev, secret.stat().st_ino)
+    twin_files = [p for p in json_path.parent.rglob("*") if p.is_file()]
+    assert not any((p.stat().st_dev, p.stat().st_ino) == secret_id for p in twin_files)
+    assert not any(p.read_bytes() == secret.read_bytes() for p in twin_files)
+    # the mmad.json of the same records refuses the same path for the same reason
+    (root / "first3.json").write_text(json.dumps(dict(list(records.items())[:3])))
+    loaded = load_benchmark(root / "first3.json", root, shots=1)
+    refused = {s.key: s.reason for s in loaded.skipped}  # (a template may serve other records too)
+    assert victim in refused and "leads outside the data root" in refused[victim]
 
 
 def test_options_in_every_shape() -> None:

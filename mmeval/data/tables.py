@@ -36,8 +36,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from mmeval.data.confine import Confined, relative_parts
 from mmeval.data.schema import LETTERS, ConversationItem, first_problem
-from mmeval.errors import InputError
+from mmeval.errors import DataError, InputError
 from mmeval.home import mmeval_home, staged
 
 HUB_PREFIX = "hf:"
@@ -265,6 +266,10 @@ class _Twin:
     records: dict[str, dict[str, Any]] = field(default_factory=dict)
     skipped: list[dict[str, str]] = field(default_factory=list)
     written: set[str] = field(default_factory=set)
+    sources: Confined = field(init=False)  # path-given images are read only from under source_root
+
+    def __post_init__(self) -> None:
+        self.sources = Confined(self.source_root)
 
 
 def _ext(data: bytes) -> str:
@@ -272,13 +277,12 @@ def _ext(data: bytes) -> str:
 
 
 def _safe_rel(text: object) -> str | None:
-    """``text`` as a relative path that stays inside a root, or None."""
-    if not isinstance(text, str) or not text or "://" in text:
+    """``text`` as a relative path that stays inside a root (the rule of :mod:`mmeval.data.confine`), or None."""
+    try:
+        parts = relative_parts(text, "", "")
+    except DataError:
         return None
-    pure = PurePosixPath(text.replace("\\", "/"))
-    if pure.is_absolute() or ".." in pure.parts or (len(text) > 1 and text[1] == ":"):
-        return None
-    return pure.as_posix()
+    return "/".join(parts) or None
 
 
 def _image_value(value: Any) -> tuple[bytes | None, str | None]:
@@ -321,7 +325,10 @@ def _place(twin: _Twin, value: Any, rel: str | None, fallback_dir: str, what: st
         raise _RowError(f"{what}: {path!r} is neither image bytes nor a relative path")
     dest_rel = _safe_rel(rel) or src_rel
     if dest_rel not in twin.written:
-        src = twin.source_root / src_rel
+        try:  # the rule every data source meets: no link out of the image root is followed
+            src = twin.sources.path(src_rel, src_rel, what)
+        except DataError as exc:
+            raise _RowError(f"{what}: {exc.reason}") from None
         if not src.is_file():
             raise _RowError(f"{what}: no file {src}")
         dest = twin.root / dest_rel
