@@ -115,6 +115,32 @@ def test_the_twin_is_built_once(bench: Path, tmp_path: Path) -> None:
         first.read_text()).values())
 
 
+def test_an_edited_row_is_asked_again_as_in_an_mmad_json(bench: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """The run on a table resumes after an edit, as on an mmad.json: same config, the changed question asked
+    again, every other prediction kept."""
+    from mmeval.predictions import read_predictions
+
+    cols = rows_of(bench, 4)
+    disk = tmp_path / "table"
+    table(cols).save_to_disk(str(disk))
+    out = tmp_path / "run"
+    _run(str(disk), out, "--image-root", str(bench), "--no-shuffle")
+    first = {p.id: p for p in read_predictions(out / "predictions.jsonl")}
+    options = json.loads(cols["options"][1])
+    cols["answer"][1] = next(letter for letter in options if letter != cols["answer"][1])
+    shutil.rmtree(disk)
+    table(cols).save_to_disk(str(disk))
+    capsys.readouterr()
+    _run(str(disk), out, "--image-root", str(bench), "--no-shuffle")
+    err = capsys.readouterr().err
+    assert "the data changed" in err and "1 question(s) asked again" in err
+    second = {p.id: p for p in read_predictions(out / "predictions.jsonl")}
+    edited = f"{cols['image_path'][1]}#1"
+    assert set(second) == set(first) and second[edited].answer == cols["answer"][1] != first[edited].answer
+    assert all(second[i] == first[i] for i in second if i != edited)
+
+
 def test_other_column_names_are_mapped_with_columns(bench: Path, tmp_path: Path) -> None:
     cols = rows_of(bench, 4)
     renamed = {"file": cols["image_path"], "picture": cols["image"], "q": cols["question"],

@@ -16,8 +16,10 @@ folder unless ``--image-root`` says otherwise).
 A table becomes its mmad.json twin: rows are grouped by image into records, in the order the images
 first appear, with the same keys and relative paths an mmad.json of the same questions has; image
 bytes are written (and path-given images linked) under one folder in mmeval's cache, named by the
-table's fingerprint and the mapping. So the same questions as a table or as an mmad.json become the
-same questions, with the same ids, and give the same predictions; the twin is built once and reused.
+table's source, the mapping and the image root. So the same questions as a table or as an mmad.json
+become the same questions, with the same ids, and give the same predictions; the twin is built once and
+reused, and converted again in the same folder when the table changes (as an mmad.json edited in place:
+a run on it resumes and asks the changed questions again).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from mmeval.data.confine import Confined, relative_parts
 from mmeval.data.schema import LETTERS, ConversationItem, first_problem
 from mmeval.errors import DataError, InputError
 from mmeval.home import mmeval_home, staged
+from mmeval.locks import folder_lock
 
 HUB_PREFIX = "hf:"
 READY = ".mmeval-ready.json"
@@ -475,17 +478,36 @@ def _rows(table: Any, batch: int = 256) -> Iterator[dict[str, Any]]:
         yield from arrow[start:start + batch].to_pylist()
 
 
-def fingerprint(spec: TableSpec, table: Any, mapping: dict[str, str], image_root: Path) -> str:
-    """What names the twin: the table's own fingerprint, the mapping, the image root, the converter version."""
+def twin_home(spec: TableSpec, mapping: dict[str, str], image_root: Path) -> Path:
+    """Where a table's twin lives: a folder named by which table it is (its source, split and revision), the
+    column mapping and the image root, not by the table's contents. An edited table is converted again into
+    the same place, so a run on it keeps its config (which names the twin's path) and resumes: its questions'
+    digests say which to ask again, exactly as when an mmad.json is edited in place."""
+    blob = json.dumps([spec.kind, spec.target, spec.split, spec.revision, mapping, str(image_root)], sort_keys=True)
+    return mmeval_home() / "tables" / f"{spec.label}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
+
+
+def made_from(table: Any) -> str:
+    """What a twin was converted from: the converter version and the table's own fingerprint (which
+    ``datasets`` derives from the data), kept in the twin's marker; another value converts again."""
     own = getattr(table, "_fingerprint", None) or hashlib.sha256(repr(table.data).encode()).hexdigest()
-    blob = json.dumps([CONVERTER_VERSION, spec.kind, spec.target, spec.split, spec.revision, own, mapping,
-                       str(image_root)], sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return f"{CONVERTER_VERSION}:{own}"
+
+
+def _current(home: Path, source: str) -> bool:
+    """Whether ``home`` holds a complete twin converted from ``source`` (see :func:`made_from`)."""
+    try:
+        marker = json.loads((home / READY).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(marker, dict) and marker.get("made_from") == source and (home / "mmad.json").is_file()
 
 
 def twin_of(data: str, *, columns: dict[str, str] | None = None, image_root: str | None = None,
             spec: TableSpec | None = None) -> Path:
-    """The mmad.json twin of the table ``data`` names (built into mmeval's cache on first use)."""
+    """The mmad.json twin of the table ``data`` names (converted into mmeval's cache on first use, and again
+    when the table changed). One process converts at a time: another waits (it says for whom) and then
+    uses the twin."""
     spec = spec or table_spec(data)
     if spec is None:
         raise InputError(f"--data {data}: not a table")
@@ -498,9 +520,35 @@ def twin_of(data: str, *, columns: dict[str, str] | None = None, image_root: str
     else:
         first = Path(spec.target.splitlines()[0])
         source_root = first if first.is_dir() else first.parent
-    home = mmeval_home() / "tables" / f"{spec.label}-{fingerprint(spec, table, mapping, source_root)}"
-    if (home / READY).is_file() and (home / "mmad.json").is_file():
+    home = twin_home(spec, mapping, source_root)
+    source = made_from(table)
+    if _current(home, source):
         return home / "mmad.json"
+
+    def waiting(holder: str) -> None:
+        print(f"mmeval: {data} is being converted into {home} by another process; waiting for {holder}",
+              file=sys.stderr, flush=True)
+
+    lock = folder_lock(home).acquire(on_wait=waiting)
+    try:
+        if _current(home, source):
+            return home / "mmad.json"
+        again = (home / "mmad.json").is_file()
+        twin = _convert(data, table, mapping, source_root, home, source)
+    finally:
+        lock.release()
+    if again:
+        print(f"mmeval: {data} changed since it was converted; converted again into {home} (a run on it asks its "
+              "changed questions again)", file=sys.stderr)
+    if twin.skipped:
+        print(f"mmeval: {len(twin.skipped)} row(s) of {data} could not be read as questions and were left out "
+              f"(first: row {twin.skipped[0]['row']}: {twin.skipped[0]['reason']}); all of them are listed in "
+              f"{home / SKIPPED}", file=sys.stderr)
+    return home / "mmad.json"
+
+
+def _convert(data: str, table: Any, mapping: dict[str, str], source_root: Path, home: Path, source: str) -> _Twin:
+    """Write the twin of ``table`` into ``home`` (built beside it, then put in place whole)."""
     with staged(home) as tmp:
         twin = _Twin(tmp, source_root)
         for n, row in enumerate(_rows(table)):
@@ -514,11 +562,7 @@ def twin_of(data: str, *, columns: dict[str, str] | None = None, image_root: str
         (tmp / "mmad.json").write_text(json.dumps(twin.records, indent=1, ensure_ascii=False) + "\n",
                                        encoding="utf-8")
         (tmp / SKIPPED).write_text(json.dumps(twin.skipped, indent=1) + "\n", encoding="utf-8")
-        (tmp / READY).write_text(json.dumps({"source": data, "mapping": mapping, "rows": len(table),
-                                             "records": len(twin.records), "skipped_rows": len(twin.skipped)},
-                                            indent=1) + "\n", encoding="utf-8")
-    if twin.skipped:
-        print(f"mmeval: {len(twin.skipped)} row(s) of {data} could not be read as questions and were left out "
-              f"(first: row {twin.skipped[0]['row']}: {twin.skipped[0]['reason']}); all of them are listed in "
-              f"{home / SKIPPED}", file=sys.stderr)
-    return home / "mmad.json"
+        (tmp / READY).write_text(json.dumps({"source": data, "mapping": mapping, "made_from": source,
+                                             "rows": len(table), "records": len(twin.records),
+                                             "skipped_rows": len(twin.skipped)}, indent=1) + "\n", encoding="utf-8")
+    return twin
