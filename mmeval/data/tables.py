@@ -197,8 +197,8 @@ def check_parquet(files: list[str]) -> None:
     A shard whose footer is missing is truncated; one whose columns differ from the first shard's would make
     ``datasets`` refuse the whole table.
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    import pyarrow as pa  # type: ignore[import-untyped]
+    import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
     first: tuple[str, list[str]] | None = None
     for name in files:
