@@ -26,10 +26,6 @@ class FileLock:
         self.path = path
         self._fh: IO[str] | None = None
 
-    @property
-    def held(self) -> bool:
-        return self._fh is not None
-
     def try_acquire(self) -> str | None:
         """Take the lock if it is free: None when taken, else the holder's line ("another process" if unsaid)."""
         return self._take(wait=None)

@@ -20,9 +20,9 @@ What :func:`fetch` does, once (later calls find the verified folder and touch no
 
 One process fetches at a time: steps 1 to 5 run under a lock beside the folder (a second fetch, or a run
 that needs one, waits and then uses the first one's copy). The dataset's licence (CC BY-NC-SA 4.0) is
-printed before the first download. Offline
-(``HF_HUB_OFFLINE=1``) the hub cache is used when it holds the files; otherwise the error says which
-files to download and where to put them (``$MMEVAL_HOME/incoming/MMAD``, which is read before the hub).
+printed before the first download. Offline (``HF_HUB_OFFLINE=1``) the hub cache is used when it holds
+the files; otherwise the error says which files to download and where to put them
+(``$MMEVAL_HOME/incoming/MMAD``, which is read before the hub).
 """
 
 from __future__ import annotations
