@@ -60,7 +60,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
-import json
 import math
 import re
 from collections.abc import Sequence
@@ -68,6 +67,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from mmeval.errors import InputError
+from mmeval.jsonsafe import parse_json
 from mmeval.model_adapters.base import OPERATIONAL, AdapterError, AdapterSettings
 from mmeval.model_adapters.remote.engine import DEFAULT_CONCURRENCY, Malformed, RemoteAdapter, Usage
 from mmeval.model_adapters.remote.images import JPEG_QUALITY, encode_image
@@ -249,9 +250,9 @@ class OpenAIAdapter(RemoteAdapter[OpenAIOptions]):
             http = await self._client.post("/chat/completions", body=body, cast_to=self._raw_type)
         await http.aread()
         try:
-            data = json.loads(http.text)
-        except ValueError:
-            raise Malformed(f"not JSON ({http.text[:60]!r})") from None
+            data = parse_json(http.text, "the reply")
+        except InputError as exc:
+            raise Malformed(f"not JSON ({http.text[:60]!r}: {exc})") from None
         _check(data)
         return data
 

@@ -301,3 +301,21 @@ def test_cycle_ms_is_saved_with_the_run(official_data: Path, tmp_path: Path) -> 
     assert main(["report", str(out)]) == 0  # no --cycle-ms: the saved one is used
     again = json.loads((out / "analysis.json").read_text())["latency"]
     assert again == first and "250" in json.dumps(again)
+
+
+def test_the_guarded_json_reader_names_its_source() -> None:
+    from mmeval.errors import InputError
+    from mmeval.jsonsafe import MAX_DEPTH, parse_json
+
+    assert parse_json(b'{"a": [1, {"b": null}]}', "x.json") == {"a": [1, {"b": None}]}
+    with pytest.raises(InputError, match=r"^x\.json: JSON nested too deeply to read"):
+        parse_json("[" * 50_000 + "]" * 50_000, "x.json")
+    nested = "[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1)  # readable, but deeper than any file needs
+    with pytest.raises(InputError, match=rf"^x\.json: JSON nested too deeply \(more than {MAX_DEPTH} levels"):
+        parse_json(nested, "x.json")
+    assert isinstance(parse_json(nested, "x.json", max_depth=None), list)
+    with pytest.raises(InputError, match=r"^x\.json: invalid JSON at line 2, column 1"):
+        parse_json('{"a": 1,\n}', "x.json")
+    with pytest.raises(InputError, match=r"^x\.json: not UTF-8 at line 1, column 8"):
+        parse_json(b'{"a": "\xe9"}', "x.json")
+

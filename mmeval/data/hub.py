@@ -38,6 +38,7 @@ from typing import Any
 from mmeval.data.unpack import Limits, common_top, extract
 from mmeval.errors import InputError
 from mmeval.home import mmeval_home, staged
+from mmeval.jsonsafe import parse_json
 
 READY = ".mmeval-ready.json"
 KNOWLEDGE = "domain_knowledge.json"
@@ -237,8 +238,8 @@ def _download_failed(bench: HubBenchmark, revision: str | None, exc: BaseExcepti
 def _read(json_path: Path) -> dict[str, Any]:
     """The mmad.json as a dict (a damaged file is an error saying how to fetch it again)."""
     try:
-        data = json.loads(json_path.read_bytes())
-    except (OSError, ValueError) as exc:
+        data = parse_json(json_path.read_bytes(), "the file", max_depth=None)
+    except (OSError, InputError) as exc:
         raise FetchError(f"{json_path}: cannot be read as JSON ({exc}); fetch it again with --force") from None
     if not isinstance(data, dict):
         raise FetchError(f"{json_path}: not an mmad.json (a JSON object keyed by image path)")

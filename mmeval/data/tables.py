@@ -37,6 +37,7 @@ from typing import Any
 from mmeval.data.schema import LETTERS
 from mmeval.errors import InputError
 from mmeval.home import mmeval_home, staged
+from mmeval.jsonsafe import parse_json
 
 HUB_PREFIX = "hf:"
 READY = ".mmeval-ready.json"
@@ -289,8 +290,8 @@ def parse_options(value: Any) -> dict[str, str]:
         text = value.strip()
         if text.startswith(("{", "[")):
             try:
-                return parse_options(json.loads(text))
-            except ValueError:
+                return parse_options(parse_json(text, "options"))
+            except InputError:
                 pass
         lines = [m for line in text.splitlines() if (m := _OPTION_LINE.match(line))]
         if lines and len(lines) == len([ln for ln in text.splitlines() if ln.strip()]):

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from mmeval.errors import InputError
+from mmeval.jsonsafe import parse_json
 from mmeval.model_adapters.base import AdapterError
 
 #: the worker script, shipped beside this module
@@ -133,8 +135,8 @@ class WorkerProcess:
             if not line:
                 continue
             try:
-                message = json.loads(line)
-            except ValueError:
+                message = parse_json(line, "the worker's line")
+            except InputError:
                 message = None
             if isinstance(message, dict) and isinstance(message.get("type"), str):
                 self._messages.put(message)
