@@ -56,7 +56,6 @@ def test_spelling_of_a_value_does_not_change_the_run(official_data: Path, tmp_pa
     (["--model", "random", "--answer-mode", "likelihood"], "supports generate only"),
     (["--model", "random", "--boost", "rgg"], "unknown boost 'rgg'"),
     (["--model", "random", "--boost-arg", "top_k=3"], "no boost in --boost has it"),
-    (["--model", "random", "--batch-size", "0"], "--batch-size"),
     (["--shots", "1"], "--model is required"),
 ])
 def test_bad_settings_exit_2_naming_the_culprit(official_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture,

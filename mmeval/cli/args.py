@@ -1,9 +1,52 @@
-"""Argument types shared by several commands (argparse turns their errors into exit code 2)."""
+"""Argument types shared by every command: each numeric flag is checked by argparse, whose message names the
+flag (``argument --seed: must be a whole number of at least 0, got -1``) and whose exit code is 2.
+
+A value that comes from a config file instead of the command line is checked by the same type
+(:func:`check_setting`), so a setting has one rule wherever it is given.
+"""
 
 from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
+from typing import Any
+
+
+def whole(at_least: int | None = None, at_most: int | None = None) -> Callable[[str], int]:
+    """A type for a whole-number flag within ``[at_least, at_most]`` (either bound may be open)."""
+    if at_least is not None and at_most is not None:
+        bounds = f"from {at_least} to {at_most}"
+    elif at_least is not None:
+        bounds = f"of at least {at_least}"
+    elif at_most is not None:
+        bounds = f"of at most {at_most}"
+    else:
+        bounds = ""
+    wanted = f"a whole number {bounds}".rstrip()
+
+    def parse(text: str) -> int:
+        try:
+            value = int(str(text).strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}") from None
+        if (at_least is not None and value < at_least) or (at_most is not None and value > at_most):
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {value}")
+        return value
+
+    parse.__name__ = wanted  # what argparse would show for an error the type does not word itself
+    return parse
+
+
+def fraction(text: str) -> float:
+    """A number strictly between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number between 0 and 1, got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must lie strictly between 0 and 1, got {text}")
+    return value
 
 
 def positive_ms(text: str) -> float:
@@ -15,3 +58,25 @@ def positive_ms(text: str) -> float:
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"must be a positive number of milliseconds, got {text}")
     return value
+
+
+#: a seed: every random choice derives from it (numpy's generators take no negative seed)
+seed = whole(at_least=0)
+#: how many of something there must be at least one of (questions, resamples, attempts, templates)
+count = whole(at_least=1)
+#: how many of something, none allowed (template images shown)
+count_or_none = whole(at_least=0)
+#: requests in flight at once
+concurrency = whole(at_least=1, at_most=1024)
+
+
+def check_setting(name: str, value: Any, kind: Callable[[str], Any], where: str) -> Any:
+    """A setting read from ``where`` (a config file), checked by its flag's type; an InputError naming it."""
+    from mmeval.errors import InputError
+
+    if isinstance(value, bool):  # YAML reads 'yes' as True: no number
+        raise InputError(f"{where}: {name}: expected a number, got {value}")
+    try:
+        return kind(str(value))
+    except argparse.ArgumentTypeError as exc:
+        raise InputError(f"{where}: {name}: {exc}") from None
