@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mmeval import __version__
 from mmeval.errors import InputError
+from mmeval.jsonsafe import decode_utf8
 from mmeval.prompting.render import prompts_digest
 from mmeval.prompting.styles import DEFAULT_STYLE, PromptStyle, style_digest
 
@@ -151,11 +152,16 @@ FILE_KEYS = frozenset({
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
-    """A run described in YAML (``.yaml``/``.yml``) or TOML (``.toml``): a mapping of flag names to values."""
+    """A run described in YAML (``.yaml``/``.yml``) or TOML (``.toml``): a mapping of flag names to values.
+
+    The file is read as UTF-8 (what YAML and TOML specify); other bytes are an error naming the line."""
     p = Path(path).expanduser()
     if not p.is_file():
         raise InputError(f"--config: no such file '{p}'")
-    text = p.read_text(encoding="utf-8")
+    try:
+        text = decode_utf8(p.read_bytes(), f"--config {p}")
+    except OSError as exc:
+        raise InputError(f"--config {p}: cannot read it ({exc.strerror or exc})") from None
     try:
         if p.suffix.lower() == ".toml":
             import tomllib

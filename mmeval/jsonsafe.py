@@ -46,13 +46,15 @@ def parse_json(text: str | bytes, source: str, *, max_depth: int | None = MAX_DE
 
 
 def decode_utf8(raw: bytes, source: str) -> str:
-    """``raw`` as UTF-8 text; an :class:`InputError` naming the line and column where it is not."""
+    """``raw`` as UTF-8 text; an :class:`InputError` naming the line and column where it is not (JSON files, and
+    the YAML and TOML config files, which their formats also define as UTF-8)."""
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise InputError(f"{source}: not UTF-8 at line {line}, column {col} (byte {exc.start})") from None
+        where = f"line {line}, column {col} (byte {exc.start})"
+        raise InputError(f"{source}: not UTF-8 at {where}; save it as UTF-8") from None
 
 
 def _deeper_than(value: Any, limit: int) -> bool:

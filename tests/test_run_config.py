@@ -111,3 +111,15 @@ def test_plain_flags_reach_the_adapter(official_data: Path, tmp_path: Path) -> N
     assert run(official_data, tmp_path / "r", "--model", "random", "--batch-size", "7", "--seed", "2") == 0
     timings = [json.loads(line) for line in (tmp_path / "r" / "timings.jsonl").read_text().splitlines()]
     assert max(t["batch_size"] for t in timings) <= 3
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".toml"])
+def test_a_config_file_not_in_utf8_is_named_with_its_line(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                          suffix: str) -> None:
+    config = tmp_path / f"run{suffix}"
+    config.write_bytes('model = "random"\n# réglage du modèle\n'.replace(" = ", ": " if suffix == ".yaml" else " = ")
+                       .encode("latin-1"))
+    assert main(["run", "--config", str(config), "--out", str(tmp_path / "r"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"--config {config}: not UTF-8 at line 2, column 4" in err and "save it as UTF-8" in err
+    assert "Traceback" not in err
