@@ -34,7 +34,7 @@ from mmeval.model_adapters.openai_api import (  # noqa: E402
 from mmeval.model_adapters.remote.ratelimit import TokenBucket  # noqa: E402
 from mmeval.model_adapters.remote.retry import retry_after  # noqa: E402
 from mmeval.model_adapters.remote.secrets import Scrubber  # noqa: E402
-from mmeval.prompting.messages import ImagePart, Message, Request, TextPart  # noqa: E402
+from mmeval.prompting.messages import ImagePart, Message, Request, Response, TextPart  # noqa: E402
 
 KEY_ENV = "MMEVAL_TEST_OPENAI_KEY"
 KEY = "sk-mmeval-test-" + secrets.token_hex(16)  # distinctive: must never reach a file or a log
@@ -145,6 +145,32 @@ def test_letter_scores_and_helpers() -> None:
     assert retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) is None
     assert price_for("gpt-4o") == (2.50, 10.00) and price_for("gpt-4o-mini-2024-07-18") == (0.15, 0.60)
     assert price_for("Qwen/Qwen2-VL-7B-Instruct") is None
+
+
+def test_an_impossible_letter_never_wins_and_a_nan_one_spoils_the_answer() -> None:
+    from mmeval.answers import choose
+
+    inf = float("inf")
+    options = {"A": "Yes.", "B": "No.", "C": "Maybe."}
+    top = [{"token": "A", "logprob": -inf}, {"token": "B", "logprob": -0.7}, {"token": "C", "logprob": -1.2}]
+    scores = letter_scores(top, list(options))
+    assert scores is not None and scores["A"] == -inf and scores["B"] == -0.7
+    assert choose(Response(id="q", text="A", scores=scores), options) == "B"
+    # every listed entry of a letter impossible: the letter is; letters not listed stay below the finite entries
+    scores = letter_scores([{"token": "A", "logprob": -inf}, {"token": " A", "logprob": -inf},
+                            {"token": "B", "logprob": -2.0}], list(options))
+    assert scores == {"A": -inf, "B": -2.0, "C": -3.0}
+    # one impossible spelling of a letter beside a possible one: the possible one counts
+    assert letter_scores([{"token": " A", "logprob": -inf}, {"token": "A", "logprob": -0.5}], ["A", "B"]) == \
+        {"A": -0.5, "B": -1.5}
+    # a NaN for a letter: its score is unusable, and with it the answer (never read from the other letters alone)
+    scores = letter_scores([{"token": "A", "logprob": float("nan")}, {"token": "B", "logprob": -2.0}], ["A", "B"])
+    assert scores is not None and scores["A"] != scores["A"]
+    assert choose(Response(id="q", text="B", scores=scores), {"A": "Yes.", "B": "No."}) is None
+    # +inf is no log-probability: unusable too, never clipped to a certain 0.0
+    scores = letter_scores([{"token": "A", "logprob": inf}, {"token": "B", "logprob": -2.0}], ["A", "B"])
+    assert scores is not None and scores["A"] == inf
+    assert choose(Response(id="q", text="A", scores=scores), {"A": "Yes.", "B": "No."}) is None
 
 
 def test_token_bucket_paces() -> None:

@@ -195,6 +195,20 @@ def test_garbage_on_the_protocol_pipe_is_logged_and_ignored(tmp_path: Path, monk
     assert "banner printed by the environment" in log and "not a worker message" in log
 
 
+def test_an_impossible_score_loses_and_an_unreadable_one_spoils_only_its_answer(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mmeval.answers import choose
+
+    fake = make_python(tmp_path / "env", flags=f"-S {STANDINS / 'fake_worker.py'}")
+    monkeypatch.setenv("FAKE_WORKER", "scores")
+    batch = requests(tmp_path / "img", 2)
+    with worker(tmp_path, fake, "likelihood") as adapter:
+        first, second = adapter.predict(batch)
+    assert first.scores == {"A": float("-inf"), "B": -1.0} and choose(first, batch[0].options) == "B"
+    assert second.error is None and second.scores is not None and second.scores["A"] != second.scores["A"]  # NaN
+    assert choose(second, batch[1].options) is None  # unusable, not read from B alone (nor from the text "A")
+
+
 @pytest.mark.parametrize("mode,message", [("old", "is Python 3.7.9; the worker needs 3.8 or later"),
                                           ("protocol", "speaks protocol 99")])
 def test_handshake_refuses_an_old_python_or_another_protocol(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
