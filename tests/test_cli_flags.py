@@ -65,3 +65,42 @@ def test_a_config_file_number_gets_its_flags_check(official_data: Path, tmp_path
     config.write_text(f"model: random\ndata: {official_data}\ncycle_ms: -5\n", encoding="utf-8")
     assert main(["run", "--config", str(config), "--out", str(tmp_path / "r"), "--no-progress"]) == 2
     assert "cycle_ms: must be a positive number of milliseconds" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------ moved flags
+
+
+@pytest.mark.parametrize("argv,replacement", [
+    (["--base-url", "http://localhost:8000/v1"], "use -M base_url=http://localhost:8000/v1"),
+    (["--no-api-cache"], "use -M no_cache=true"),
+    (["--request-timeout=30"], "use -M request_timeout=30"),
+    (["--api-key-env", "OTHER_KEY"], "use -M api_key_env=OTHER_KEY"),
+    (["--no-prefix-reuse"], "use -M prefix_reuse=false"),
+    (["--hf-preset", "llava-1.5"], "use -M preset=llava-1.5"),
+    (["--expert-patch", "8"], "use -M patch=8"),
+    (["--dtype"], "use -M dtype=auto|bf16|fp16|fp32"),
+])
+def test_a_flag_that_moved_under_m_names_its_replacement(argv: list[str], replacement: str, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["run", "--model", "openai:gpt-4o", *argv, "--out", str(tmp_path / "r")])
+    assert done.value.code == 2
+    err = capsys.readouterr().err
+    assert f"error: {argv[0].split('=')[0]} has moved: {replacement}" in err and "unrecognized" not in err
+
+
+def test_every_moved_flag_points_at_an_option_that_exists_and_hides_from_help(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from mmeval.cli.moved import RUN_FLAGS
+    from mmeval.experts import expert_option_names
+    from mmeval.model_adapters import FAMILIES
+
+    options = expert_option_names()
+    for family in FAMILIES.values():
+        options |= set(family.load().Options.model_fields)
+    for flag, (new, _) in RUN_FLAGS.items():
+        assert new.startswith("-M ") and new[3:].split("=")[0] in options, flag
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    shown = capsys.readouterr().out
+    assert "--model-arg" in shown and not any(flag in shown for flag in RUN_FLAGS)

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from mmeval import boosts, heap, launch, optionspec
 from mmeval.cli import args as flags
+from mmeval.cli.moved import RUN_FLAGS, add_moved
 from mmeval.errors import InputError
 from mmeval.model_adapters import FAMILIES, split_model
 from mmeval.prompting.styles import STYLES
@@ -114,6 +115,7 @@ def add_parser(sub: Any) -> None:
     run.add_argument("--cycle-ms", type=flags.positive_ms, metavar="MS",
                      help="production line cycle time in milliseconds: the report says whether the model keeps up "
                           "(saved with the run)")
+    add_moved(run, RUN_FLAGS)  # the family options that were flags: an error naming their -M spelling
     run.set_defaults(func=cmd_run)
 
 
