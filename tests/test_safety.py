@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import ClassVar
@@ -273,6 +274,25 @@ def test_world_size_without_a_launcher_fails_fast(official_data: Path, tmp_path:
                            "--out", str(tmp_path / "r"), "--no-progress"], capture_output=True, text=True, env=env,
                           timeout=120)
     assert done.returncode == 2 and "the others did not show up" in done.stderr and "torchrun" in done.stderr
+
+
+def test_world_size_without_a_launcher_says_at_once_what_it_waits_for(official_data: Path, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "MASTER_ADDR")}
+    env.update(WORLD_SIZE="2", RANK="0", MMEVAL_LAUNCH_TIMEOUT="60")
+    started = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-m", "mmeval", "run", "--model", "random", "--data",
+                             str(official_data), "--out", str(tmp_path / "r"), "--no-progress"],
+                            stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()  # the first thing it says
+        waited = time.monotonic() - started
+    finally:
+        proc.kill()
+        proc.wait()
+    assert waited < 30  # not the 60 s of the launch timeout
+    assert "process 0 of 2 (WORLD_SIZE=2) is waiting up to 60 s for process 1" in line
+    assert ".rank1.alive" in line and "unset WORLD_SIZE and RANK" in line
 
 
 @pytest.mark.parametrize("flags,needle", [
