@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from mmeval import boosts as boost_registry
 from mmeval import heap, launch
-from mmeval.answers import Fallback, choose
+from mmeval.answers import Fallback, choose_noted
 from mmeval.config import BoostRecord, RunConfig, RunRecord
 from mmeval.data import Benchmark, Question, load_benchmark, resolve
 from mmeval.errors import InputError
@@ -64,13 +64,16 @@ def build_boosts(config: RunConfig, bench: Benchmark) -> list[boost_registry.Boo
 
 
 def to_prediction(p: Prepared, r: Response, model: str, digest: str, fallback: Fallback = "invalid") -> Prediction:
-    """The prediction line of one answer; ``fallback``: how a reply naming no option is read (the prompt style's)."""
+    """The prediction line of one answer; ``fallback``: how a reply naming no option is read (the family's or the
+    prompt style's); a choice read as the closest option says so in ``note``."""
     q = p.question
+    choice, how = choose_noted(r, p.request.options, fallback)
+    note = "; ".join(n for n in (r.note, how) if n) or None
     return Prediction.model_validate({  # a dict validates faster than keywords through __init__
         "id": p.request.id, "image": q.image, "dataset": q.dataset, "category": q.category, "type": q.type_label,
         "task": q.task, "is_normal": q.is_normal, "question": q.question, "options": p.request.options,
-        "answer": p.answer, "response": _text(r.text), "choice": choose(r, p.request.options, fallback),
-        "scores": _finite(r.scores), "error": _text(r.error), "note": _text(r.note), "variant": p.variant,
+        "answer": p.answer, "response": _text(r.text), "choice": choice,
+        "scores": _finite(r.scores), "error": _text(r.error), "note": _text(note), "variant": p.variant,
         "base_id": p.base_id, "model": model, "config": digest, "question_digest": p.digest,
         "boost_notes": p.notes or None, "artifacts": r.artifacts, "retryable": r.retryable if r.error else None,
     })
@@ -137,6 +140,12 @@ class RunResult:
     adapter_info: dict[str, object] = field(default_factory=dict)
     #: predictions.jsonl as written (rank 0), so the report need not read it back
     written: list[Prediction] | None = field(default=None, repr=False)
+
+
+def reading(adapter: ModelAdapter, config: RunConfig) -> Fallback:
+    """How replies that name no option are read: as the family declares (a model that never names a letter),
+    else as the prompt style does."""
+    return adapter.reading or ANSWER_FALLBACK[config.prompt_style]
 
 
 def _check_adapter(own: ModelAdapter, config: RunConfig) -> None:
@@ -230,7 +239,7 @@ def _run(config: RunConfig, out: Path, bench: Benchmark, questions: list[Questio
     try:
         _check_adapter(own, config)
         written = _answer(own, pending, pred_path, out / (TIMINGS if world == 1 else f"timings.rank{rank}.jsonl"),
-                          config.model, digest, progress and rank == 0, ANSWER_FALLBACK[config.prompt_style])
+                          config.model, digest, progress and rank == 0, reading(own, config))
         info = own.run_info()
         if info:
             with open(out / USAGE, "a", encoding="utf-8") as fh:
