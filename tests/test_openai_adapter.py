@@ -331,7 +331,7 @@ def test_resume_sends_only_missing_and_failed(data: str, tmp_path: Path) -> None
     out = tmp_path / "run"
     cache = ["-M", f"cache={tmp_path / 'cache.sqlite'}", "-M", "max_retries=0"]
     with FakeOpenAIServer(fault_rate=0.5, faults=("500",), seed=3) as srv:
-        assert run_cli(data, out, srv, *cache, limit=20) == 0
+        assert run_cli(data, out, srv, *cache, limit=20) == 3  # questions ended in errors: an incomplete run
         first = read_preds(out)
         failed = [p["id"] for p in first if p["error"]]
         assert len(first) == 20 and 0 < len(failed) < 20
@@ -393,7 +393,7 @@ def test_key_never_written_or_logged(data: str, tmp_path: Path, capfd: pytest.Ca
     cache_dir = tmp_path / "cache"
     with FakeOpenAIServer(api_key=KEY, fault_rate=0.3, seed=5, retry_after="0") as srv:
         assert run_cli(data, tmp_path / "ok", srv, "-M", f"cache={cache_dir / 'c.sqlite'}", "-M", "max_retries=1",
-                       "-M", "retry_base_delay=0", limit=20) == 0
+                       "-M", "retry_base_delay=0", limit=20) in (0, 3)  # 3: faults left some questions unanswered
     with FakeOpenAIServer(api_key="some-other-key") as srv:  # rejects ours and echoes it back, as OpenAI does
         rc = run_cli(data, tmp_path / "rejected", srv, "-M", f"cache={cache_dir / 'c.sqlite'}", limit=5)
     captured = capfd.readouterr()

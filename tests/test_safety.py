@@ -110,8 +110,41 @@ def test_a_partial_run_is_not_reported_complete(official_data: Path, tmp_path: P
     assert result.missing == 1 and result.answered == result.total - 1
     family = model_adapters.Family("forgetful", f"{__name__}:Forgetful", "test", False)
     monkeypatch.setitem(model_adapters.FAMILIES, "forgetful", family)
-    assert cli(official_data, tmp_path / "b", model="forgetful") == 1
-    assert "incomplete run: 1 of" in capsys.readouterr().err
+    assert cli(official_data, tmp_path / "b", model="forgetful") == 3
+    assert "incomplete: 1 of 12 question(s) have no answer: 1 never asked" in capsys.readouterr().err
+    status = json.loads((tmp_path / "b" / "status.json").read_text())
+    assert status["complete"] is False and status["missing"] == 1
+
+
+class Failing(RandomAdapter):
+    """Records an error for one question (a timeout, a refused request ...), as an API or worker family does."""
+
+    family: ClassVar[str] = "failing"
+
+    def predict(self, batch: Sequence[Request]) -> Iterator[Response]:
+        for r in super().predict(batch):
+            yield Response(id=r.id, error="timed out", retryable=True) if r.id.endswith("good/003.png#1") else r
+
+
+def test_a_run_whose_questions_ended_in_errors_exits_3_and_says_so(
+        official_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setitem(model_adapters.FAMILIES, "failing",
+                        model_adapters.Family("failing", f"{__name__}:Failing", "test", False))
+    out = tmp_path / "r"
+    assert cli(official_data, out, model="failing") == 3
+    err = capsys.readouterr().err
+    assert "incomplete: 1 of 12 question(s) have no answer: 1 ended in an error (1 may succeed on a rerun)" in err
+    assert "rerun the same command" in err
+    scores = json.loads((out / "scores.json").read_text())
+    assert scores["status"]["complete"] is False and scores["status"]["errors"] == 1
+    assert "Incomplete run" in (out / "report.html").read_text()
+    # the same run, finished by a model that answers: complete, exit 0, and the report says nothing of it
+    answering = model_adapters.Family("failing", "mmeval.model_adapters.baselines:RandomAdapter", "test", False)
+    monkeypatch.setitem(model_adapters.FAMILIES, "failing", answering)
+    assert cli(official_data, out, model="failing") == 0
+    assert json.loads((out / "status.json").read_text())["complete"] is True
+    assert json.loads((out / "scores.json").read_text())["status"]["summary"] == "complete: all 12 question(s) answered"
+    assert "Incomplete run" not in (out / "report.html").read_text()
 
 
 # ------------------------------------------------------------------------------------------ changed data

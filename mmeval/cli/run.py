@@ -17,9 +17,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from mmeval import boosts, heap, launch, optionspec
+from mmeval.cli import EXIT_INCOMPLETE
 from mmeval.cli import args as flags
 from mmeval.cli.moved import RUN_FLAGS, add_moved
 from mmeval.errors import InputError
+from mmeval.layout import STATUS
 from mmeval.model_adapters import FAMILIES, split_model
 from mmeval.prompting.styles import STYLES
 
@@ -49,7 +51,10 @@ def add_parser(sub: Any) -> None:
                "transforms in order; --boost-arg KEY=VALUE (or NAME.KEY=VALUE) sets their options; "
                "'mmeval boosts' lists them.\nA run can also be described in a YAML or TOML file (--config): "
                "keys named like the flags (model, model_args, data, shots, boost, boost_args ...); flags given "
-               "here override it.")
+               "here override it.\nExit codes: 0 every question answered; 3 incomplete: some questions ended in an "
+               "error or were never asked (a model that stopped answering ...), the report covers the answered ones "
+               "and OUT/status.json says what is missing, rerun the same command to finish; 2 bad input (data, "
+               "flags, files, a model that cannot be set up); 1 internal error; 130 interrupted.")
     run.add_argument("--model", help="model: " + "; ".join(f"'{n}{':…' if f.needs_target else ''}' {f.summary}"
                                                            for n, f in FAMILIES.items()))
     run.add_argument("-M", "--model-arg", action="append", metavar="KEY=VALUE", default=[],
@@ -224,10 +229,12 @@ def _run_one(s: dict[str, Any], config: Any, out: Path, *, progress: bool) -> in
     print(table.round(2).to_string(), file=sys.stderr)
     _summary(result, out)
     print(f"report: {out.resolve()}")
-    if result.missing:
-        print(f"mmeval: error: incomplete run: {result.missing} of {result.total} question(s) have no prediction; "
-              "rerun the same command to finish it", file=sys.stderr)
-        return 1
+    status = result.status
+    if not status.complete:
+        print(f"mmeval: error: {status.summary}. The report covers the questions answered so far; rerun the same "
+              f"command to finish the run (exit code {EXIT_INCOMPLETE}; {out / STATUS} says the same)",
+              file=sys.stderr)
+        return EXIT_INCOMPLETE
     return 0
 
 

@@ -210,8 +210,8 @@ class WorkerAdapter(ModelAdapter):
         if self._failures > self.opts.max_restarts:
             raise AdapterError(
                 f"{self.display_name}: the worker failed {self._failures} times in a row, the last time on "
-                f"{request.id}: {exc}\nThe run stops here; the answers so far are kept and a rerun retries the rest "
-                f"(-M max_restarts=N allows more restarts in a row).")
+                f"{request.id}: {exc}\nThe run stops here; the answers so far are kept and reported, and a rerun "
+                "retries the rest (-M max_restarts=N allows more restarts in a row).")
         self.stats["worker_restarts"] += 1
         time.sleep(self._policy.delay(self._failures))
         return Response(id=request.id, error=f"{self.display_name} worker {exc.kind}: {exc}", retryable=True)
