@@ -34,7 +34,7 @@ def test_no_numeric_flag_takes_a_bare_int_or_float() -> None:
      "argument --concurrency: must be a whole number from 1 to 1024, got -1"),
     (["build", "visa", "{tmp}", "--out", "{tmp}/b", "--seed", "-1"], "argument --seed: must be a whole number"),
     (["build", "folders", "{tmp}", "--out", "{tmp}/b", "--template-share", "1.5"],
-     "argument --template-share: must lie strictly between 0 and 1"),
+     "argument --template-share: must be a number strictly between 0 and 1, got 1.5"),
     (["build", "mvtec", "{tmp}", "--out", "{tmp}/b", "--template-count", "0"], "argument --template-count: must be"),
     (["build", "mvtec", "{tmp}", "--out", "{tmp}/b", "--writer-attempts", "x"],
      "argument --writer-attempts: must be a whole number of at least 1, got 'x'"),

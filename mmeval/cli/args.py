@@ -38,36 +38,34 @@ def whole(at_least: int | None = None, at_most: int | None = None) -> Callable[[
     return parse
 
 
-def fraction(text: str) -> float:
-    """A number strictly between 0 and 1."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number between 0 and 1, got {text!r}") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"must lie strictly between 0 and 1, got {text}")
-    return value
+def number(wanted: str, ok: Callable[[float], bool]) -> Callable[[str], float]:
+    """A type for a finite number flag that ``ok`` accepts; ``wanted`` says which, for the message."""
 
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}") from None
+        if not (math.isfinite(value) and ok(value)):
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text}")
+        return value
 
-def positive_ms(text: str) -> float:
-    """A positive, finite number of milliseconds."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of milliseconds, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a positive number of milliseconds, got {text}")
-    return value
+    parse.__name__ = wanted
+    return parse
 
 
 #: a seed: every random choice derives from it (numpy's generators take no negative seed)
 seed = whole(at_least=0)
 #: how many of something there must be at least one of (questions, resamples, attempts, templates)
 count = whole(at_least=1)
-#: how many of something, none allowed (template images shown)
-count_or_none = whole(at_least=0)
+#: how many of something, zero allowed (template images shown)
+count_or_zero = whole(at_least=0)
 #: requests in flight at once
 concurrency = whole(at_least=1, at_most=1024)
+#: a share of something
+fraction = number("a number strictly between 0 and 1", lambda v: 0 < v < 1)
+#: a production line's cycle time
+positive_ms = number("a positive number of milliseconds", lambda v: v > 0)
 
 
 def check_setting(name: str, value: Any, kind: Callable[[str], Any], where: str) -> Any:

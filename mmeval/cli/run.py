@@ -72,7 +72,7 @@ def add_parser(sub: Any) -> None:
                           "similar_templates, templates, mask, mask_path)")
     run.add_argument("--image-root", help="directory the image paths are relative to (default: the mmad.json's "
                                           "directory)")
-    run.add_argument("--shots", type=flags.count_or_none, metavar="N",
+    run.add_argument("--shots", type=flags.count_or_zero, metavar="N",
                      help="normal template images shown before the query (default: 1, as MMAD)")
     run.add_argument("--templates", choices=["random", "similar"],
                      help="take templates from each record's random_templates or similar_templates (default: random)")
@@ -127,7 +127,7 @@ def add_parser(sub: Any) -> None:
 
 
 #: the numeric settings and their flags' types, which check them in a config file too
-NUMERIC: dict[str, Any] = {"shots": flags.count_or_none, "seed": flags.seed, "batch_size": flags.count,
+NUMERIC: dict[str, Any] = {"shots": flags.count_or_zero, "seed": flags.seed, "batch_size": flags.count,
                            "concurrency": flags.concurrency, "limit": flags.count, "cycle_ms": flags.positive_ms}
 
 
