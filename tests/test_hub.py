@@ -210,6 +210,14 @@ def test_offline_files_put_into_the_incoming_folder_are_used(syn: Path, tmp_path
     assert (path.parent / "SynthObject/nut/train/good/000.png").is_file()
 
 
+def test_a_deeply_nested_incoming_mmad_json_is_a_clear_error(syn: Path, tmp_path: Path, offline: None) -> None:
+    incoming = hub.incoming_folder(hub.MMAD)
+    shutil.copytree(hub_repo(syn, tmp_path / "repo"), incoming)
+    (incoming / "mmad.json").write_text('{"a": ' + "[" * 50_000 + "]" * 50_000 + "}", encoding="utf-8")
+    with pytest.raises(InputError, match=r"mmad\.json: cannot be read as JSON \(.*nested too deeply"):
+        hub.fetch(bench(syn), say=lambda _: None)
+
+
 def test_offline_uses_the_hub_cache(syn: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from huggingface_hub import constants
 

@@ -40,6 +40,7 @@ from typing import Any
 from mmeval.data.unpack import Limits, common_top, extract
 from mmeval.errors import InputError
 from mmeval.home import mmeval_home, staged
+from mmeval.jsonsafe import parse_json
 from mmeval.locks import folder_lock
 
 READY = ".mmeval-ready.json"
@@ -269,8 +270,8 @@ def _read(json_path: Path, given: Path | None = None) -> dict[str, Any]:
     and saying how to fetch it again)."""
     shown = given or json_path
     try:
-        data = json.loads(json_path.read_bytes())
-    except (OSError, ValueError) as exc:
+        data = parse_json(json_path.read_bytes(), "the file", max_depth=None)
+    except (OSError, InputError) as exc:
         raise FetchError(f"{shown}: cannot be read as JSON ({exc}); fetch it again with --force") from None
     if not isinstance(data, dict):
         raise FetchError(f"{shown}: not an mmad.json (a JSON object keyed by image path)")

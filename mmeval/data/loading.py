@@ -24,6 +24,7 @@ from mmeval.data.confine import Confined, under
 from mmeval.data.images import ImageChecker, VerifyLevel
 from mmeval.data.schema import ConversationItem, ImageRecord, first_problem
 from mmeval.errors import DataError, InputError
+from mmeval.jsonsafe import decode_utf8, parse_json
 
 TemplateKind = Literal["random", "similar"]
 NORMAL_MARK = "good"  # MMAD: an image is normal when its path contains "good"
@@ -192,19 +193,11 @@ def read_json_any(path: Path) -> object:
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise InputError(f"{path}: not UTF-8 at line {line}, column {col} (byte {exc.start})") from None
     hook = _KeepFirst()
-    try:
-        data = json.loads(text, object_pairs_hook=hook)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
-    except RecursionError:
-        raise InputError(f"{path}: JSON nested too deeply to be a benchmark file") from None
+    # no depth limit beyond the parser's: what reads these values afterwards needs no more stack than the parser
+    # did, and a walk over every value of an MMAD-sized file would cost a tenth of a second
+    text = decode_utf8(raw, str(path))
+    data = parse_json(text, str(path), max_depth=None, object_pairs_hook=hook)
     if isinstance(data, dict):
         if not isinstance(data, _Pairs):
             data = _Pairs(data)

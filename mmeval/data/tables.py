@@ -42,6 +42,7 @@ from mmeval.data.confine import Confined, relative_parts
 from mmeval.data.schema import LETTERS, ConversationItem, first_problem
 from mmeval.errors import DataError, InputError
 from mmeval.home import mmeval_home, staged
+from mmeval.jsonsafe import parse_json
 from mmeval.locks import folder_lock
 
 HUB_PREFIX = "hf:"
@@ -350,8 +351,8 @@ def parse_options(value: Any) -> dict[str, str]:
         text = value.strip()
         if text.startswith(("{", "[")):
             try:
-                return parse_options(json.loads(text))
-            except ValueError:
+                return parse_options(parse_json(text, "options"))
+            except InputError:
                 pass
         lines = [m for line in text.splitlines() if (m := _OPTION_LINE.match(line))]
         if lines and len(lines) == len([ln for ln in text.splitlines() if ln.strip()]):

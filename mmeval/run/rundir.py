@@ -24,17 +24,19 @@ from types import TracebackType
 
 from mmeval.config import RunConfig, RunRecord
 from mmeval.errors import InputError
-from mmeval.layout import ARTIFACTS, CHANGES, LOCK, MANIFEST, PREDICTIONS, RUN_FILE, SKIPPED, TIMINGS, USAGE
+from mmeval.layout import ARTIFACTS, CHANGES, LOCK, MANIFEST, PREDICTIONS, RUN_FILE, SKIPPED, STATUS, TIMINGS, USAGE
 from mmeval.locks import FileLock
 
-__all__ = ["CHANGES", "LOCK", "MANIFEST", "PREDICTIONS", "RUN_FILE", "SKIPPED", "TIMINGS", "USAGE", "RunDirLock",
+__all__ = ["CHANGES", "LOCK", "MANIFEST", "PREDICTIONS", "RUN_FILE", "SKIPPED", "STATUS", "TIMINGS", "USAGE",
+           "RunDirLock",
            "claim", "ensure_writable", "log_changes", "planned_files", "record_outputs"]
 
 #: what mmeval may write into a run directory (the manifest lists what it actually wrote)
 OWN_PATTERNS = ("predictions.jsonl", "predictions.rank*.jsonl", "predictions.jsonl.tmp", "run.json",
-                "run.json.tmp", "skipped.json", "timings.jsonl", "timings.rank*.jsonl", "usage.jsonl",
-                "changes.jsonl", "scores.csv", "scores.json", "analysis.json", "ci.csv", "heatmap.svg", "heatmap.png",
-                "report.html", "mmad_answers.json", ".rank*.*", LOCK, MANIFEST, ARTIFACTS)
+                "run.json.tmp", "status.json", "status.json.tmp", "skipped.json", "timings.jsonl",
+                "timings.rank*.jsonl", "usage.jsonl", "changes.jsonl", "scores.csv", "scores.json", "analysis.json",
+                "ci.csv", "heatmap.svg", "heatmap.png", "report.html", "mmad_answers.json", ".rank*.*", LOCK, MANIFEST,
+                ARTIFACTS)
 
 
 def is_own(name: str) -> bool:
@@ -164,7 +166,7 @@ def planned_files(world: int) -> list[str]:
     per_rank = [f"{stem}.rank{r}.jsonl" for r in range(world) for stem in ("predictions", "timings")]
     if world == 1:
         per_rank = []
-    return [PREDICTIONS, RUN_FILE, SKIPPED, TIMINGS, USAGE, CHANGES, ARTIFACTS, *per_rank]
+    return [PREDICTIONS, RUN_FILE, STATUS, SKIPPED, TIMINGS, USAGE, CHANGES, ARTIFACTS, *per_rank]
 
 
 def write_run_record(out: Path, record: RunRecord) -> None:
