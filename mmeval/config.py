@@ -77,6 +77,9 @@ class RunConfig(BaseModel):
     prompts: str = Field(default_factory=prompts_digest, description="digest of the prompt templates")
     prompt_style: PromptStyle = Field(DEFAULT_STYLE, description="how questions are worded: mmeval's templates, or "
                                                                  "a reproduction of a reference script")
+    reading: Literal["invalid", "closest"] | None = Field(
+        None, description="how replies naming no option are read when the model family fixes it (None: as the prompt "
+                          "style reads them)")
 
     def hashed_fields(self) -> dict[str, Any]:
         fields = self.model_dump(exclude=set(UNHASHED))
@@ -84,6 +87,8 @@ class RunConfig(BaseModel):
             del fields["prompt_style"]
         else:  # the style's own templates are part of what it is
             fields["prompt_style"] = f"{self.prompt_style}:{style_digest(self.prompt_style)}"
+        if fields["reading"] is None:  # families that read replies as the prompt style does keep their hash
+            del fields["reading"]
         return fields
 
     def adapter_options(self) -> dict[str, Any]:

@@ -168,7 +168,8 @@ def build_config(s: dict[str, Any]) -> Any:
     from mmeval.config import RunConfig
 
     family, _ = split_model(str(s["model"]))
-    hashed, runtime = family.load().split_options(s["model_args"])
+    adapter_class = family.load()
+    hashed, runtime = adapter_class.split_options(s["model_args"])
     boost = s["boost"]
     names = boosts.parse_spec("+".join(boost) if isinstance(boost, list) else boost)
     others = tuple(b for v in s.get("variants", []) for b in boosts.parse_spec(v) if b not in names)
@@ -185,7 +186,7 @@ def build_config(s: dict[str, Any]) -> Any:
             shots=s["shots"], templates=s["templates"], seed=s["seed"], shuffle=s["shuffle"],
             allow_unknown_types=s["allow_unknown_types"], limit=s["limit"], strict=s["strict"],
             circular=s["circular"], probes=s["probes"], batch_size=s["batch_size"], concurrency=s["concurrency"],
-            verify_images=s["verify_images"], prompt_style=s["prompt_style"])
+            verify_images=s["verify_images"], prompt_style=s["prompt_style"], reading=adapter_class.reading)
     except ValidationError as exc:
         err = exc.errors()[0]
         where = "--" + str(err["loc"][0]).replace("_", "-") if err["loc"] else "settings"
