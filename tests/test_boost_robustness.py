@@ -1,0 +1,115 @@
+"""Boosts and experts under hostile input and shared use: unusable map files, replaced inputs, several runs
+writing one cache at once, and what the reports and hints say about them."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mmeval.cli import main
+from mmeval.errors import InputError
+from mmeval.experts import build_expert
+
+KEY = "DS-MVTec/bottle/image/broken_large/000.png"
+
+
+def _png_header_only(path: Path, width: int, height: int) -> None:
+    """A PNG whose header claims ``width`` x ``height`` grey pixels, with one empty data chunk: cheap to write,
+    and enough for a reader that trusts the header to try to allocate the whole image."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) +
+                     chunk(b"IEND", b""))
+
+
+def _write_bad_map(stem: Path, kind: str) -> Path:
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "empty":
+        np.save(stem.with_suffix(".npy"), np.zeros((0, 5), np.float32))
+    elif kind == "one-row":
+        np.save(stem.with_suffix(".npy"), np.zeros((1, 5), np.float32))
+    elif kind == "nan":
+        np.save(stem.with_suffix(".npy"), np.full((4, 4), np.nan, np.float32))
+    elif kind == "strings":
+        np.save(stem.with_suffix(".npy"), np.array([["a", "b"], ["c", "d"]]))
+    elif kind == "huge-npy":  # a header claiming 20000 x 20000 float32 (1.6 GB), and no data behind it
+        header = "{'descr': '<f4', 'fortran_order': False, 'shape': (20000, 20000), }"
+        header += " " * (63 - (10 + len(header)) % 64) + "\n"
+        stem.with_suffix(".npy").write_bytes(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode())
+    elif kind == "huge-png":
+        _png_header_only(stem.with_suffix(".png"), 20000, 20000)
+    elif kind == "large-png":  # below Pillow's own bomb limit, above a map's
+        _png_header_only(stem.with_suffix(".png"), 9000, 9000)
+    elif kind == "truncated-png":
+        Image.fromarray(np.zeros((32, 32), np.uint8)).save(stem.with_suffix(".png"))
+        data = stem.with_suffix(".png").read_bytes()
+        stem.with_suffix(".png").write_bytes(data[: len(data) // 2])
+    elif kind == "not-a-png":
+        stem.with_suffix(".png").write_text("a map, honestly", encoding="utf-8")
+    elif kind == "colour-png":  # a colour heat map: not a grey map, reading its brightness would be wrong
+        rgb = np.zeros((8, 8, 3), np.uint8)
+        rgb[..., 0] = 255
+        Image.fromarray(rgb).save(stem.with_suffix(".png"))
+    return next(p for p in (stem.with_suffix(".npy"), stem.with_suffix(".png")) if p.exists())
+
+
+BAD_MAPS = ["empty", "one-row", "nan", "strings", "huge-npy", "huge-png", "large-png", "truncated-png", "not-a-png",
+            "colour-png"]
+
+
+@pytest.mark.parametrize("kind", BAD_MAPS)
+def test_an_unusable_map_file_is_an_input_error_naming_it(official_data: Path, tmp_path: Path, kind: str) -> None:
+    root = official_data.parent
+    bad = _write_bad_map(tmp_path / "maps" / Path(KEY).with_suffix(""), kind)
+    expert = build_expert("maps", {"maps": str(tmp_path / "maps")}, root)
+    with pytest.raises(InputError) as info:
+        expert.analyse(str(root / KEY), [])
+    assert str(bad) in str(info.value)
+
+
+def test_an_unusable_map_stops_the_run_with_exit_2_naming_the_file(official_data: Path, tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture) -> None:
+    maps = tmp_path / "maps"
+    for rec in json_keys(official_data):
+        (maps / rec).parent.mkdir(parents=True, exist_ok=True)
+        np.save((maps / rec).with_suffix(".npy"), np.ones((4, 4), np.float32))
+    (maps / KEY).with_suffix(".npy").unlink()
+    bad = _write_bad_map(maps / Path(KEY).with_suffix(""), "huge-png")
+    assert main(["run", "--model", "random", "--data", str(official_data), "--boost", "agent", "--boost-arg",
+                 "expert=maps", "--boost-arg", f"maps={maps}", "--out", str(tmp_path / "x"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and "Traceback" not in err
+
+
+def test_sixteen_bit_grey_maps_keep_their_scale(official_data: Path, tmp_path: Path) -> None:
+    root = official_data.parent
+    path = (tmp_path / "maps" / KEY).with_suffix(".png")
+    path.parent.mkdir(parents=True)
+    grid = np.zeros((8, 8), np.uint16)
+    grid[0, 0] = 65535
+    grid[7, 7] = 13107  # 0.2 of the full scale
+    Image.fromarray(grid).save(path)
+    amap = build_expert("maps", {"maps": str(tmp_path / "maps")}, root).analyse(str(root / KEY), [])
+    assert amap.score == pytest.approx(1.0) and amap.map[7, 7] == pytest.approx(0.2, abs=1e-4)
+
+
+def test_an_unreadable_oracle_mask_is_an_input_error_naming_it(tmp_path: Path) -> None:
+    query = tmp_path / "q.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(query)
+    mask = tmp_path / "mask.png"
+    _png_header_only(mask, 20000, 20000)
+    with pytest.raises(InputError, match=str(mask)):
+        build_expert("oracle").analyse(str(query), [], str(mask))
+
+
+def json_keys(mmad_json: Path) -> list[str]:
+    import json
+
+    return list(json.loads(mmad_json.read_text(encoding="utf-8")))
