@@ -113,3 +113,68 @@ def json_keys(mmad_json: Path) -> list[str]:
     import json
 
     return list(json.loads(mmad_json.read_text(encoding="utf-8")))
+
+
+# ------------------------------------------------------------------------------------------ cache keys
+
+
+def _agent_prepared(data: Path, shots: int = 0, **args: object) -> list:
+    from mmeval.config import RunConfig
+    from mmeval.run.prepare import prepare
+    from mmeval.run.runner import build_boosts, load
+
+    cfg = RunConfig(model="random", data=str(data), shots=shots, boosts=("agent",), boost_args={"agent": args})
+    bench = load(cfg)
+    return prepare(bench.questions, cfg, build_boosts(cfg, bench))
+
+
+def _write_maps(data: Path, maps: Path, peak: tuple[int, int]) -> None:
+    for key in json_keys(data):
+        grid = np.zeros((6, 6), np.float32)
+        grid[peak] = 0.9
+        (maps / key).parent.mkdir(parents=True, exist_ok=True)
+        np.save((maps / key).with_suffix(".npy"), grid)
+
+
+def test_replacing_the_map_files_is_seen_by_the_next_run(official_data: Path, tmp_path: Path) -> None:
+    maps = tmp_path / "maps"
+    _write_maps(official_data, maps, (0, 0))
+    first = _agent_prepared(official_data, expert="maps", maps=str(maps), view="text")
+    assert {p.notes["agent"]["region"] for p in first} == {"top left"}
+    _write_maps(official_data, maps, (5, 5))  # same folder, same names, other maps
+    again = _agent_prepared(official_data, expert="maps", maps=str(maps), view="text")
+    assert {p.notes["agent"]["region"] for p in again} == {"bottom right"}
+    assert all(a.notes["agent"]["map"] != b.notes["agent"]["map"] for a, b in zip(first, again, strict=True))
+
+
+def test_every_registered_expert_reads_only_what_its_cache_key_covers(synthetic_demo: Path, tmp_path: Path) -> None:
+    """The audit hook sees every file an expert opens while it analyses; each must be one of its inputs, so a
+    new expert that reads a file its key leaves out fails here."""
+    import sys
+
+    from mmeval import experts
+    from mmeval.data import load_benchmark
+
+    bench = load_benchmark(synthetic_demo / "mmad.json", synthetic_demo, shots=2)
+    q = next(q for q in bench.questions if q.mask_path)
+    rel = Path(q.query_path).relative_to(synthetic_demo)
+    (tmp_path / "maps" / rel).parent.mkdir(parents=True)
+    np.save((tmp_path / "maps" / rel).with_suffix(".npy"), np.eye(6, dtype=np.float32))
+    args = {"maps": {"maps": str(tmp_path / "maps")}}  # experts with required options
+    opened: list[str] | None = None
+
+    def hook(event: str, event_args: tuple) -> None:
+        if opened is not None and event == "open" and isinstance(event_args[0], (str, Path)):
+            opened.append(str(Path(event_args[0]).resolve()))
+
+    sys.addaudithook(hook)
+    for name in experts.EXPERTS:
+        expert = experts.build_expert(name, args.get(name, {}), synthetic_demo)
+        inputs = {str(p.resolve()) for p in expert.inputs(q.query_path, list(q.template_paths), q.mask_path)}
+        opened = []
+        try:
+            expert.analyse(q.query_path, list(q.template_paths), q.mask_path)
+        finally:
+            seen, opened = opened, None
+        assert set(seen) <= inputs, (name, set(seen) - inputs)
+        assert seen, name  # the hook saw the expert read its files

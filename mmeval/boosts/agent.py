@@ -11,8 +11,8 @@ query image once. What the MLLM then receives (``view``):
   since the binarisation is what decides whether a hint helps).
 
 Everything depends only on the image, so it sits in the shared prefix. Maps and overlays are cached in
-mmeval's home folder under a key made of the image files' bytes, the expert and its options (and the
-drawing settings for overlays): a rerun, a resume or another question about the same image finds them,
+mmeval's home folder under the expert's cache key (:meth:`mmeval.experts.base.Expert.cache_key`: the
+expert, its options and the bytes of every file it reads) and, for overlays, the drawing settings: a rerun, a resume or another question about the same image finds them,
 and the prompt's image path is the same each time. Each prediction records the expert's verdict and
 where its map is, so the report can score the expert and see whether the MLLM followed it.
 """
@@ -60,10 +60,6 @@ class AgentOptions(BaseModel):
     max_side: int = Field(512, ge=64, description="the overlay's long side in pixels (MMAD: 512)")
 
 
-def _file_digest(path: str) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 class AgentBoost(Boost):
     name: ClassVar[str] = "agent"
     summary: ClassVar[str] = "an anomaly detector's verdict or marked-up image shown to the model"
@@ -101,18 +97,10 @@ class AgentBoost(Boost):
             raise InputError(f"--boost agent: the '{self.expert.name}' expert compares the query with normal "
                              "templates: give --shots 1 or more, or another expert (maps, oracle)")
 
-    def _key(self, q: Question) -> str:
-        """What the expert's answer depends on: the expert, its options, and the bytes of the files it reads."""
-        files = [q.query_path, *q.template_paths] if self.expert.needs_templates else [q.query_path]
-        if self.expert.uses_mask and q.mask_path:
-            files.append(q.mask_path)
-        blob = json.dumps([self.expert.name, self.expert_args, [_file_digest(f) for f in files]], sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:24]
-
     def _analysis(self, q: Question) -> tuple[AnomalyMap, str]:
         if q.image in self._maps:
             return self._maps[q.image]
-        key = self._key(q)
+        key = self.expert.cache_key(q.query_path, list(q.template_paths), q.mask_path)
         path = self.cache / "maps" / f"{key}.npz"
         if path.is_file():
             with np.load(path) as f:

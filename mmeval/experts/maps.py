@@ -50,6 +50,9 @@ class MapsExpert(Expert):
                 return candidate
         raise InputError(f"expert maps: no map for '{rel}' (looked for {stem}.npy and {stem}.png)")
 
+    def inputs(self, query: str, templates: Sequence[str], mask: str | None = None) -> list[Path]:
+        return [*super().inputs(query, templates, mask), self._find(query)]
+
     def analyse(self, query: str, templates: Sequence[str], mask: str | None = None) -> AnomalyMap:
         grid = read_map(self._find(query), "expert maps: map")
         return AnomalyMap(grid, score=float(grid.max()), threshold=self.threshold)
