@@ -178,3 +178,36 @@ def test_every_registered_expert_reads_only_what_its_cache_key_covers(synthetic_
             seen, opened = opened, None
         assert set(seen) <= inputs, (name, set(seen) - inputs)
         assert seen, name  # the hook saw the expert read its files
+
+
+# ------------------------------------------------------------------------------------------ concurrent caches
+
+
+@pytest.mark.parametrize("view,writer", [("text", "npz"), ("bbox", "png")])
+def test_two_runs_writing_one_cache_entry_at_once_both_succeed(official_data: Path, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch, view: str,
+                                                              writer: str) -> None:
+    """Another run writes the same cache entry, completely, while this one is in the middle of writing it
+    (between its write and its rename): the interleaving that crashed three agent runs started at once."""
+    maps = tmp_path / "maps"
+    _write_maps(official_data, maps, (2, 3))
+    real = np.savez_compressed if writer == "npz" else Image.Image.save
+    nested: list[int] = []
+
+    def interleaved(*args: object, **kwargs: object) -> object:
+        out = real(*args, **kwargs)
+        if not nested:  # the other run, once, in the middle of this run's first write
+            nested.append(1)
+            _agent_prepared(official_data, expert="maps", maps=str(maps), view=view)
+        return out
+
+    if writer == "npz":
+        monkeypatch.setattr(np, "savez_compressed", interleaved)
+    else:
+        monkeypatch.setattr(Image.Image, "save", interleaved)
+    prepared = _agent_prepared(official_data, expert="maps", maps=str(maps), view=view)
+    assert nested
+    cache = Path(prepared[0].notes["agent"]["map"]).parent.parent
+    assert not [p for p in cache.rglob("*") if "tmp" in p.name]  # no temporary file left behind
+    with np.load(prepared[0].notes["agent"]["map"]) as f:
+        assert f["map"].shape == (6, 6)

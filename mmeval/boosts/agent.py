@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -35,6 +36,7 @@ from mmeval.data import Question
 from mmeval.errors import InputError
 from mmeval.experts.base import AnomalyMap
 from mmeval.experts.binarise import Binarisation
+from mmeval.home import atomic_write
 from mmeval.prompting.draft import Draft, ExpertHint, Reference
 from mmeval.regions import region_name
 
@@ -58,6 +60,18 @@ class AgentOptions(BaseModel):
     max_boxes: int | None = Field(None, ge=1, description="bbox: merge boxes until at most this many are left "
                                                           "(default 2, 3 with the oracle, as MMAD)")
     max_side: int = Field(512, ge=64, description="the overlay's long side in pixels (MMAD: 512)")
+
+
+def _cached_map(path: Path) -> AnomalyMap | None:
+    """The expert's answer kept at ``path``; None when there is none, or what is there cannot be read (then
+    it is computed and written again)."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path) as f:
+            return AnomalyMap(f["map"], float(f["score"]), float(f["threshold"]), f["rows"], f["cols"])
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None
 
 
 class AgentBoost(Boost):
@@ -102,16 +116,12 @@ class AgentBoost(Boost):
             return self._maps[q.image]
         key = self.expert.cache_key(q.query_path, list(q.template_paths), q.mask_path)
         path = self.cache / "maps" / f"{key}.npz"
-        if path.is_file():
-            with np.load(path) as f:
-                amap = AnomalyMap(f["map"], float(f["score"]), float(f["threshold"]), f["rows"], f["cols"])
-        else:
+        amap = _cached_map(path)
+        if amap is None:
             amap = self.expert.analyse(q.query_path, list(q.template_paths), q.mask_path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp.npz")
-            np.savez_compressed(tmp, map=amap.map, score=amap.score, threshold=amap.threshold, rows=amap.rows,
-                                cols=amap.cols)
-            tmp.replace(path)
+            with atomic_write(path) as fh:
+                np.savez_compressed(fh, map=amap.map, score=amap.score, threshold=amap.threshold, rows=amap.rows,
+                                    cols=amap.cols)
         self._maps[q.image] = (amap, key)
         return amap, key
 
@@ -126,10 +136,8 @@ class AgentBoost(Boost):
                 size = im.size
             image = draw(q.query_path, amap.to_image(size[1], size[0]), self.opts.view,  # type: ignore[arg-type]
                          self.rule, self.opts.max_side)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp.png")
-            image.save(tmp, format="PNG")
-            tmp.replace(path)
+            with atomic_write(path) as fh:
+                image.save(fh, format="PNG")
         return path
 
     # ---------------------------------------------------------------------------------------- the transform
