@@ -12,9 +12,11 @@ query image once. What the MLLM then receives (``view``):
 
 Everything depends only on the image, so it sits in the shared prefix. Maps and overlays are cached in
 mmeval's home folder under the expert's cache key (:meth:`mmeval.experts.base.Expert.cache_key`: the
-expert, its options and the bytes of every file it reads) and, for overlays, the drawing settings: a rerun, a resume or another question about the same image finds them,
-and the prompt's image path is the same each time. Each prediction records the expert's verdict and
-where its map is, so the report can score the expert and see whether the MLLM followed it.
+expert, its options and the bytes of every file it reads) and, for overlays, the drawing settings: a
+rerun, a resume or another question about the same image finds them, and the prompt's image path is
+the same each time; they are written atomically, so runs may share the cache. Each prediction records
+the expert's verdict and where its map is, so the report can score the expert and see whether the MLLM
+followed it.
 """
 
 from __future__ import annotations
