@@ -9,22 +9,32 @@ peaks, when an option names it):
   answers are neither); each split into *right* and *wrong*. "Overrode and right" is what the model
   adds to its expert; "followed and wrong" what it inherits from it.
 
-Knowledge leaks (:func:`knowledge_leaks`, runs with ``--boost rag``): per task, accuracy on the
-questions whose correct option's wording appears in the knowledge the model read (``leak``) and on
-the others. Category knowledge names the product and its defects, so a leaked question may be answered
-by reading rather than looking.
+Knowledge leaks (:func:`knowledge_leaks`, runs with ``--boost rag``): per task, the accuracy of a blind
+reader that sees only the question, the options and the injected knowledge
+(:mod:`mmeval.boosts.blind_reader`) beside the boosted model's, and the model's accuracy on the questions
+the reader singles the correct option out on (*leaked*) and on the others. Where the reader does as
+well as the model, the knowledge answered, not the image.
+
+Every accuracy here follows the score table's rule (:func:`mmeval.scoring.score_table`: balanced where
+the task is, a mean over datasets), so the expert alone, the model and the reader are measured as the
+score table measures any run.
 """
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from mmeval import scoring
+from mmeval.boosts.blind_reader import credit
 from mmeval.predictions import Prediction
 from mmeval.regions import option_region
 from mmeval.report.analysis.questions import pct, plain_preds
+from mmeval.scoring import Figure
 from mmeval.tasks import has_role, task_names, yes_no_letters
 
 
@@ -46,10 +56,14 @@ class KnowledgeLeak(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     task: str
+    questions: int = 0
+    #: the blind reader's accuracy (NaN for runs that did not record its picks)
+    reader_accuracy: Figure = math.nan
+    model_accuracy: Figure = math.nan
     leaked: int
-    leaked_accuracy: float
+    leaked_accuracy: Figure
     clean: int
-    clean_accuracy: float
+    clean_accuracy: Figure
 
 
 class BoostEffects(BaseModel):
@@ -103,17 +117,41 @@ def expert_use(preds: Iterable[Prediction]) -> tuple[str | None, list[ExpertUse]
     return expert, rows
 
 
+def task_scores(preds: Sequence[Prediction], correct: Sequence[float] | None = None) -> dict[str, float]:
+    """Per task, the score table's figure (its ``Average`` row) for these predictions, or for ``correct``
+    (one value per prediction, a share of a point for a guess) in place of their own right and wrong."""
+    if not preds:
+        return {}
+    df = scoring.frame(preds)
+    if correct is not None:
+        df["correct"] = np.asarray(correct, dtype=float)
+    return scoring.table_row(scoring.score_table(df))
+
+
 def knowledge_leaks(preds: Iterable[Prediction]) -> list[KnowledgeLeak]:
-    groups: dict[str, dict[bool, list[Prediction]]] = defaultdict(lambda: {True: [], False: []})
+    rows: list[tuple[Prediction, dict]] = []
     for p in plain_preds(preds):
         note = (p.boost_notes or {}).get("rag")
         if isinstance(note, dict) and "leak" in note:
-            groups[p.task][bool(note["leak"])].append(p)
-    return [KnowledgeLeak(task=t, leaked=len(groups[t][True]),
-                          leaked_accuracy=pct(sum(p.correct for p in groups[t][True]), len(groups[t][True])),
-                          clean=len(groups[t][False]),
-                          clean_accuracy=pct(sum(p.correct for p in groups[t][False]), len(groups[t][False])))
-            for t in task_names() if t in groups]
+            rows.append((p, note))
+    if not rows:
+        return []
+    preds_all = [p for p, _ in rows]
+    picks = [n.get("reader") for _, n in rows]
+    with_reader = all(isinstance(r, list) and r for r in picks)
+    reader = (task_scores(preds_all, [credit(list(r), p.answer) for (p, _), r in zip(rows, picks, strict=True)])
+              if with_reader else {})
+    model = task_scores(preds_all)
+    leaked = [p for p, n in rows if n["leak"]]
+    clean = [p for p, n in rows if not n["leak"]]
+    on_leaked, on_clean = task_scores(leaked), task_scores(clean)
+    tasks_asked = {p.task for p in preds_all}
+    nan = math.nan
+    return [KnowledgeLeak(task=t, questions=sum(p.task == t for p in preds_all),
+                          reader_accuracy=reader.get(t, nan), model_accuracy=model.get(t, nan),
+                          leaked=sum(p.task == t for p in leaked), leaked_accuracy=on_leaked.get(t, nan),
+                          clean=sum(p.task == t for p in clean), clean_accuracy=on_clean.get(t, nan))
+            for t in task_names() if t in tasks_asked]
 
 
 def boost_effects(preds: list[Prediction]) -> BoostEffects:
