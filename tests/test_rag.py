@@ -157,11 +157,12 @@ def test_the_report_sets_the_blind_reader_beside_the_model_and_splits_by_leak(tm
     from mmeval.report.analysis.boosts import knowledge_leaks
 
     def pred(i: int, normal: bool, task: str, choice: str, reader: list[str], ds: str = "D1") -> Prediction:
-        return Prediction(id=f"{ds}/{i}", image=f"{ds}/img{i}.png", dataset=ds, category="c", task=task,
-                          is_normal=normal, question="q", options={"A": "Yes.", "B": "No."} if task ==
-                          "Anomaly Detection" else {"A": "a", "B": "b", "C": "c", "D": "d"},
-                          answer="A" if not normal or task != "Anomaly Detection" else "B", choice=choice,
-                          type=task, response=choice, model="m", config="x", boost_notes={"rag": {"leak": reader == ["A"], "reader": reader}})
+        detection = task == "Anomaly Detection"
+        return Prediction(id=f"{ds}/{i}", image=f"{ds}/img{i}.png", dataset=ds, category="c", task=task, type=task,
+                          is_normal=normal, question="q",
+                          options={"A": "Yes.", "B": "No."} if detection else {"A": "a", "B": "b", "C": "c", "D": "d"},
+                          answer="B" if normal and detection else "A", choice=choice, response=choice, model="m",
+                          config="x", boost_notes={"rag": {"leak": reader == ["A"], "reader": reader}})
 
     ad = "Anomaly Detection"
     dc = "Defect Classification"
