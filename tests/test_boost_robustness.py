@@ -100,6 +100,14 @@ def test_sixteen_bit_grey_maps_keep_their_scale(official_data: Path, tmp_path: P
     assert amap.score == pytest.approx(1.0) and amap.map[7, 7] == pytest.approx(0.2, abs=1e-4)
 
 
+def test_a_missing_oracle_mask_stops_the_run_naming_it(official_data: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture) -> None:
+    assert main(["run", "--model", "random", "--data", str(official_data), "--boost", "agent", "--boost-arg",
+                 "expert=oracle", "--out", str(tmp_path / "x"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "000_rbg_mask.png" in err and "Traceback" not in err
+
+
 def test_an_unreadable_oracle_mask_is_an_input_error_naming_it(tmp_path: Path) -> None:
     query = tmp_path / "q.png"
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(query)
@@ -211,3 +219,68 @@ def test_two_runs_writing_one_cache_entry_at_once_both_succeed(official_data: Pa
     assert not [p for p in cache.rglob("*") if "tmp" in p.name]  # no temporary file left behind
     with np.load(prepared[0].notes["agent"]["map"]) as f:
         assert f["map"].shape == (6, 6)
+
+
+# ------------------------------------------------------------------------------------------ boost reporting
+
+
+def test_the_expert_alone_scores_as_the_expert_model_scores(synthetic_demo: Path, tmp_path: Path) -> None:
+    """One expert accuracy: the boost table's "expert alone" equals the score table of the expert answering
+    as a model, cell for cell (balanced detection, the same localization rule)."""
+    from mmeval import scoring
+    from mmeval.predictions import read_predictions
+    from mmeval.report.analysis.boosts import expert_use
+
+    common = ["--data", str(synthetic_demo), "--shots", "2", "--limit", "160", "--no-progress"]
+    assert main(["run", "--model", "expert", *common, "--out", str(tmp_path / "model")]) == 0
+    assert main(["run", "--model", "random", "--boost", "agent", "--boost-arg", "view=text", *common,
+                 "--out", str(tmp_path / "boost")]) == 0
+    _, rows = expert_use(read_predictions(tmp_path / "boost" / "predictions.jsonl"))
+    by_task = {r.task: r.expert_accuracy for r in rows}
+    assert set(by_task) == {"Anomaly Detection", "Defect Localization"}
+    expert_table = scoring.table_row(scoring.score_table(scoring.frame(
+        read_predictions(tmp_path / "model" / "predictions.jsonl"))))
+    for task, value in by_task.items():
+        assert value == expert_table[task], task
+
+
+def test_run_json_counts_the_images_the_expert_analysed(official_data: Path, tmp_path: Path) -> None:
+    from mmeval.config import RunRecord
+
+    _write_maps(official_data, tmp_path / "maps", (1, 1))
+    assert main(["run", "--model", "random", "--data", str(official_data), "--boost", "agent", "--boost-arg",
+                 "expert=maps", "--boost-arg", f"maps={tmp_path / 'maps'}", "--out", str(tmp_path / "r"),
+                 "--no-progress"]) == 0
+    record = RunRecord.read(tmp_path / "r" / "run.json")
+    assert record.boosts[0].model_extra["images_analysed"] == len(json_keys(official_data))
+
+
+def test_runs_with_other_boost_options_get_other_default_folders() -> None:
+    from mmeval.cli.run import default_out
+    from mmeval.config import RunConfig
+
+    def out(**args: object) -> Path:
+        return default_out(RunConfig(model="random", data="synthetic", shots=1, boosts=("agent",),
+                                     boost_args={"agent": args} if args else {}))
+
+    folders = {out(), out(expert="oracle"), out(expert="oracle", view="text"), out(expert="maps", maps="/a/maps"),
+               out(expert="maps", maps="/b/maps")}
+    assert len(folders) == 5
+    assert out() == Path("reports/random_synthetic_1shot_seed0_agent")  # no options: the name it always had
+    long = default_out(RunConfig(model="hf:/" + "x" * 100, data="synthetic", shots=1, boosts=("agent",),
+                                 boost_args={"agent": {"expert": "oracle"}}))
+    assert long.name.endswith("_agent-expert-oracle") and len(long.name) <= 80  # the boosts part is never cut off
+
+
+def test_an_option_of_a_boost_left_out_names_the_boost_to_add(official_data: Path, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture) -> None:
+    assert main(["run", "--model", "random", "--data", str(official_data), "--boost", "none", "--boost-arg",
+                 "view=text", "--out", str(tmp_path / "x"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "--boost agent" in err and "BOOST." not in err and "Traceback" not in err
+
+
+def test_mmeval_boosts_marks_required_options(capsys: pytest.CaptureFixture) -> None:
+    assert main(["boosts"]) == 0
+    out = capsys.readouterr().out
+    assert "PydanticUndefined" not in out and "maps: str (required)" in out

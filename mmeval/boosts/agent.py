@@ -150,7 +150,8 @@ class AgentBoost(Boost):
         region = region_name(*amap.peak_cell())
         note: dict[str, Any] = {"expert": self.expert.name, "view": self.opts.view, "score": round(amap.score, 6),
                                 "threshold": round(amap.threshold, 6), "defective": amap.defective,
-                                "region": region, "map": str(self.cache / "maps" / f"{key}.npz")}
+                                "region": region, "map": str(self.cache / "maps" / f"{key}.npz"),
+                                "region_scores": {region_name(*cell): v for cell, v in amap.region_scores().items()}}
         if self.opts.view == "text":
             hint = ExpertHint(amap.score, amap.threshold, amap.defective, region)
             return draft.with_(hints=(*draft.hints, hint), notes={**draft.notes, self.name: note})

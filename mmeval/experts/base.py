@@ -30,6 +30,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from mmeval import optionspec
+from mmeval.errors import InputError
 from mmeval.regions import cell_of
 
 
@@ -140,7 +141,11 @@ class Expert(ABC):
         (defaults included, operational ones aside) and the bytes of every file of :meth:`inputs`."""
         options = {k: v for k, v in self.options.model_dump(mode="json").items()
                    if not optionspec.is_operational(type(self.options), k)}
-        files = [_file_digest(p) for p in self.inputs(query, templates, mask)]
+        try:
+            files = [_file_digest(p) for p in self.inputs(query, templates, mask)]
+        except OSError as exc:
+            raise InputError(f"expert {self.name}: cannot read {exc.filename or query}: {exc.strerror or exc}"
+                             ) from None
         blob = json.dumps([self.name, self.version, options, files], sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:24]
 

@@ -1,8 +1,8 @@
 """What the boosts did to a run, from the notes each prediction carries. Definitions, precisely:
 
-Expert use (:func:`expert_use`, runs with ``--boost agent``), per task the expert can answer (the
-detection question: its verdict; the location question: the option naming the region where its map
-peaks, when an option names it):
+Expert use (:func:`expert_use`, runs with ``--boost agent``), per task the expert can answer, as the
+``expert`` model family answers (the detection question: its verdict; the location question: the
+offered region where its map is highest, :func:`mmeval.regions.best_named`):
 
 - *expert accuracy*: how often that answer is right: the expert answering alone;
 - *followed* / *overrode*: the model chose the expert's answer / another valid option (invalid
@@ -32,8 +32,8 @@ from pydantic import BaseModel, ConfigDict
 from mmeval import scoring
 from mmeval.boosts.blind_reader import credit
 from mmeval.predictions import Prediction
-from mmeval.regions import option_region
-from mmeval.report.analysis.questions import pct, plain_preds
+from mmeval.regions import best_named, option_region
+from mmeval.report.analysis.questions import plain_preds
 from mmeval.scoring import Figure
 from mmeval.tasks import has_role, task_names, yes_no_letters
 
@@ -44,8 +44,8 @@ class ExpertUse(BaseModel):
     task: str
     questions: int
     expert_answered: int  # questions the expert's output answers
-    expert_accuracy: float  # percent of those, the expert alone
-    model_accuracy: float  # percent of those, the model
+    expert_accuracy: Figure  # of those, the expert alone, by the score table's rule
+    model_accuracy: Figure  # of those, the model, by the score table's rule
     followed: int
     followed_right: int
     overrode: int
@@ -81,11 +81,18 @@ class BoostEffects(BaseModel):
 
 
 def expert_letter(p: Prediction, note: dict[str, object]) -> str | None:
-    """The option the expert's output picks for this question, if it picks one."""
+    """The option the expert's output picks for this question, if it picks one: as the ``expert`` model
+    family answers (its verdict on detection; :func:`mmeval.regions.best_named` on localization)."""
     if has_role(p.task, "detection"):
         yes, no = yes_no_letters(p.options)
         return (yes if note.get("defective") else no) if yes and no else None
-    if has_role(p.task, "defect-location") and isinstance(note.get("region"), str):
+    if not has_role(p.task, "defect-location"):
+        return None
+    scores = note.get("region_scores")
+    if isinstance(scores, dict):
+        cells = {cell: float(v) for k, v in scores.items() if (cell := option_region(str(k))) is not None}
+        return best_named(p.options, cells)
+    if isinstance(note.get("region"), str):  # runs from before region scores were recorded: the peak's option
         cell = option_region(str(note["region"]))
         named = [k for k, v in p.options.items() if option_region(v) == cell]
         return named[0] if len(named) == 1 else None
@@ -103,15 +110,16 @@ def expert_use(preds: Iterable[Prediction]) -> tuple[str | None, list[ExpertUse]
         letter = expert_letter(p, note)
         if letter is not None:
             groups[p.task].append((p, letter))
+    pairs = [pair for task in groups for pair in groups[task]]
+    alone = task_scores([p for p, _ in pairs], [float(e == p.answer) for p, e in pairs])
+    model = task_scores([p for p, _ in pairs])
     rows = []
     for task in [t for t in task_names() if t in groups]:
-        pairs = groups[task]
-        followed = [p for p, e in pairs if p.choice == e]
-        overrode = [p for p, e in pairs if p.choice is not None and p.choice != e]
+        followed = [p for p, e in groups[task] if p.choice == e]
+        overrode = [p for p, e in groups[task] if p.choice is not None and p.choice != e]
         rows.append(ExpertUse(
-            task=task, questions=len(pairs), expert_answered=len(pairs),
-            expert_accuracy=pct(sum(e == p.answer for p, e in pairs), len(pairs)),
-            model_accuracy=pct(sum(p.correct for p, _ in pairs), len(pairs)),
+            task=task, questions=len(groups[task]), expert_answered=len(groups[task]),
+            expert_accuracy=alone.get(task, math.nan), model_accuracy=model.get(task, math.nan),
             followed=len(followed), followed_right=sum(p.correct for p in followed),
             overrode=len(overrode), overrode_right=sum(p.correct for p in overrode)))
     return expert, rows
