@@ -126,14 +126,22 @@ def json_keys(mmad_json: Path) -> list[str]:
 # ------------------------------------------------------------------------------------------ cache keys
 
 
-def _agent_prepared(data: Path, shots: int = 0, **args: object) -> list:
+def _agent_prepared(data: Path, shots: int = 0, images: int | None = None, **args: object) -> list:
+    """Every question prepared with the agent boost (``images``: only those of the first normal and the
+    first defective images, that many of each)."""
     from mmeval.config import RunConfig
     from mmeval.run.prepare import prepare
     from mmeval.run.runner import build_boosts, load
 
     cfg = RunConfig(model="random", data=str(data), shots=shots, boosts=("agent",), boost_args={"agent": args})
     bench = load(cfg)
-    return prepare(bench.questions, cfg, build_boosts(cfg, bench))
+    questions = bench.questions
+    if images is not None:
+        keep = set()
+        for normal in (True, False):
+            keep |= set(list(dict.fromkeys(q.image for q in questions if q.is_normal == normal))[:images])
+        questions = [q for q in questions if q.image in keep]
+    return prepare(questions, cfg, build_boosts(cfg, bench))
 
 
 def _write_maps(data: Path, maps: Path, peak: tuple[int, int]) -> None:
@@ -284,3 +292,46 @@ def test_mmeval_boosts_marks_required_options(capsys: pytest.CaptureFixture) -> 
     assert main(["boosts"]) == 0
     out = capsys.readouterr().out
     assert "PydanticUndefined" not in out and "maps: str (required)" in out
+
+
+# ------------------------------------------------------------------------------------------ hint wording
+
+
+def _prefix_text(p: object) -> str:
+    msg = p.request.message  # type: ignore[attr-defined]
+    return "".join(getattr(part, "text", "") for part in msg.parts[: msg.prefix_len])
+
+
+def test_the_oracles_words_say_what_it_found(synthetic_demo: Path) -> None:
+    prepared = _agent_prepared(synthetic_demo, images=1, expert="oracle", view="text")
+    normal = next(p for p in prepared if p.question.is_normal)
+    text = _prefix_text(normal)
+    assert "suggests no defect" in text and "center" not in text  # an all-zero map has no highest place
+    assert "nothing anomalous" in text and normal.notes["agent"]["region"] is None
+    defect = next(p for p in prepared if not p.question.is_normal)
+    assert f"most likely in the {defect.notes['agent']['region']} of the image" in _prefix_text(defect)
+
+
+@pytest.mark.parametrize("view", ["bbox", "heatmap"])
+def test_an_overlay_sentence_says_what_the_expert_found(synthetic_demo: Path, view: str) -> None:
+    prepared = _agent_prepared(synthetic_demo, images=1, expert="oracle", view=view)
+    normal = _prefix_text(next(p for p in prepared if p.question.is_normal))
+    defect = _prefix_text(next(p for p in prepared if not p.question.is_normal))
+    assert "even on products without defects" not in normal + defect  # untrue of the oracle
+    assert "found nothing anomalous" in normal and "defective" not in normal
+    assert "judges the product defective" in defect and "nothing anomalous" not in defect
+    patch = _agent_prepared(synthetic_demo, shots=1, images=1, view=view)  # a detector that always marks something
+    quiet = next(p for p in patch if p.question.is_normal and not p.notes["agent"]["defective"])
+    assert "the marks only show where" in _prefix_text(quiet)
+
+
+def test_the_text_view_names_every_region_above_the_threshold(official_data: Path, tmp_path: Path) -> None:
+    maps = tmp_path / "maps"
+    for key in json_keys(official_data):
+        grid = np.zeros((6, 6), np.float32)
+        grid[0, 0], grid[5, 5], grid[0, 5] = 0.9, 0.8, 0.3  # two regions above the line (0.5), one below
+        (maps / key).parent.mkdir(parents=True, exist_ok=True)
+        np.save((maps / key).with_suffix(".npy"), grid)
+    text = _prefix_text(_agent_prepared(official_data, expert="maps", maps=str(maps), view="text")[0])
+    assert "most likely in the top left of the image" in text
+    assert "also above that line in the bottom right" in text and "top right" not in text

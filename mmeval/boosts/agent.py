@@ -3,10 +3,12 @@
 The expert (``--boost-arg expert=patch|maps|oracle``, plus the expert's own options) analyses each
 query image once. What the MLLM then receives (``view``):
 
-- ``text``: the expert's image score, its threshold, its verdict and the region of the 3x3 grid where
-  its map peaks, in one sentence;
-- ``bbox``, ``contour``, ``highlight``, ``mask``, ``heatmap``: an extra image after the query, with a
-  sentence saying the marks are suggestions that may be wrong. The map is binarised before drawing
+- ``text``: the expert's image score, its threshold, its verdict and where its map is: every region of
+  the 3x3 grid where it rises above the threshold (highest first), else where it is highest, else (a
+  map the same everywhere) that it points nowhere;
+- ``bbox``, ``contour``, ``highlight``, ``mask``, ``heatmap``: an extra image after the query, with
+  sentences saying what the expert found (its verdict, and whether it marked anything) and that it may
+  be wrong. The map is binarised before drawing
   (MMAD's rule by default; ``ratio``, ``median_above``, ``min_area``, ``max_boxes`` are options,
   since the binarisation is what decides whether a hint helps).
 
@@ -33,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mmeval import experts, optionspec
 from mmeval.boosts.base import Boost, BoostContext
-from mmeval.boosts.overlays import draw
+from mmeval.boosts.overlays import Notation, fitted, marks_anything, render
 from mmeval.data import Question
 from mmeval.errors import InputError
 from mmeval.experts.base import AnomalyMap
@@ -91,6 +93,7 @@ class AgentBoost(Boost):
         self.rule = Binarisation(o.ratio, o.median_above, o.min_area, max_boxes)
         self.cache = context.cache_dir
         self._maps: dict[str, tuple[AnomalyMap, str]] = {}
+        self._overlays: dict[str, tuple[Path, bool]] = {}
 
     # ---------------------------------------------------------------------------------------- options
 
@@ -127,38 +130,43 @@ class AgentBoost(Boost):
         self._maps[q.image] = (amap, key)
         return amap, key
 
-    def _overlay(self, q: Question, amap: AnomalyMap, key: str) -> Path:
+    def _overlay(self, q: Question, amap: AnomalyMap, key: str) -> tuple[Path, bool]:
+        """The overlay's cached image (drawn when missing) and whether it marks anything (once per image)."""
+        if q.image in self._overlays:
+            return self._overlays[q.image]
         settings = json.dumps([self.opts.view, self.rule.__dict__, self.opts.max_side], sort_keys=True)
         name = f"{key}-{hashlib.sha256(settings.encode()).hexdigest()[:12]}.png"
         path = self.cache / "overlays" / name
-        if not path.is_file():
-            from PIL import Image
+        from PIL import Image
 
-            with Image.open(q.query_path) as im:
-                size = im.size
-            image = draw(q.query_path, amap.to_image(size[1], size[0]), self.opts.view,  # type: ignore[arg-type]
-                         self.rule, self.opts.max_side)
+        with Image.open(q.query_path) as im:
+            size = im.size
+        view: Notation = self.opts.view  # type: ignore[assignment]  # every view but text
+        base, grid = fitted(q.query_path, amap.to_image(size[1], size[0]), self.opts.max_side)
+        if not path.is_file():
             with atomic_write(path) as fh:
-                image.save(fh, format="PNG")
-        return path
+                render(base, grid, view, self.rule).save(fh, format="PNG")
+        self._overlays[q.image] = (path, marks_anything(grid, view, self.rule))
+        return self._overlays[q.image]
 
     # ---------------------------------------------------------------------------------------- the transform
 
     def apply(self, draft: Draft) -> Draft:
         q = draft.question
         amap, key = self._analysis(q)
-        region = region_name(*amap.peak_cell())
+        region = None if amap.flat else region_name(*amap.peak_cell())
         note: dict[str, Any] = {"expert": self.expert.name, "view": self.opts.view, "score": round(amap.score, 6),
                                 "threshold": round(amap.threshold, 6), "defective": amap.defective,
                                 "region": region, "map": str(self.cache / "maps" / f"{key}.npz"),
                                 "region_scores": {region_name(*cell): v for cell, v in amap.region_scores().items()}}
         if self.opts.view == "text":
-            hint = ExpertHint(amap.score, amap.threshold, amap.defective, region)
+            above = tuple(region_name(*cell) for cell in amap.regions_above(amap.threshold))
+            hint = ExpertHint(amap.score, amap.threshold, amap.defective, region, above)
             return draft.with_(hints=(*draft.hints, hint), notes={**draft.notes, self.name: note})
-        overlay = self._overlay(q, amap, key)
+        overlay, marked = self._overlay(q, amap, key)
         note["overlay"] = str(overlay)
-        return draft.with_(references=(*draft.references, Reference(str(overlay), self.opts.view)),
-                           notes={**draft.notes, self.name: note})
+        ref = Reference(str(overlay), self.opts.view, marked=marked, defective=amap.defective)
+        return draft.with_(references=(*draft.references, ref), notes={**draft.notes, self.name: note})
 
     def record(self) -> dict[str, Any]:
         return {"expert": self.expert.name, "view": self.opts.view, "binarisation": dict(self.rule.__dict__),

@@ -88,6 +88,21 @@ class AnomalyMap:
         ys, xs = np.nonzero(top)
         return cell_of(float(self.rows[ys].mean()), float(self.cols[xs].mean()), 1.0, 1.0)
 
+    @property
+    def flat(self) -> bool:
+        """Whether the map is the same everywhere (an oracle's empty mask ...): it points nowhere."""
+        return bool(self.map.max() <= self.map.min())
+
+    def regions_above(self, line: float) -> list[tuple[int, int]]:
+        """The grid cells where the map rises above ``line`` (the expert's threshold), highest first, the
+        peak's own cell before others as high; empty for a flat map."""
+        if self.flat:
+            return []
+        scores = self.region_scores()
+        peak = self.peak_cell()
+        above = [cell for cell, v in scores.items() if v > line]
+        return sorted(above, key=lambda cell: (-scores[cell], cell != peak, cell))
+
     def region_scores(self) -> dict[tuple[int, int], float]:
         """Per cell of the 3x3 region grid: the map's maximum there (an empty cell gets the map's minimum)."""
         band_r = np.array([cell_of(float(r), 0.0, 1.0, 1.0)[0] for r in self.rows])
