@@ -145,9 +145,9 @@ def knowledge_leaks(preds: Iterable[Prediction]) -> list[KnowledgeLeak]:
     if not rows:
         return []
     preds_all = [p for p, _ in rows]
-    picks = [n.get("reader") for _, n in rows]
-    with_reader = all(isinstance(r, list) and r for r in picks)
-    reader = (task_scores(preds_all, [credit(list(r), p.answer) for (p, _), r in zip(rows, picks, strict=True)])
+    picks = [r if isinstance(r := n.get("reader"), list) else [] for _, n in rows]
+    with_reader = all(picks)  # runs from before the reader recorded its picks have none
+    reader = (task_scores(preds_all, [credit(r, p.answer) for p, r in zip(preds_all, picks, strict=True)])
               if with_reader else {})
     model = task_scores(preds_all)
     leaked = [p for p, n in rows if n["leak"]]
