@@ -9,6 +9,8 @@ has stay plain flags.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import re
 import sys
 from pathlib import Path
@@ -194,12 +196,30 @@ def build_config(s: dict[str, Any]) -> Any:
 
 
 def default_out(config: Any) -> Path:
+    """``reports/<model>_<data>_<shots>shot_seed<seed>[_<style>][_<boosts and their options>]``: runs that
+    would answer differently get different folders (the boosts part is never cut off)."""
     from mmeval.data.synthetic.cache import synthetic_scale
 
     data_name = config.data.replace(":", "-") if synthetic_scale(config.data) else Path(config.data).stem
-    boost = "_" + "+".join(config.boosts) if config.boosts else ""
     style = f"_{config.prompt_style}" if config.prompt_style != "mmeval" else ""
-    return Path("reports") / _slug(f"{config.model}_{data_name}_{config.shots}shot_seed{config.seed}{boost}{style}")
+    name = _slug(f"{config.model}_{data_name}_{config.shots}shot_seed{config.seed}{style}")
+    label = _boost_label(config.boosts, config.boost_args)
+    if label:
+        name = name[: max(1, 80 - len(label))].rstrip("-") + label
+    return Path("reports") / name
+
+
+def _boost_label(names: tuple[str, ...], args: dict[str, dict[str, Any]]) -> str:
+    """``_rag-agent-expert-oracle-view-text``: each boost with the options that change its answers, readable
+    when short and plain, else as a digest of them (a path, a long list)."""
+    parts = []
+    for name in names:
+        given = args.get(name, {})
+        text = "-".join(f"{k}-{v}" for k, v in sorted(given.items()))
+        if len(text) > 40 or not re.fullmatch(r"[A-Za-z0-9._-]*", text):
+            text = hashlib.sha256(json.dumps(given, sort_keys=True, default=str).encode()).hexdigest()[:10]
+        parts.append(f"{name}-{text}" if given else name)
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", "_" + "+".join(parts)) if parts else ""
 
 
 def cmd_run(args: argparse.Namespace) -> int:

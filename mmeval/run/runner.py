@@ -239,6 +239,8 @@ def _run(config: RunConfig, out: Path, bench: Benchmark, questions: list[Questio
         mine = {pred_path: read_predictions(pred_path, repair=True)}  # a torn last line is cut off the file
         prepared = prepare(questions, config, boosts)
         on_disk = latest_by_id(p for p in shard.read_all(out, known=mine) if p.config == digest)
+    if rank == 0 and boosts:  # again, now with what the boosts did while preparing (images an expert analysed ...)
+        write_run_record(out, _record(config, bench, boosts, cycle_ms))
     current = {p.request.id: p.digest for p in prepared}
     done = {i for i, p in on_disk.items() if p.error is None and current.get(i) == p.question_digest}
     changed = sorted(i for i, p in on_disk.items() if i in current and current[i] != p.question_digest)
