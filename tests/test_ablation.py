@@ -52,3 +52,22 @@ def test_notations_are_drawn_for_the_readme(tmp_path: Path) -> None:
     assert main(["boosts", "--notations", str(tmp_path / "n.png")]) == 0
     sheet = Image.open(tmp_path / "n.png")
     assert sheet.width == 6 * 256 and sheet.height > 256
+
+
+def test_ablations_with_other_boost_options_get_their_own_default_folders() -> None:
+    """Without --out, an ablation with another expert (or view) must not land in the folders of the first one,
+    whose variants hold other answers under the same names; an ablation without boost options keeps the plain
+    run's name."""
+    from mmeval.boosts import parse_variants
+    from mmeval.cli import build_parser
+    from mmeval.cli.run import ablation_out, settings, variant_configs
+
+    def folder(*extra: str) -> str:
+        s = settings(build_parser().parse_args(["run", "--model", "random", "--shots", "1", "--boost", "none,agent",
+                                                *extra]))
+        variants = parse_variants(s["boost"])
+        return ablation_out(s, variants, variant_configs(s, variants)).name
+
+    patch, oracle = folder("--boost-arg", "expert=patch"), folder("--boost-arg", "expert=oracle")
+    assert patch != oracle and "oracle" in oracle
+    assert folder() == "random_synthetic_1shot_seed0"

@@ -264,8 +264,8 @@ def _ablation(s: dict[str, Any], variants: list[str], *, progress: bool) -> int:
     from mmeval.report import ablation
     from mmeval.report.analysis import load_run
 
-    configs = {v: build_config({**s, "boost": v, "variants": variants}) for v in variants}
-    base_out = Path(s["out"]) if s["out"] else default_out(build_config({**s, "boost": None, "variants": variants}))
+    configs = variant_configs(s, variants)
+    base_out = Path(s["out"]) if s["out"] else ablation_out(s, variants, configs)
     status = 0
     for variant, config in configs.items():
         print(f"--- variant {variant} ---", file=sys.stderr)
@@ -276,6 +276,19 @@ def _ablation(s: dict[str, Any], variants: list[str], *, progress: bool) -> int:
     print(ablation.text_summary(result), file=sys.stderr)
     print(f"ablation: {files['html'].resolve()}")
     return status
+
+
+def variant_configs(s: dict[str, Any], variants: list[str]) -> dict[str, Any]:
+    """The RunConfig of each variant of an ablation."""
+    return {v: build_config({**s, "boost": v, "variants": variants}) for v in variants}
+
+
+def ablation_out(s: dict[str, Any], variants: list[str], configs: dict[str, Any]) -> Path:
+    """An ablation's default folder: the plain run's name, then the boosts' answer-changing options when any are
+    given, so that two ablations with another expert or view never share their variants' folders."""
+    plain = default_out(build_config({**s, "boost": None, "variants": variants}))
+    given = {b: a for c in configs.values() for b, a in c.boost_args.items() if a}
+    return plain.with_name(plain.name + _boost_label(tuple(given), given)) if given else plain
 
 
 def _summary(result: Any, out: Path) -> None:
