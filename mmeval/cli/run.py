@@ -28,7 +28,7 @@ DEFAULTS: dict[str, Any] = {
     "answer_mode": "generate", "boost": None, "limit": None, "strict": False, "allow_unknown_types": False,
     "circular": False, "probes": False, "batch_size": None, "concurrency": None, "out": None, "overwrite": False,
     "allow_other_files": False, "cycle_ms": None, "verify_images": "header", "prompt_style": "mmeval",
-    "columns": None,
+    "columns": None, "subset": None,
 }
 
 
@@ -88,6 +88,9 @@ def add_parser(sub: Any) -> None:
     run.add_argument("--no-shuffle", dest="shuffle", action="store_const", const=False,
                      help="keep the options in the file's order (default: shuffle, seeded)")
     run.add_argument("--limit", type=int, help="answer only the first K questions (a later run without it continues)")
+    run.add_argument("--subset", metavar="SUBSET_JSON",
+                     help="answer only the questions of a fixed sample written by 'mmeval data subset' (its digest "
+                          "is part of the run's identity); a sample naming questions the data lacks is an error")
     run.add_argument("--out", help="run directory (default: reports/<model>_<data>_<shots>shot_seed<seed>)")
     run.add_argument("--strict", action="store_const", const=True,
                      help="stop at the first bad record (default: skip and list them in the report)")
@@ -159,13 +162,15 @@ def build_config(s: dict[str, Any]) -> Any:
     from mmeval.data.tables import parse_columns
 
     data, image_root = stored_data(str(s["data"]), s["image_root"], columns=parse_columns(s["columns"]))
+    subset, subset_path = _subset(s.get("subset"))
     try:
         return RunConfig(
             model=s["model"], model_args=hashed, runtime_args=runtime, answer_mode=s["answer_mode"], boosts=names,
             boost_args=boost_hashed, boost_runtime_args=boost_runtime,
             data=data, image_root=image_root,
             shots=s["shots"], templates=s["templates"], seed=s["seed"], shuffle=s["shuffle"],
-            allow_unknown_types=s["allow_unknown_types"], limit=s["limit"], strict=s["strict"],
+            allow_unknown_types=s["allow_unknown_types"], limit=s["limit"], subset=subset, subset_path=subset_path,
+            strict=s["strict"],
             circular=s["circular"], probes=s["probes"], batch_size=s["batch_size"], concurrency=s["concurrency"],
             verify_images=s["verify_images"], prompt_style=s["prompt_style"])
     except ValidationError as exc:
@@ -174,13 +179,25 @@ def build_config(s: dict[str, Any]) -> Any:
         raise InputError(f"{where}: {err['msg']}") from None
 
 
+def _subset(value: Any) -> tuple[str | None, str | None]:
+    """(digest, absolute path) of ``--subset``, read and checked now; (None, None) without one."""
+    if not value:
+        return None, None
+    from mmeval.data.subset import read_subset
+
+    path = Path(str(value)).expanduser().resolve()
+    return read_subset(path).digest, str(path)
+
+
 def default_out(config: Any) -> Path:
     from mmeval.data.synthetic.cache import synthetic_scale
 
     data_name = config.data.replace(":", "-") if synthetic_scale(config.data) else Path(config.data).stem
     boost = "_" + "+".join(config.boosts) if config.boosts else ""
     style = f"_{config.prompt_style}" if config.prompt_style != "mmeval" else ""
-    return Path("reports") / _slug(f"{config.model}_{data_name}_{config.shots}shot_seed{config.seed}{boost}{style}")
+    sample = f"_subset-{config.subset[:8]}" if config.subset else ""
+    return Path("reports") / _slug(f"{config.model}_{data_name}_{config.shots}shot_seed{config.seed}{boost}{style}"
+                                   f"{sample}")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
