@@ -119,7 +119,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise InputError(f"--host {args.host} --port {args.port}: cannot listen there ({exc.strerror or exc})") \
             from None
-    panel = server.open_panel(folder, session, names, args.host)
+    panel = server.open_panel(folder, session, names, args.host, on_finished=_report)
     try:
         port = sock.getsockname()[1]
         shown = socket.gethostname() if args.host in ("0.0.0.0", "::") else args.host
@@ -140,14 +140,42 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(run_dir: Path) -> None:
+    """An annotator's (or the panel's) report, as 'mmeval report' writes it."""
+    from mmeval.report.run_report import write_run_report
+
+    write_run_report(run_dir)
+
+
 def cmd_agreement(args: argparse.Namespace) -> int:
     _needs_extra()
     from mmeval.human.agreement import text_summary
-    from mmeval.human.results import describe, write_results
+    from mmeval.human.results import write_results
+    from mmeval.report.csvsafe import write_csv
+    from mmeval.run.rundir import RunDirLock
 
-    results, files = write_results(Path(args.dir))
-    print(describe(results), file=sys.stderr)
-    print(text_summary(results.agreement), file=sys.stderr)
-    print(f"majority vote: {files['panel'].resolve()}", file=sys.stderr)
-    print(files["agreement"].resolve())
+    folder = Path(args.dir)
+    results, panel = write_results(folder)
+    record = results.agreement
+    write_csv(record.table(), folder / "agreement.csv", index=False, float_format="%.4f")
+    if not record.pair_table().empty:
+        write_csv(record.pair_table(), folder / "agreement_pairs.csv", index=False, float_format="%.4f")
+    _report(panel)
+    busy = []
+    for name, run in results.dirs.items():
+        lock = RunDirLock(run)
+        try:
+            lock.acquire()
+        except InputError:
+            busy.append(name)  # being served: their report is written when they finish
+            continue
+        try:
+            _report(run)
+        finally:
+            lock.release()
+    print(results.describe(), file=sys.stderr)
+    print(text_summary(record), file=sys.stderr)
+    print(f"majority vote: {panel.resolve()} (report.html there)"
+          + (f"; {', '.join(busy)} being served: report when finished" if busy else ""), file=sys.stderr)
+    print((folder / "agreement.json").resolve())
     return 0

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -173,17 +174,16 @@ class AnnotatorRun:
         if writer is not None:
             self._writer = PredictionWriter(self.dir / PREDICTIONS)
 
-    def write_report(self) -> None:
-        """The run's report (as ``mmeval report`` writes it), from the file in the session's order."""
-        from mmeval.report.run_report import write_run_report
-
+    def _finish(self, then: Callable[[Path], object]) -> None:
         with self._mutex:
             self._rewrite()
-            write_run_report(self.dir)
+            then(self.dir)
 
-    def report_in_background(self) -> None:
-        """:meth:`write_report` on a thread of its own (the page goes on); :meth:`close` waits for it."""
-        self._reporting = threading.Thread(target=self.write_report, name=f"report-{self.name}", daemon=True)
+    def when_finished(self, then: Callable[[Path], object]) -> None:
+        """Put the file in the session's order, then call ``then(run_dir)`` (the command line passes the report
+        writer) on a thread of its own, so the page goes on; :meth:`close` waits for it."""
+        self._reporting = threading.Thread(target=self._finish, args=(then,), name=f"finish-{self.name}",
+                                           daemon=True)
         self._reporting.start()
 
     def close(self) -> None:

@@ -3,21 +3,19 @@
 Per question, the letter most annotators chose among those who answered it (an "unsure" is no vote); a
 tie is broken by a draw seeded with the panel's seed and the question id, so the same answers always give
 the same panel. A question every annotator who reached it answered "unsure" gets no choice (scored
-wrong). The panel's time per question is the median of its annotators' times. Its config names the
-annotators, so a panel of other people is another run.
+wrong). A vote takes no time of its own: the panel's run has no timings (its annotators' runs do). Its
+config names the annotators, so a panel of other people is another run.
 """
 
 from __future__ import annotations
 
-import json
-import statistics
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from mmeval.config import RunRecord
 from mmeval.human.session import PANEL, RUN_PREFIX, HumanSession
-from mmeval.layout import PREDICTIONS, TIMINGS
+from mmeval.layout import PREDICTIONS
 from mmeval.predictions import Prediction, write_sorted
 from mmeval.prompting.shuffle import question_rng
 from mmeval.run.rundir import RunDirLock, claim, ensure_writable, planned_files, record_outputs, write_run_record
@@ -34,7 +32,7 @@ def majority(votes: Sequence[str | None], seed: int, qid: str) -> str | None:
 
 
 def write_panel(folder: Path, session: HumanSession, answers: Mapping[str, Sequence[Prediction]],
-                times: Mapping[str, Mapping[str, float]], source: str) -> Path:
+                source: str) -> Path:
     """``folder/human-panel``: the majority vote of ``answers`` (annotator -> predictions) as a run directory."""
     out = folder / (RUN_PREFIX + PANEL)
     names = sorted(answers)
@@ -63,11 +61,5 @@ def write_panel(folder: Path, session: HumanSession, answers: Mapping[str, Seque
         record_outputs(out, planned_files(1))
         write_run_record(out, RunRecord(digest=digest, config=config, source=source))
         write_sorted(out / PREDICTIONS, preds, order)
-        lines = []
-        for qid in order:
-            seconds = [times[n][qid] for n in names if qid in times.get(n, {})]
-            if seconds:
-                lines.append(json.dumps({"id": qid, "seconds": statistics.median(seconds), "batch_size": 1}) + "\n")
-        (out / TIMINGS).write_text("".join(lines), encoding="utf-8")  # derived: rewritten whole each time
         record_outputs(out)
     return out

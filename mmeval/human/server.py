@@ -16,7 +16,7 @@ import ipaddress
 import mimetypes
 import secrets
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import cache
@@ -49,12 +49,14 @@ def is_loopback(host: str) -> bool:
 
 @dataclass
 class Panel:
-    """What the app serves: the stimuli, each annotator's run, and their tokens (checked when ``need_token``)."""
+    """What the app serves: the stimuli, each annotator's run, and their tokens (checked when ``need_token``);
+    ``on_finished(run_dir)`` is called when an annotator has answered every question (the report writer)."""
 
     stimuli: Stimuli
     runs: dict[str, AnnotatorRun]
     tokens: dict[str, str]
     need_token: bool
+    on_finished: Callable[[Path], object] | None = None
 
 
 class AnswerBody(BaseModel):
@@ -176,8 +178,8 @@ def create_app(panel: Panel) -> FastAPI:
         except Rejected as exc:
             return JSONResponse({"error": str(exc)}, status_code=exc.status)
         now = state(run)
-        if now["finished"] and outcome != "unchanged":  # the last answer: the annotator's report, in the background
-            run.report_in_background()
+        if now["finished"] and outcome != "unchanged" and panel.on_finished is not None:  # in the background
+            run.when_finished(panel.on_finished)
         return JSONResponse({"outcome": outcome, **now})
 
     @app.get("/a/{name}/practice/{i:int}")
@@ -216,7 +218,8 @@ def create_app(panel: Panel) -> FastAPI:
     return app
 
 
-def open_panel(folder: Path, session: HumanSession, annotators: list[str], host: str) -> Panel:
+def open_panel(folder: Path, session: HumanSession, annotators: list[str], host: str,
+               on_finished: Callable[[Path], object] | None = None) -> Panel:
     """The stimuli of a session and the runs of the annotators served now (each directory locked until
     :func:`close_panel`); an InputError when a directory is in use or holds another config."""
     stimuli = build(session.run_config(annotators[0], folder), session.practice)
@@ -228,7 +231,7 @@ def open_panel(folder: Path, session: HumanSession, annotators: list[str], host:
         for run in runs.values():
             run.close()
         raise
-    return Panel(stimuli, runs, tokens(folder, annotators), need_token=not is_loopback(host))
+    return Panel(stimuli, runs, tokens(folder, annotators), need_token=not is_loopback(host), on_finished=on_finished)
 
 
 def close_panel(panel: Panel) -> None:

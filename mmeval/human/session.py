@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from mmeval.config import RunConfig
 from mmeval.data.subset import Subset, read_subset
 from mmeval.errors import InputError
+from mmeval.layout import HUMAN_MODEL, HUMAN_PANEL_MODEL
 
 #: version of the human.json layout (bumped when its fields change meaning)
 SESSION_SCHEMA_VERSION = 1
@@ -31,9 +32,7 @@ TOKENS_FILE = ".tokens.json"
 PRACTICE_DIR = "practice"
 #: the run directory of an annotator is RUN_PREFIX + name; the majority-vote panel's is RUN_PREFIX + PANEL
 RUN_PREFIX = "human-"
-PANEL = "panel"
-#: the model name of an annotator's run is MODEL_PREFIX + name
-MODEL_PREFIX = "human:"
+PANEL = HUMAN_PANEL_MODEL.removeprefix(HUMAN_MODEL)
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
 
@@ -76,7 +75,7 @@ class HumanSession(BaseModel):
 
     def run_config(self, annotator: str, folder: Path) -> RunConfig:
         """The run config of one annotator's answers: a model run's, with the model ``human:NAME``."""
-        return RunConfig(model=MODEL_PREFIX + annotator, data=self.data, image_root=self.image_root, shots=self.shots,
+        return RunConfig(model=HUMAN_MODEL + annotator, data=self.data, image_root=self.image_root, shots=self.shots,
                          templates=self.templates, seed=self.seed, subset=self.subset,
                          subset_path=str((folder / SUBSET_FILE).resolve()))
 
