@@ -93,7 +93,8 @@ def measure(rd: RunData, *, n_boot: int = 1000, seed: int = 0) -> Measured:
     """Per task and Average: accuracy (scores.csv's Average row), its bootstrap interval, median seconds per answer."""
     preds = plain_preds(rd.preds)
     ci = bootstrap_ci(preds, n_boot=n_boot, seed=seed)
-    avg = ci[ci["dataset"] == scoring.AVERAGE].set_index("metric") if not ci.empty else ci
+    cells: dict[str, dict[str, float]] = {str(r["metric"]): {k: float(r[k]) for k in ("value", "lo", "hi")}
+                                          for r in ci[ci["dataset"] == scoring.AVERAGE].to_dict("records")}
     seconds, _ = read_timings(rd.path)
     by_task: dict[str, list[float]] = {}
     counts: dict[str, int] = {}
@@ -104,7 +105,7 @@ def measure(rd: RunData, *, n_boot: int = 1000, seed: int = 0) -> Measured:
     every = [s for values in by_task.values() for s in values]
     rows = []
     for task in [t for t in tasks.task_names() if t in counts] + [scoring.AVERAGE]:
-        cell = avg.loc[task] if task in avg.index else {"value": float("nan"), "lo": float("nan"), "hi": float("nan")}
+        cell = cells.get(task, {"value": float("nan"), "lo": float("nan"), "hi": float("nan")})
         times = every if task == scoring.AVERAGE else by_task.get(task, [])
         rows.append(TaskMeasure(
             task=task, accuracy=_nan_none(cell["value"]), lo=_nan_none(cell["lo"]), hi=_nan_none(cell["hi"]),

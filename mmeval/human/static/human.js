@@ -248,6 +248,7 @@
     })));
     if (item !== data) return;  // moved on meanwhile
     startClock();
+    document.body.dataset.block = data.block;
     document.body.dataset.shown = kind + ":" + data.n;
   }
 
@@ -345,8 +346,9 @@
 
   function optionFor(ev) {
     const letters = item.options.map(([letter]) => letter);
+    // the number row by place; the keypad only with NumLock on (off, its 4 is an arrow key)
     const digit = /^(?:Digit|Numpad)([1-9])$/.exec(ev.code);
-    if (digit) return letters[Number(digit[1]) - 1] || null;
+    if (digit && (ev.code.startsWith("Digit") || /^[1-9]$/.test(ev.key))) return letters[Number(digit[1]) - 1] || null;
     const ch = letterOf(ev);
     if (item.yes_no && ch === "Y") return item.yes_no.yes;
     if (item.yes_no && ch === "N") return item.yes_no.no;
@@ -409,7 +411,7 @@
     state = await api("/state");
     progress();
     if (state.finished) return finished();
-    if (!state.practice_done) return guidelines();
+    if (!state.practice_done || (state.answered === 0 && state.practice_next === 0)) return guidelines();
     return begin();
   })().catch((err) => message("Cannot start", err.message || String(err), null));
 })();
