@@ -331,6 +331,14 @@ def test_no_answer_leaks_and_the_page_needs_nothing_from_outside(big: tuple[Serv
         _shown(page, n)
         loaded = page.eval_on_selector_all("#images img", "els => els.map(e => e.complete && e.naturalWidth > 0)")
         assert loaded and all(loaded), n  # every image is on screen
+        if n == 0:  # Z: the query at full resolution (every pixel at least once), Escape closes it
+            page.keyboard.press("z")
+            assert page.is_visible("#zoom")
+            query = page.eval_on_selector("figure.query img", "e => [e.src, e.naturalWidth]")
+            zoomed = page.eval_on_selector("#zoom-img", "e => [e.src, e.naturalWidth, e.width]")
+            assert zoomed[:2] == query and zoomed[2] >= query[1] and zoomed[2] % query[1] == 0
+            page.keyboard.press("Escape")
+            assert not page.is_visible("#zoom")
         page.keyboard.press("1")
     _shown(page, 6)
     assert page.evaluate("fetch('https://cdn.jsdelivr.net/x.js').then(() => 'reached', () => 'refused')") == "refused"
