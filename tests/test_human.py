@@ -149,6 +149,18 @@ def test_an_annotator_run_keeps_one_line_per_question(panel_dir: tuple[Path, Hum
     assert len(read_predictions(run.dir / "predictions.jsonl")) == 4
     rd = load_run(run.dir)  # an ordinary run directory
     assert rd.model == "human:bob" and rd.config.subset == session.subset
+    # an answer to a question whose record has changed since is not kept: the question is asked again
+    path = run.dir / "predictions.jsonl"
+    lines = path.read_text().splitlines()
+    lines[2] = lines[2].replace(f'"question_digest":"{preds[2].question_digest}"', '"question_digest":"0"')
+    path.write_text("\n".join(lines) + "\n")
+    again = AnnotatorRun(folder, session, "bob", stimuli)
+    try:
+        assert again.answered() == 3 and again.next_open() == 2 and again.detection_open()
+        again.answer(2, "A", Timing(1))
+    finally:
+        again.close()
+    assert [p.choice for p in read_predictions(path)] == ["B", None, "A", "A"]
 
 
 def test_a_panel_folder_keeps_its_stimuli(panel_dir: tuple[Path, HumanSession], synthetic_demo: Path,

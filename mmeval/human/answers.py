@@ -93,7 +93,10 @@ class AnnotatorRun:
             write_skipped(self.dir, [])
             path = self.dir / PREDICTIONS
             on_disk = [p for p in read_predictions(path, repair=True) if p.config == self.digest]
-            self.answers: dict[str, Prediction] = {i: p for i, p in latest_by_id(on_disk).items() if i in self._by_id}
+            # an answer stands while its question does: one whose record changed since is asked again
+            self.answers: dict[str, Prediction] = {
+                i: p for i, p in latest_by_id(on_disk).items()
+                if i in self._by_id and p.question_digest == self._by_id[i].prepared.digest}
             if len(self.answers) != len(on_disk):  # repeated or foreign lines: one line per question again
                 self._rewrite()
             self._writer = PredictionWriter(path)
