@@ -69,9 +69,11 @@ class Server:
             self.proc.wait(60)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """One chromium for the whole session; each test opens contexts of its own."""
+    """One chromium for these tests (every browser test of the suite is in this module); each test opens contexts
+    of its own. Not session-wide: playwright's sync API keeps an event loop running in this thread while it is
+    active, where later tests' asyncio.run() would fail."""
     require_playwright()
     from playwright.sync_api import sync_playwright
 

@@ -355,6 +355,9 @@
     return ch && letters.includes(ch) ? ch : null;
   }
 
+  const isOption = (letter) => (mode === "question" || mode === "practice") && item &&
+    item.options.some(([l]) => l === letter);
+
   const isEnter = (ev) => ev.key === "Enter" || ev.code === "Enter" || ev.code === "NumpadEnter" || ev.code === "Space";
 
   document.addEventListener("keydown", (ev) => {
@@ -365,7 +368,7 @@
     if (!$("zoom").hidden) {
       if (ev.key === "Escape" || ch === "Z") unzoom();
       else if (mode === "question" || mode === "practice") { unzoom(); handled = answerKey(ev, ch); }
-    } else if (ch === "G" && mode !== "guidelines" && mode !== "loading") {
+    } else if (ch === "G" && mode !== "guidelines" && mode !== "loading" && !isOption("G")) {
       const back = mode, shown = document.querySelector(".screen:not([hidden])").id;
       mode = "guidelines";
       show("guidelines");
