@@ -411,7 +411,7 @@ def test_reload_closed_tab_and_killed_server_resume_without_duplicates(synthetic
         _shown(page, 5)
         server.kill()  # kill -9
         answer(5, "2")  # while the server is away: kept in the page and sent again
-        page.wait_for_function("document.getElementById('status').textContent.includes('cannot reach')")
+        page.locator("#status", has_text="cannot reach").wait_for(state="attached")  # (the page's CSP forbids eval)
         server.start()
         _shown(page, 6)  # the kept answer went through
         answer(6)
