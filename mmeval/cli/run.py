@@ -33,7 +33,7 @@ DEFAULTS: dict[str, Any] = {
     "answer_mode": "generate", "boost": None, "limit": None, "strict": False, "allow_unknown_types": False,
     "circular": False, "probes": False, "batch_size": None, "concurrency": None, "out": None, "overwrite": False,
     "allow_other_files": False, "cycle_ms": None, "verify_images": "header", "prompt_style": "mmeval",
-    "columns": None,
+    "columns": None, "subset": None,
 }
 
 
@@ -99,6 +99,9 @@ def add_parser(sub: Any) -> None:
                      help="keep the options in the file's order (default: shuffle, seeded)")
     run.add_argument("--limit", type=flags.count, metavar="K",
                      help="answer only the first K questions (a later run without it continues)")
+    run.add_argument("--subset", metavar="SUBSET_JSON",
+                     help="answer only the questions of a fixed sample written by 'mmeval data subset' (its digest "
+                          "is part of the run's identity); a sample naming questions the data lacks is an error")
     run.add_argument("--out", help="run directory (default: reports/<model>_<data>_<shots>shot_seed<seed>)")
     run.add_argument("--strict", action="store_const", const=True,
                      help="stop at the first bad record (default: skip and list them in the report)")
@@ -180,13 +183,15 @@ def build_config(s: dict[str, Any]) -> Any:
     from mmeval.data.tables import parse_columns
 
     data, image_root = stored_data(str(s["data"]), s["image_root"], columns=parse_columns(s["columns"]))
+    subset, subset_path = _subset(s.get("subset"))
     try:
         return RunConfig(
             model=s["model"], model_args=hashed, runtime_args=runtime, answer_mode=s["answer_mode"], boosts=names,
             boost_args=boost_hashed, boost_runtime_args=boost_runtime,
             data=data, image_root=image_root,
             shots=s["shots"], templates=s["templates"], seed=s["seed"], shuffle=s["shuffle"],
-            allow_unknown_types=s["allow_unknown_types"], limit=s["limit"], strict=s["strict"],
+            allow_unknown_types=s["allow_unknown_types"], limit=s["limit"], subset=subset, subset_path=subset_path,
+            strict=s["strict"],
             circular=s["circular"], probes=s["probes"], batch_size=s["batch_size"], concurrency=s["concurrency"],
             verify_images=s["verify_images"], prompt_style=s["prompt_style"], reading=adapter_class.reading)
     except ValidationError as exc:
@@ -195,17 +200,27 @@ def build_config(s: dict[str, Any]) -> Any:
         raise InputError(f"{where}: {err['msg']}") from None
 
 
+def _subset(value: Any) -> tuple[str | None, str | None]:
+    """(digest, absolute path) of ``--subset``, read and checked now; (None, None) without one."""
+    if not value:
+        return None, None
+    from mmeval.data.subset import read_subset
+
+    path = Path(str(value)).expanduser().resolve()
+    return read_subset(path).digest, str(path)
+
+
 def default_out(config: Any) -> Path:
-    """``reports/<model>_<data>_<shots>shot_seed<seed>[_<style>][_<boosts and their options>]``: runs that
-    would answer differently get different folders (the boosts part is never cut off)."""
+    """``reports/<model>_<data>_<shots>shot_seed<seed>[_<style>][_subset-<digest>][_<boosts and their options>]``:
+    runs that would answer differently get different folders (the sample and boosts parts are never cut off)."""
     from mmeval.data.synthetic.cache import synthetic_scale
 
     data_name = config.data.replace(":", "-") if synthetic_scale(config.data) else Path(config.data).stem
     style = f"_{config.prompt_style}" if config.prompt_style != "mmeval" else ""
     name = _slug(f"{config.model}_{data_name}_{config.shots}shot_seed{config.seed}{style}")
-    label = _boost_label(config.boosts, config.boost_args)
-    if label:
-        name = name[: max(1, 80 - len(label))].rstrip("-") + label
+    tail = (f"_subset-{config.subset[:8]}" if config.subset else "") + _boost_label(config.boosts, config.boost_args)
+    if tail:
+        name = name[: max(1, 80 - len(tail))].rstrip("-") + tail
     return Path("reports") / name
 
 
