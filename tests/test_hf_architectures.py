@@ -198,6 +198,26 @@ def test_letter_scores_are_what_greedy_generation_gives(adapters: Callable[[str]
             assert response.scores[letter] == pytest.approx(_generation_logprob(adapter, inputs, targets), abs=1e-4)
 
 
+def test_thinking_switched_off_closes_the_block_in_the_prompt(tiny_checkpoint: Callable[[str], Path],
+                                                               requests: list[Request]) -> None:
+    """-M enable_thinking=false reaches the template: the prompt ends with an empty think block, a letter is one
+    token right after it, and inputs and scores still equal the processor's and generation's."""
+    adapter = build_adapter(f"hf:{tiny_checkpoint('qwen3_5')}", {"dtype": "fp32", "enable_thinking": False},
+                            AdapterSettings(answer_mode="likelihood", batch_size=1))
+    assert isinstance(adapter, HFAdapter)
+    req = requests[0]
+    item = adapter.prompts.prepare(req)
+    assert item.text.endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n") and item.sep == ""
+    _assert_same_inputs(adapter.runtime.process([item.images], [item.text]), _reference(adapter, req))
+    adapter.prompts.add_targets(item, "letters")
+    (response,) = adapter.predict([req])
+    assert response.scores is not None
+    inputs = _reference(adapter, req)
+    for letter, (_, targets) in item.targets.items():
+        assert len(targets) == 1 and targets == _answer_tokens(adapter, req, letter)
+        assert response.scores[letter] == pytest.approx(_generation_logprob(adapter, inputs, targets), abs=1e-4)
+
+
 def _scores(adapter: HFAdapter, reqs: list[Request]) -> Scores:
     out: Scores = {}
     for i in range(0, len(reqs), adapter.batch_size):

@@ -183,6 +183,7 @@ GEMMA3_TEMPLATE = (
 )
 
 #: Llama 3.2 Vision: BOS, header-delimited turns closed by ``<|eot_id|>``, an image written as ``<|image|>``
+#: (the dated system header the published template writes only for conversations without images is left out)
 MLLAMA_TEMPLATE = (
     "{{ bos_token }}"
     "{% for message in messages %}"
