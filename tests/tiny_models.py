@@ -68,8 +68,10 @@ class TokenizerSpec:
     plain: tuple[str, ...] = ()
 
 
-def build_tokenizer(spec: TokenizerSpec, vocab_size: int = 600) -> Any:
-    """A byte-level BPE (every byte encodable) trained on the MMAD words, with the family's special tokens."""
+def build_tokenizer(spec: TokenizerSpec | None = None, vocab_size: int = 600) -> Any:
+    """A byte-level BPE (every byte encodable) trained on the MMAD words, with the family's special tokens
+    (LLaVA-1.5's Llama 2 ones by default)."""
+    spec = spec or _LLAMA2
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
