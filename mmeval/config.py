@@ -133,6 +133,8 @@ class RunRecord(BaseModel):
     boosts: list[BoostRecord] = Field(default_factory=list)
     #: the production line cycle time given to the run (ms), so a later report keeps the latency verdict
     cycle_ms: float | None = None
+    #: how the model adapter deviates from the model's own prompt format (a checkpoint without a chat template ...)
+    model_notes: list[str] = Field(default_factory=list)
 
     @classmethod
     def read(cls, path: Path) -> RunRecord:

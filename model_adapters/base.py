@@ -107,6 +107,16 @@ class ModelAdapter(ABC):
         """Facts for the report (token usage, cost ...); secrets never go here."""
         return {}
 
+    @classmethod
+    def describe(cls) -> str:
+        """More about the family for ``mmeval models show`` (what it was tested with ...); nothing by default."""
+        return ""
+
+    def notes(self) -> list[str]:
+        """How this adapter deviates from the way the model is meant to be prompted (recorded in run.json and
+        shown in the report); none by default."""
+        return []
+
     def __enter__(self) -> ModelAdapter:
         return self
 

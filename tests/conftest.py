@@ -61,3 +61,22 @@ def synthetic_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("synthetic-demo") / "bench"
     build_synthetic(out, seed=0)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """kind -> the directory of a tiny random checkpoint of that architecture (tests/tiny_models.py).
+
+    Built on first use and kept in pytest's cache folder under a digest of the builder's source, so later
+    sessions load it instead of building it again (a changed builder builds afresh). Models this small gain
+    nothing from torch's intra-op threads, which on a shared 2-core machine spin against each other (a
+    forward pass took 20 times longer with 2 threads than with 1): the session's torch uses one.
+    """
+    import tiny_models
+    import torch
+
+    torch.set_num_threads(1)
+
+    cache = getattr(request.config, "cache", None)
+    root = cache.mkdir("tiny_models") if cache is not None else tmp_path_factory.mktemp("tiny_models")
+    return lambda kind: tiny_models.cached(kind, root)

@@ -1,10 +1,11 @@
 """The transformers adapter (``hf:`` / ``llava:``) on tiny random LLaVA, LLaVA-NeXT, LLaVA-OneVision and
-Qwen2-VL (the generic path).
+Qwen2-VL (the generic path): multi-image prompts, the continuation cache, several processes, loading errors.
 
 The checkpoints are built offline by tests/tiny_models.py (tokenizer trained with ``tokenizers``,
-processor with a chat template, random weights), saved once per session, and loaded back through
+processor with a chat template, random weights), cached on disk, and loaded back through
 ``from_pretrained`` exactly like a hub checkpoint. Runs go through the real CLI on the bundled
-synthetic benchmark (built into the test session's private MMEVAL_HOME).
+synthetic benchmark (built into the test session's private MMEVAL_HOME). Every architecture's token
+exactness, scores and paths: tests/test_hf_architectures.py.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import markupsafe
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -35,15 +37,14 @@ from mmeval.run.runner import load  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
-KINDS = tiny_models.KINDS
+KINDS = (*tiny_models.LLAVA_KINDS, "qwen2_vl")
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """kind -> directory of a saved tiny checkpoint (built once per session, a few hundred KB each)."""
-    root = tmp_path_factory.mktemp("tiny_models")
-    return {kind: tiny_models.build_tiny(kind, root / kind) for kind in KINDS}
+def tiny(tiny_checkpoint) -> dict[str, Path]:
+    """kind -> directory of a saved tiny checkpoint (a few hundred KB each; see conftest.tiny_checkpoint)."""
+    return {kind: tiny_checkpoint(kind) for kind in (*KINDS, "paligemma")}
 
 
 def _requests(n: int, shots: int = 2) -> list[Request]:
@@ -115,27 +116,6 @@ def test_multi_image_prompt_carries_every_image(tiny: dict[str, Path], kind: str
     assert image_token not in item.text[len(item.prefix_text):]
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_prefix_reuse_and_batching_do_not_change_scores(tiny: dict[str, Path], kind: str) -> None:
-    reqs = _requests(12)
-    adapter = _adapter(tiny, kind, answer_mode="likelihood", prefix_reuse=False, batch_size=1)
-    plain = _scores(adapter, reqs)
-    for reuse in (True, False):
-        for invariant in (True, False):
-            adapter.opts = adapter.opts.model_copy(update={"prefix_reuse": reuse, "batch_invariant": invariant})
-            adapter.batch_size = 8
-            got = _scores(adapter, reqs)
-            assert _max_diff(got, plain) < 1e-4, (reuse, invariant)
-    # prefix reuse really ran: the tokens of shared prefixes were encoded once and reused
-    assert adapter.runtime.stats["reused_prefix_tokens"] > 0
-    # batch-invariant scores are bit-identical to those of a one-question batch
-    adapter.opts = adapter.opts.model_copy(update={"prefix_reuse": True, "batch_invariant": True})
-    adapter.batch_size = 1
-    one = _scores(adapter, reqs)
-    adapter.batch_size = 8
-    assert _scores(adapter, reqs) == one
-
-
 @pytest.mark.parametrize("invariant", [True, False])
 def test_continuations_written_after_the_prefix_score_as_fresh_copies(
         tiny: dict[str, Path], invariant: bool, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -172,22 +152,6 @@ def test_continuation_cache_takes_one_forward_within_its_room(tiny: dict[str, Pa
         with pytest.raises(RuntimeError, match="one forward"):
             model(input_ids=torch.tensor([[10]]), cache=cache)
         assert prefix.get_seq_length() == 4  # the prefix's own cache is never written
-
-
-def test_full_option_text_scoring(tiny: dict[str, Path]) -> None:
-    """--likelihood-target options: the sum over the option's tokens; reuse and batching agree."""
-    reqs = _requests(8)
-    adapter = _adapter(tiny, "llava", answer_mode="likelihood", likelihood_target="options",
-                       prefix_reuse=False, batch_size=1)
-    plain = _scores(adapter, reqs)
-    item = adapter.prompts.prepare(reqs[1])
-    adapter.prompts.add_targets(item, adapter.opts.likelihood_target)
-    assert any(len(t) > 1 for _, t in item.targets.values())  # really multi-token continuations
-    adapter.opts = adapter.opts.model_copy(update={"prefix_reuse": True, "batch_invariant": False})
-    adapter.batch_size = 8
-    assert _max_diff(_scores(adapter, reqs), plain) < 1e-4
-    adapter.opts = adapter.opts.model_copy(update={"batch_invariant": True})
-    assert _max_diff(_scores(adapter, reqs), plain) < 1e-4
 
 
 def test_letter_is_scored_as_the_tokenizer_splits_it(tiny: dict[str, Path]) -> None:
@@ -237,26 +201,6 @@ def test_non_finite_log_probs_are_impossible_or_unusable(tiny: dict[str, Path], 
     (resp,) = adapter.predict([req])
     assert resp.scores is not None and all(v != v for v in resp.scores.values())
     assert resp.text == "" and choose(resp, req.options) is None
-
-
-@pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("mode", ["likelihood", "generate"])
-def test_cli_run_answers_every_question(tiny: dict[str, Path], tmp_path: Path, kind: str, mode: str) -> None:
-    family = "llava" if kind == "llava_next" else "hf"  # the llava family goes through the same code
-    out = tmp_path / "run"
-    rc = _run_cli(["--model", f"{family}:{tiny[kind]}", "--data", "synthetic", "--shots", "2", "--limit", "10",
-                   "--answer-mode", mode, "-M", "max_new_tokens=4", "--out", str(out)])
-    assert rc == 0
-    preds = _predictions(out)
-    assert len(preds) == 10
-    assert all(p["error"] is None for p in preds)
-    if mode == "likelihood":
-        assert all(p["choice"] in p["options"] for p in preds)
-        assert all(set(p["scores"]) == set(p["options"]) for p in preds)
-    else:
-        assert all(isinstance(p["response"], str) and p["scores"] is None for p in preds)
-    usage = [json.loads(line) for line in (out / "usage.jsonl").read_text().splitlines()]
-    assert usage[-1]["questions"] == 10 and usage[-1]["reused_prefix_tokens"] > 0
 
 
 def test_generate_with_and_without_prefix_reuse_agree(tiny: dict[str, Path]) -> None:
@@ -333,21 +277,30 @@ def test_unknown_architecture_exits_2(capsys: pytest.CaptureFixture[str], tmp_pa
     assert "does not know this architecture" in err and "Upgrade transformers" in err
 
 
-def test_processor_without_chat_template_exits_2(tiny: dict[str, Path], capsys: pytest.CaptureFixture[str],
-                                                 tmp_path: Path) -> None:
+def test_checkpoint_without_chat_template_gets_the_plain_prompt_format(tiny: dict[str, Path], tmp_path: Path) -> None:
+    """No refusal: the processor's plain prompt format (images, then the texts), said in run.json and the report;
+    a preset that brings a template (LLaVA-1.5) uses that instead."""
     bare = tmp_path / "bare"
     shutil.copytree(tiny["llava_next"], bare)
     (bare / "chat_template.jinja").unlink()
-    err = _error_run(capsys, tmp_path, "--model", f"hf:{bare}")
-    assert "no chat template" in err and "chat_template.jinja" in err
-    # the LLaVA-1.5 preset brings its own template, so the same situation works there
+    out = tmp_path / "run"
+    assert _run_cli(["--model", f"hf:{bare}", "--data", "synthetic", "--limit", "2", "--answer-mode", "likelihood",
+                     "--out", str(out)]) == 0
+    notes = json.loads((out / "run.json").read_text())["model_notes"]
+    assert notes == ["the checkpoint has no chat template: the processor's plain prompt format is used (every "
+                     "image's <image>, then the texts, no turn markers)"]
+    assert str(markupsafe.escape(notes[0])) in (out / "report.html").read_text(encoding="utf-8")
+    adapter = _adapter({"bare": bare}, "bare")
+    text = adapter.prompts.render(_requests(1)[0].message.parts)
+    assert text.startswith("<image><image><image>You are") and "[INST]" not in text
     bare15 = tmp_path / "bare15"
     shutil.copytree(tiny["llava"], bare15)
     (bare15 / "chat_template.jinja").unlink()
     adapter = build_adapter(f"llava:{bare15}", {})
     assert isinstance(adapter, HFAdapter)
-    assert adapter.loaded.preset.name == "llava"
+    assert adapter.loaded.preset.name == "llava" and adapter.loaded.prompt.source == "preset"
     assert "ASSISTANT:" in adapter.prompts.render(_requests(1)[0].message.parts)
+    assert adapter.notes() == ["the checkpoint has no chat template: the llava preset's template is used"]
 
 
 def test_quantize_without_gpu_or_bitsandbytes_exits_2(tiny: dict[str, Path], capsys: pytest.CaptureFixture[str],
@@ -373,7 +326,8 @@ def test_llava_family_refuses_other_architectures(tiny: dict[str, Path], capsys:
                                              ("llava_next", "llava-next", "LlavaNextForConditionalGeneration"),
                                              ("llava_onevision", "llava-onevision",
                                               "LlavaOnevisionForConditionalGeneration"),
-                                             ("qwen2_vl", "generic", "Qwen2VLForConditionalGeneration")])
+                                             ("qwen2_vl", "generic", "Qwen2VLForConditionalGeneration"),
+                                             ("paligemma", "paligemma", "PaliGemmaForConditionalGeneration")])
 def test_presets_pick_the_class(tiny: dict[str, Path], kind: str, preset: str, cls: str) -> None:
     adapter = _adapter(tiny, kind)
     assert adapter.loaded.preset.name == preset and type(adapter.loaded.model).__name__ == cls

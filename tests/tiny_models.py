@@ -1,22 +1,24 @@
-"""Tiny randomly initialised image-text-to-text checkpoints (LLaVA family, Qwen2-VL), built offline and saved.
+"""Tiny randomly initialised image-text-to-text checkpoints of every architecture the ``hf`` family supports,
+built offline and saved like hub checkpoints.
 
-Used by tests/test_hf_adapter.py (session fixtures) and benchmarks/local_throughput.py (a larger
-variant). Every piece a real checkpoint ships is here: a byte-level BPE tokenizer trained with the
-``tokenizers`` library, an image processor, a processor with a chat template, and the model
-weights, so the adapter loads them through ``from_pretrained`` exactly like a hub checkpoint.
+Used by tests/test_hf_adapter.py, tests/test_hf_architectures.py (session fixtures) and
+benchmarks/local_throughput.py (a larger LLaVA). Every piece a real checkpoint ships is here: a byte-level
+BPE tokenizer trained with the ``tokenizers`` library that carries the family's real special tokens (and
+adds a BOS where the real one does), an image processor and a processor built from parameters, the chat
+template in the family's published format, and random weights; the adapter loads them through
+``from_pretrained`` exactly like a hub checkpoint.
 
-Four kinds, one per preset plus a generic one:
-
-- ``llava``: LlavaForConditionalGeneration (CLIP vision tower + Llama), a LLaVA-1.5 style template
-  that renders every image first (as the llava-hf checkpoints do) and ends with ``ASSISTANT:``;
-- ``llava_next``: LlavaNextForConditionalGeneration (CLIP + Llama, anyres tiles), a Mistral
-  ``[INST] ... [/INST]`` template with images interleaved in reading order;
-- ``llava_onevision``: LlavaOnevisionForConditionalGeneration (SigLIP + Qwen2), a ChatML template;
-- ``qwen2_vl``: Qwen2VLForConditionalGeneration (its own vision tower, M-RoPE), which no preset
-  covers: it exercises the generic path.
+The chat templates are written here from the formats the model cards publish (the turn markers, the
+default system prompt, where the BOS sits, how an image is written and what the generation prompt and an
+answer look like). Each handles an assistant turn, because the adapter reads the separator between the
+generation prompt and an answer from the template.
 
 Processors of video-capable models want a video processor, which transformers builds only with
-torchvision; the builder uses :func:`mmeval.model_adapters.hf.image_only_processor_class` instead.
+torchvision; the builders use :func:`mmeval.model_adapters.hf.image_only_processor_class` instead.
+
+Built checkpoints are cached on disk (:func:`cached`) under a key made of this file's source, the
+transformers and torch versions, so a test session builds each architecture at most once and later
+sessions not at all.
 
 Run as a script to build one: ``python tests/tiny_models.py llava OUT_DIR [--hidden 256 --layers 4]``.
 """
@@ -24,16 +26,16 @@ Run as a script to build one: ``python tests/tiny_models.py llava OUT_DIR [--hid
 from __future__ import annotations
 
 import argparse
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mmeval.model_adapters.hf.presets import LLAVA15_CHAT_TEMPLATE, ONEVISION_CHAT_TEMPLATE
-
-#: the LLaVA presets, and a Qwen2-VL that goes through the generic path
-LLAVA_KINDS = ("llava", "llava_next", "llava_onevision")
-KINDS = (*LLAVA_KINDS, "qwen2_vl")
-
-SPECIALS = ["<unk>", "<s>", "</s>", "<pad>", "<image>", "<video>", "<|im_start|>", "<|im_end|>", "[INST]", "[/INST]",
-            "<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
 
 # enough text that the BPE learns the words of the MMAD prompts (merges make the tokenisation realistic)
 _CORPUS = [
@@ -47,63 +49,552 @@ _CORPUS = [
     "A. Yes. B. No. C. Scratch. D. Crack. E. Contamination. Answer: A B C D E",
     "Top left. Top right. Center. Bottom left. Bottom right. Broken large. Color fading.",
     "What kind of product is in the image? Bottle. Cable. Capsule. Hazelnut. Zipper. Screw. Metal nut.",
-    "USER: ASSISTANT: user assistant system",
+    "USER: ASSISTANT: User: Assistant: user assistant system model",
 ]
 
-#: Mistral instruct style, images interleaved where they appear
-MISTRAL_TEMPLATE = (
-    "{% for message in messages %}"
-    "{% if message['role'] == 'user' %}{{ '[INST] ' }}{% endif %}"
-    "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
-    "{% for item in message['content'] %}"
-    "{% if item['type'] == 'image' %}{{ '<image>\n' }}{% elif item['type'] == 'text' %}{{ item['text'] }}{% endif %}"
-    "{% endfor %}{% endif %}"
-    "{% if message['role'] == 'user' %}{{ ' [/INST]' }}{% else %}{{ '</s>' }}{% endif %}"
-    "{% endfor %}"
-)
 
-#: Qwen2-VL: a system turn, images wrapped in vision start/end markers
-QWEN2VL_TEMPLATE = (
-    "{{ '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n' }}"
-    "{% for message in messages %}"
-    "{{ '<|im_start|>' + message['role'] + '\n' }}"
-    "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
-    "{% for item in message['content'] %}"
-    "{% if item['type'] == 'image' %}{{ '<|vision_start|><|image_pad|><|vision_end|>' }}"
-    "{% elif item['type'] == 'text' %}{{ item['text'] }}{% endif %}"
-    "{% endfor %}{% endif %}"
-    "{{ '<|im_end|>\n' }}{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
+@dataclass(frozen=True)
+class TokenizerSpec:
+    """The special tokens of a family's tokenizer and whether it adds a BOS (as the real one does)."""
+
+    specials: tuple[str, ...]
+    bos: str | None
+    eos: str
+    pad: str
+    add_bos: bool
+    #: named special tokens the processor reads off the tokenizer (``image_token`` ...)
+    named: dict[str, str] = field(default_factory=dict)
+    #: tokens added as plain (not special) tokens, as Qwen3's ``<think>``
+    plain: tuple[str, ...] = ()
 
 
-def build_tokenizer(vocab_size: int = 600, image_token: str = "<image>", video_token: str = "<video>"):
-    """A byte-level BPE (every byte encodable) with the special tokens the three kinds need."""
+def build_tokenizer(spec: TokenizerSpec | None = None, vocab_size: int = 600) -> Any:
+    """A byte-level BPE (every byte encodable) trained on the MMAD words, with the family's special tokens
+    (LLaVA-1.5's Llama 2 ones by default)."""
+    spec = spec or _LLAMA2
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
+    specials = list(dict.fromkeys(["<unk>", *spec.specials, *([spec.bos] if spec.bos else []), spec.eos, spec.pad,
+                                   *spec.named.values()]))
     tk = Tokenizer(models.BPE(unk_token="<unk>"))
     tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tk.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIALS,
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     tk.train_from_iterator(_CORPUS * 10, trainer)
-    bos = tk.token_to_id("<s>")
-    tk.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B",
-                                                      special_tokens=[("<s>", bos)])
-    return PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="<unk>", bos_token="<s>", eos_token="</s>",
-                                   pad_token="<pad>",
-                                   extra_special_tokens={"image_token": image_token, "video_token": video_token})
+    if spec.add_bos and spec.bos:
+        bos = tk.token_to_id(spec.bos)
+        tk.post_processor = processors.TemplateProcessing(single=f"{spec.bos} $A", pair=f"{spec.bos} $A {spec.bos} $B",
+                                                          special_tokens=[(spec.bos, bos)])
+    tok = PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="<unk>", bos_token=spec.bos, eos_token=spec.eos,
+                                  pad_token=spec.pad, extra_special_tokens=dict(spec.named))
+    if spec.plain:
+        tok.add_tokens(list(spec.plain))
+    return tok
 
 
-def _text_config(kind: str, tokenizer, hidden: int, layers: int, heads: int):
-    from transformers import LlamaConfig, Qwen2Config
+# ------------------------------------------------------------------------------------------ chat templates
+# Written from the published formats. Each renders text and image items in reading order (LLaVA-1.5 and
+# LLaVA-NeXT render the images first, as their hub templates do) and an assistant turn the way the model
+# was trained to answer.
 
-    cls = Qwen2Config if kind in ("llava_onevision", "qwen2_vl") else LlamaConfig
-    return cls(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=hidden * 2, num_hidden_layers=layers,
-               num_attention_heads=heads, num_key_value_heads=heads, max_position_embeddings=4096,
-               bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-               pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False)
+#: Mistral instruct (LLaVA-NeXT's Mistral checkpoints): ``[INST] ... [/INST]``, the answer after a space
+MISTRAL_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if message['role'] == 'user' %}{{ '[INST] ' }}"
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
+    "{% for item in message['content'] | selectattr('type', 'equalto', 'image') %}{{ '<image>\n' }}{% endfor %}"
+    "{% for item in message['content'] | selectattr('type', 'equalto', 'text') %}{{ item['text'] }}{% endfor %}"
+    "{% endif %}{{ ' [/INST]' }}"
+    "{% elif message['role'] == 'assistant' %}{{ ' ' }}"
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
+    "{% for item in message['content'] %}{{ item['text'] }}{% endfor %}{% endif %}{{ '</s>' }}"
+    "{% endif %}{% endfor %}"
+)
+
+_CHATML_CONTENT = (
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
+    "{% for item in message['content'] %}"
+    "{% if item['type'] == 'image' %}{{ IMAGE }}{% elif item['type'] == 'text' %}{{ item['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}"
+)
+
+
+def _chatml(image: str, system: str | None = None, generation: str = "<|im_start|>assistant\n") -> str:
+    """A ChatML template (Qwen, InternVL): ``<|im_start|>role\\n ... <|im_end|>``, an optional default system turn."""
+    default_system = ("{% if messages[0]['role'] != 'system' %}{{ '<|im_start|>system\n" + system
+                      + "<|im_end|>\n' }}{% endif %}") if system else ""
+    return (
+        default_system
+        + "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' }}"
+        + _CHATML_CONTENT.replace("IMAGE", repr(image))
+        + "{{ '<|im_end|>\n' }}{% endfor %}"
+        + "{% if add_generation_prompt %}{{ " + repr(generation) + " }}{% endif %}"
+    )
+
+
+#: Qwen2-VL and Qwen2.5-VL: a default system turn, each image wrapped in vision start/end markers
+QWEN2VL_TEMPLATE = _chatml("<|vision_start|><|image_pad|><|vision_end|>", system="You are a helpful assistant.")
+#: Qwen3-VL (Instruct): no default system turn
+QWEN3VL_TEMPLATE = _chatml("<|vision_start|><|image_pad|><|vision_end|>")
+#: Qwen3.5: thinking by default (the generation prompt opens a think block); ``enable_thinking=false`` closes
+#: it empty; an answer in the history carries its (empty) think block
+QWEN35_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' }}"
+    "{% if message['role'] == 'assistant' %}{{ '<think>\n\n</think>\n\n' }}{% endif %}"
+    + _CHATML_CONTENT.replace("IMAGE", repr("<|vision_start|><|image_pad|><|vision_end|>"))
+    + "{{ '<|im_end|>\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}"
+    "{% if enable_thinking is defined and enable_thinking is false %}{{ '<think>\n\n</think>\n\n' }}"
+    "{% else %}{{ '<think>\n' }}{% endif %}{% endif %}"
+)
+#: InternVL (the -hf checkpoints): ChatML, an image written as ``<IMG_CONTEXT>`` on its own line
+INTERNVL_TEMPLATE = _chatml("<IMG_CONTEXT>\n")
+
+#: Idefics3 (Llama 3): BOS in the template, ``User:`` / ``Assistant:`` turns closed by ``<end_of_utterance>``
+_IDEFICS_TURNS = (
+    "{% for message in messages %}{{ message['role'] | capitalize }}"
+    "{% if message['content'] is string %}{{ ': ' + message['content'] }}{% else %}"
+    "{% if message['content'][0]['type'] == 'image' %}{{ ':' }}{% else %}{{ ': ' }}{% endif %}"
+    "{% for item in message['content'] %}"
+    "{% if item['type'] == 'image' %}{{ '<image>' }}{% elif item['type'] == 'text' %}{{ item['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}{{ '<end_of_utterance>\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
+)
+IDEFICS3_TEMPLATE = "{{ '<|begin_of_text|>' }}" + _IDEFICS_TURNS
+#: SmolVLM: the same turns after ``<|im_start|>`` (its tokenizer's BOS, which it does not add itself)
+SMOLVLM_TEMPLATE = "{{ '<|im_start|>' }}" + _IDEFICS_TURNS
+
+#: Gemma 3: BOS, ``<start_of_turn>user`` / ``model``, a system prompt folded into the first user turn,
+#: texts trimmed, an image written as ``<start_of_image>``
+GEMMA3_TEMPLATE = (
+    "{{ bos_token }}"
+    "{% if messages[0]['role'] == 'system' %}"
+    "{% set first_prefix = messages[0]['content'][0]['text'] + '\n\n' %}{% set turns = messages[1:] %}"
+    "{% else %}{% set first_prefix = '' %}{% set turns = messages %}{% endif %}"
+    "{% for message in turns %}"
+    "{{ '<start_of_turn>' + ('model' if message['role'] == 'assistant' else message['role']) + '\n' }}"
+    "{% if loop.first %}{{ first_prefix }}{% endif %}"
+    "{% if message['content'] is string %}{{ message['content'] | trim }}{% else %}"
+    "{% for item in message['content'] %}"
+    "{% if item['type'] == 'image' %}{{ '<start_of_image>' }}"
+    "{% elif item['type'] == 'text' %}{{ item['text'] | trim }}{% endif %}"
+    "{% endfor %}{% endif %}{{ '<end_of_turn>\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<start_of_turn>model\n' }}{% endif %}"
+)
+
+#: Llama 3.2 Vision: BOS, header-delimited turns closed by ``<|eot_id|>``, an image written as ``<|image|>``
+#: (the dated system header the published template writes only for conversations without images is left out)
+MLLAMA_TEMPLATE = (
+    "{{ bos_token }}"
+    "{% for message in messages %}"
+    "{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n' }}"
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
+    "{% for item in message['content'] %}"
+    "{% if item['type'] == 'image' %}{{ '<|image|>' }}{% elif item['type'] == 'text' %}{{ item['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}{{ '<|eot_id|>' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}"
+)
+
+#: Aya Vision (Command R tokens): BOS, ``<|START_OF_TURN_TOKEN|><|USER_TOKEN|>`` ... ``<|END_OF_TURN_TOKEN|>``
+AYA_TEMPLATE = (
+    "{{ bos_token }}"
+    "{% for message in messages %}{{ '<|START_OF_TURN_TOKEN|>' }}"
+    "{% if message['role'] == 'user' %}{{ '<|USER_TOKEN|>' }}{% elif message['role'] == 'system' %}"
+    "{{ '<|SYSTEM_TOKEN|>' }}{% else %}{{ '<|CHATBOT_TOKEN|>' }}{% endif %}"
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
+    "{% for item in message['content'] %}"
+    "{% if item['type'] == 'image' %}{{ '<image>' }}{% elif item['type'] == 'text' %}{{ item['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}{{ '<|END_OF_TURN_TOKEN|>' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|START_OF_TURN_TOKEN|><|CHATBOT_TOKEN|>' }}{% endif %}"
+)
+
+
+# ------------------------------------------------------------------------------------------ tokenizers
+
+_LLAMA2 = TokenizerSpec(("<image>",), bos="<s>", eos="</s>", pad="<pad>", add_bos=True,
+                        named={"image_token": "<image>", "video_token": "<video>"})
+_QWEN = TokenizerSpec(("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>"),
+                      bos=None, eos="<|im_end|>", pad="<|endoftext|>", add_bos=False,
+                      named={"image_token": "<|image_pad|>", "video_token": "<|video_pad|>"})
+_QWEN35 = TokenizerSpec(_QWEN.specials, bos=None, eos="<|im_end|>", pad="<|endoftext|>", add_bos=False,
+                        named=_QWEN.named, plain=("<think>", "</think>"))
+_ONEVISION = TokenizerSpec(("<|endoftext|>", "<|im_start|>", "<|im_end|>"), bos=None, eos="<|im_end|>",
+                           pad="<|endoftext|>", add_bos=False,
+                           named={"image_token": "<image>", "video_token": "<video>"})
+_LLAMA3_ROWS = tuple(f"<row_{i}_col_{j}>" for i in range(1, 7) for j in range(1, 7))
+_IDEFICS3 = TokenizerSpec(("<|begin_of_text|>", "<|end_of_text|>", "<end_of_utterance>", "<fake_token_around_image>",
+                           "<image>", "<global-img>", *_LLAMA3_ROWS),
+                          bos="<|begin_of_text|>", eos="<|end_of_text|>", pad="<|reserved_special_token_0|>",
+                          add_bos=True)
+_SMOLVLM = TokenizerSpec(("<|im_start|>", "<|im_end|>", "<end_of_utterance>", "<fake_token_around_image>",
+                          "<global-img>", *_LLAMA3_ROWS),
+                         bos="<|im_start|>", eos="<end_of_utterance>", pad="<|im_end|>", add_bos=False,
+                         named={"image_token": "<image>", "video_token": "<video>",
+                                "fake_image_token": "<fake_token_around_image>", "global_image_token": "<global-img>",
+                                "end_of_utterance_token": "<end_of_utterance>"})
+_GEMMA = TokenizerSpec(("<start_of_turn>", "<end_of_turn>"), bos="<bos>", eos="<eos>", pad="<pad>", add_bos=True,
+                       named={"image_token": "<image_soft_token>", "boi_token": "<start_of_image>",
+                              "eoi_token": "<end_of_image>"})
+_MLLAMA = TokenizerSpec(("<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>", "<|image|>"),
+                        bos="<|begin_of_text|>", eos="<|eot_id|>", pad="<|finetune_right_pad_id|>", add_bos=True)
+_INTERNVL = TokenizerSpec(("<|endoftext|>", "<|im_start|>", "<|im_end|>"), bos=None, eos="<|im_end|>",
+                          pad="<|endoftext|>", add_bos=False,
+                          named={"start_image_token": "<img>", "end_image_token": "</img>",
+                                 "context_image_token": "<IMG_CONTEXT>", "video_token": "<video>"})
+_AYA = TokenizerSpec(("<|START_OF_TURN_TOKEN|>", "<|END_OF_TURN_TOKEN|>", "<|USER_TOKEN|>", "<|CHATBOT_TOKEN|>",
+                      "<|SYSTEM_TOKEN|>", "<image>", "<|START_OF_IMG|>", "<|END_OF_IMG|>", "<|IMG_PATCH|>",
+                      "<|IMG_LINE_BREAK|>"),
+                     bos="<BOS_TOKEN>", eos="<|END_OF_TURN_TOKEN|>", pad="<PAD>", add_bos=True)
+_PALIGEMMA = TokenizerSpec((), bos="<bos>", eos="<eos>", pad="<pad>", add_bos=True, named={"image_token": "<image>"})
+
+
+# ------------------------------------------------------------------------------------------ builders
+
+
+@dataclass(frozen=True)
+class Size:
+    """How big a tiny model is (the benchmark makes a larger LLaVA)."""
+
+    hidden: int = 32
+    layers: int = 2
+    heads: int = 2
+    vision_hidden: int = 32
+    vision_layers: int = 2
+    image_size: int = 32
+    patch: int = 8
+
+
+def _llama_text(tok: Any, s: Size, cls_name: str = "LlamaConfig", **extra: Any) -> Any:
+    import transformers
+
+    cls = getattr(transformers, cls_name)
+    return cls(vocab_size=len(tok), hidden_size=s.hidden, intermediate_size=s.hidden * 2, num_hidden_layers=s.layers,
+               num_attention_heads=s.heads, num_key_value_heads=s.heads, max_position_embeddings=4096,
+               bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+               tie_word_embeddings=False, **extra)
+
+
+def _vision(s: Size, **extra: Any) -> dict[str, Any]:
+    return dict(hidden_size=s.vision_hidden, intermediate_size=s.vision_hidden * 2, num_hidden_layers=s.vision_layers,
+                num_attention_heads=2, image_size=s.image_size, patch_size=s.patch, **extra)
+
+
+def _pins(s: Size) -> list[list[int]]:
+    return [[s.image_size, s.image_size], [s.image_size, 2 * s.image_size], [2 * s.image_size, s.image_size]]
+
+
+def _llava(s: Size) -> tuple[Any, Any]:
+    from transformers import CLIPVisionConfig, LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
+    from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+
+    tok = build_tokenizer(_LLAMA2)
+    proc = LlavaProcessor(
+        image_processor=CLIPImageProcessorPil(size={"shortest_edge": s.image_size},
+                                              crop_size={"height": s.image_size, "width": s.image_size}),
+        tokenizer=tok, patch_size=s.patch, vision_feature_select_strategy="default",
+        num_additional_image_tokens=1, chat_template=LLAVA15_CHAT_TEMPLATE)
+    config = LlavaConfig(vision_config=CLIPVisionConfig(projection_dim=s.vision_hidden, **_vision(s)),
+                         text_config=_llama_text(tok, s), image_token_index=tok.image_token_id,
+                         image_seq_length=(s.image_size // s.patch) ** 2, vision_feature_layer=-1,
+                         vision_feature_select_strategy="default")
+    return proc, LlavaForConditionalGeneration(config)
+
+
+def _llava_next(s: Size) -> tuple[Any, Any]:
+    from transformers import CLIPVisionConfig, LlavaNextConfig, LlavaNextForConditionalGeneration, LlavaNextProcessor
+    from transformers.models.llava_next.image_processing_pil_llava_next import LlavaNextImageProcessorPil
+
+    tok = build_tokenizer(_LLAMA2)
+    proc = LlavaNextProcessor(
+        image_processor=LlavaNextImageProcessorPil(
+            size={"shortest_edge": s.image_size}, crop_size={"height": s.image_size, "width": s.image_size},
+            image_grid_pinpoints=_pins(s)),
+        tokenizer=tok, patch_size=s.patch, vision_feature_select_strategy="default",
+        num_additional_image_tokens=1, chat_template=MISTRAL_TEMPLATE)
+    config = LlavaNextConfig(vision_config=CLIPVisionConfig(projection_dim=s.vision_hidden, **_vision(s)),
+                             text_config=_llama_text(tok, s), image_token_index=tok.image_token_id,
+                             image_seq_length=(s.image_size // s.patch) ** 2, vision_feature_layer=-1,
+                             vision_feature_select_strategy="default", image_grid_pinpoints=_pins(s))
+    return proc, LlavaNextForConditionalGeneration(config)
+
+
+def _llava_onevision(s: Size) -> tuple[Any, Any]:
+    from transformers import (
+        LlavaOnevisionConfig,
+        LlavaOnevisionForConditionalGeneration,
+        LlavaOnevisionProcessor,
+        SiglipVisionConfig,
+    )
+    from transformers.models.llava_onevision.image_processing_pil_llava_onevision import (
+        LlavaOnevisionImageProcessorPil,
+    )
+
+    from mmeval.model_adapters.hf import image_only_processor_class
+
+    tok = build_tokenizer(_ONEVISION)
+    proc = image_only_processor_class(LlavaOnevisionProcessor)(
+        image_processor=LlavaOnevisionImageProcessorPil(size={"height": s.image_size, "width": s.image_size},
+                                                        image_grid_pinpoints=_pins(s)),
+        tokenizer=tok, num_image_tokens=(s.image_size // s.patch) ** 2, vision_feature_select_strategy="full",
+        chat_template=ONEVISION_CHAT_TEMPLATE)
+    config = LlavaOnevisionConfig(
+        vision_config=SiglipVisionConfig(vision_use_head=False, **_vision(s)), text_config=_llama_text(tok, s,
+                                                                                                      "Qwen2Config"),
+        image_token_index=tok.image_token_id, video_token_index=tok.video_token_id, vision_feature_layer=-1,
+        vision_feature_select_strategy="full", image_grid_pinpoints=_pins(s))
+    return proc, LlavaOnevisionForConditionalGeneration(config)
+
+
+def _qwen_image_processor(s: Size) -> Any:
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    return Qwen2VLImageProcessorPil(patch_size=s.patch, merge_size=2, temporal_patch_size=2,
+                                    min_pixels=s.image_size * s.image_size, max_pixels=s.image_size * s.image_size)
+
+
+def _mrope(head_dim: int) -> list[int]:
+    """M-RoPE sections (temporal, height, width) over half a head's dimensions."""
+    half = head_dim // 2
+    t = half // 4
+    h = (half - t) // 2
+    return [t, h, half - t - h]
+
+
+def _qwen_ids(tok: Any) -> dict[str, int]:
+    return dict(image_token_id=tok.image_token_id, video_token_id=tok.video_token_id,
+                vision_start_token_id=tok.convert_tokens_to_ids("<|vision_start|>"),
+                vision_end_token_id=tok.convert_tokens_to_ids("<|vision_end|>"))
+
+
+def _qwen_text(tok: Any, s: Size, **extra: Any) -> dict[str, Any]:
+    text = _llama_text(tok, s, "Qwen2Config").to_dict()
+    text.pop("model_type", None)
+    return {**text, **extra}
+
+
+def _qwen2_vl(s: Size, template: str = QWEN2VL_TEMPLATE, v25: bool = False) -> tuple[Any, Any]:
+    import transformers
+
+    from mmeval.model_adapters.hf import image_only_processor_class
+
+    tok = build_tokenizer(_QWEN)
+    name = "Qwen2_5_VL" if v25 else "Qwen2VL"
+    proc = image_only_processor_class(getattr(transformers, f"{name}Processor"))(
+        image_processor=_qwen_image_processor(s), tokenizer=tok, chat_template=template)
+    rope = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": _mrope(s.hidden // s.heads)}
+    vision: dict[str, Any] = {"depth": s.vision_layers, "num_heads": 2, "patch_size": s.patch, "spatial_merge_size": 2,
+                              "temporal_patch_size": 2}
+    if v25:
+        vision.update(hidden_size=s.vision_hidden, intermediate_size=s.vision_hidden * 2, out_hidden_size=s.hidden,
+                      window_size=s.patch * 4, fullatt_block_indexes=[s.vision_layers - 1])
+    else:
+        vision.update(embed_dim=s.vision_hidden, hidden_size=s.hidden, mlp_ratio=2)
+    config = getattr(transformers, f"{name}Config")(text_config=_qwen_text(tok, s, rope_parameters=rope),
+                                                     vision_config=vision, **_qwen_ids(tok))
+    return proc, getattr(transformers, f"{name}ForConditionalGeneration")(config)
+
+
+def _qwen2_5_vl(s: Size) -> tuple[Any, Any]:
+    return _qwen2_vl(s, v25=True)
+
+
+def _qwen3_vision(s: Size, **extra: Any) -> dict[str, Any]:
+    return {"depth": s.vision_layers, "hidden_size": s.vision_hidden, "intermediate_size": s.vision_hidden * 2,
+            "num_heads": 2, "patch_size": s.patch, "spatial_merge_size": 2, "temporal_patch_size": 2,
+            "out_hidden_size": s.hidden, "num_position_embeddings": (s.image_size // s.patch) ** 2, **extra}
+
+
+def _qwen3_vl(s: Size) -> tuple[Any, Any]:
+    from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration, Qwen3VLProcessor
+
+    from mmeval.model_adapters.hf import image_only_processor_class
+
+    tok = build_tokenizer(_QWEN)
+    proc = image_only_processor_class(Qwen3VLProcessor)(image_processor=_qwen_image_processor(s), tokenizer=tok,
+                                                        chat_template=QWEN3VL_TEMPLATE)
+    head = s.hidden // s.heads
+    text = dict(vocab_size=len(tok), hidden_size=s.hidden, intermediate_size=s.hidden * 2, num_hidden_layers=s.layers,
+                num_attention_heads=s.heads, num_key_value_heads=s.heads, head_dim=head,
+                max_position_embeddings=4096, pad_token_id=tok.pad_token_id,
+                rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": _mrope(head),
+                                 "mrope_interleaved": True})
+    config = Qwen3VLConfig(text_config=text, vision_config=_qwen3_vision(s, deepstack_visual_indexes=[0]),
+                           tie_word_embeddings=False, **_qwen_ids(tok))
+    return proc, Qwen3VLForConditionalGeneration(config)
+
+
+def _qwen3_5(s: Size) -> tuple[Any, Any]:
+    from transformers import Qwen3_5Config, Qwen3_5ForConditionalGeneration, Qwen3VLProcessor
+
+    from mmeval.model_adapters.hf import image_only_processor_class
+
+    tok = build_tokenizer(_QWEN35)
+    proc = image_only_processor_class(Qwen3VLProcessor)(image_processor=_qwen_image_processor(s), tokenizer=tok,
+                                                        chat_template=QWEN35_TEMPLATE)
+    head = s.hidden // s.heads
+    text = dict(vocab_size=len(tok), hidden_size=s.hidden, intermediate_size=s.hidden * 2, num_hidden_layers=2,
+                num_attention_heads=s.heads, num_key_value_heads=s.heads, head_dim=head,
+                max_position_embeddings=4096, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+                layer_types=["linear_attention", "full_attention"], linear_conv_kernel_dim=4,
+                linear_key_head_dim=8, linear_value_head_dim=8, linear_num_key_heads=2, linear_num_value_heads=2,
+                rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": _mrope(head),
+                                 "mrope_interleaved": True, "partial_rotary_factor": 1.0})
+    config = Qwen3_5Config(text_config=text, vision_config=_qwen3_vision(s), tie_word_embeddings=False,
+                           **_qwen_ids(tok))
+    return proc, Qwen3_5ForConditionalGeneration(config)
+
+
+def _idefics(s: Size, smol: bool) -> tuple[Any, Any]:
+    import transformers
+
+    from mmeval.model_adapters.hf import image_only_processor_class
+
+    name = "SmolVLM" if smol else "Idefics3"
+    module = "smolvlm" if smol else "idefics3"
+    image_cls = getattr(__import__(f"transformers.models.{module}.image_processing_pil_{module}",
+                                   fromlist=["x"]), f"{name}ImageProcessorPil")
+    tok = build_tokenizer(_SMOLVLM if smol else _IDEFICS3)
+    scale = 2
+    seq = (s.image_size // s.patch) ** 2 // scale ** 2
+    image_processor = image_cls(size={"longest_edge": 2 * s.image_size}, max_image_size={"longest_edge": s.image_size})
+    proc_cls = getattr(transformers, f"{name}Processor")
+    proc = (image_only_processor_class(proc_cls) if smol else proc_cls)(
+        image_processor=image_processor, tokenizer=tok, image_seq_len=seq,
+        chat_template=SMOLVLM_TEMPLATE if smol else IDEFICS3_TEMPLATE)
+    text = _llama_text(tok, s)
+    config = getattr(transformers, f"{name}Config")(
+        vision_config=dict(_vision(s)), text_config=text.to_dict(), scale_factor=scale,
+        image_token_id=tok.convert_tokens_to_ids("<image>"), tie_word_embeddings=False)
+    return proc, getattr(transformers, f"{name}ForConditionalGeneration")(config)
+
+
+def _idefics3(s: Size) -> tuple[Any, Any]:
+    return _idefics(s, smol=False)
+
+
+def _smolvlm(s: Size) -> tuple[Any, Any]:
+    return _idefics(s, smol=True)
+
+
+def _gemma3(s: Size) -> tuple[Any, Any]:
+    from transformers import Gemma3Config, Gemma3ForConditionalGeneration, Gemma3Processor, SiglipVisionConfig
+    from transformers.models.gemma3.image_processing_pil_gemma3 import Gemma3ImageProcessorPil
+
+    tok = build_tokenizer(_GEMMA)
+    tokens = 4  # 2x2 pooled tokens per image
+    proc = Gemma3Processor(image_processor=Gemma3ImageProcessorPil(size={"height": s.image_size,
+                                                                         "width": s.image_size}),
+                           tokenizer=tok, image_seq_length=tokens, chat_template=GEMMA3_TEMPLATE)
+    # a sliding window shorter than a prompt, so that the window really cuts
+    text = _llama_text(tok, s, "Gemma3TextConfig", sliding_window=16, head_dim=s.hidden // s.heads,
+                       layer_types=["sliding_attention", "full_attention"])
+    config = Gemma3Config(text_config=text.to_dict(), vision_config=SiglipVisionConfig(vision_use_head=False,
+                                                                                      **_vision(s)).to_dict(),
+                          mm_tokens_per_image=tokens, boi_token_index=tok.convert_tokens_to_ids("<start_of_image>"),
+                          eoi_token_index=tok.convert_tokens_to_ids("<end_of_image>"),
+                          image_token_index=tok.image_token_id, tie_word_embeddings=False)
+    return proc, Gemma3ForConditionalGeneration(config)
+
+
+def _mllama(s: Size) -> tuple[Any, Any]:
+    from transformers import MllamaConfig, MllamaForConditionalGeneration, MllamaProcessor
+    from transformers.models.mllama.image_processing_pil_mllama import MllamaImageProcessorPil
+
+    tok = build_tokenizer(_MLLAMA)
+    proc = MllamaProcessor(image_processor=MllamaImageProcessorPil(size={"height": s.image_size,
+                                                                         "width": s.image_size}, max_image_tiles=2),
+                           tokenizer=tok, chat_template=MLLAMA_TEMPLATE)
+    text = _llama_text(tok, s, "MllamaTextConfig", cross_attention_layers=[1]).to_dict()
+    text["num_hidden_layers"] = 3  # self-attention, cross-attention, self-attention
+    vision = dict(hidden_size=s.vision_hidden, intermediate_size=s.vision_hidden * 2, num_hidden_layers=2,
+                  num_global_layers=1, attention_heads=2, image_size=s.image_size, patch_size=s.patch,
+                  vision_output_dim=s.vision_hidden * 2, max_num_tiles=2, intermediate_layers_indices=[0],
+                  supported_aspect_ratios=[[1, 1], [1, 2], [2, 1]])
+    config = MllamaConfig(vision_config=vision, text_config=text,
+                          image_token_index=tok.convert_tokens_to_ids("<|image|>"))
+    return proc, MllamaForConditionalGeneration(config)
+
+
+def _got_ocr2_images(s: Size) -> Any:
+    from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import GotOcr2ImageProcessorPil
+
+    return GotOcr2ImageProcessorPil(size={"height": s.image_size, "width": s.image_size}, crop_to_patches=True,
+                                    min_patches=1, max_patches=4)
+
+
+def _internvl(s: Size) -> tuple[Any, Any]:
+    from transformers import InternVLConfig, InternVLForConditionalGeneration, InternVLProcessor
+
+    from mmeval.model_adapters.hf import image_only_processor_class
+
+    tok = build_tokenizer(_INTERNVL)
+    seq = (s.image_size // s.patch) ** 2 // 4  # pixel shuffle halves each side
+    proc = image_only_processor_class(InternVLProcessor)(image_processor=_got_ocr2_images(s), tokenizer=tok,
+                                                         image_seq_length=seq, chat_template=INTERNVL_TEMPLATE)
+    vision = dict(hidden_size=s.vision_hidden, intermediate_size=s.vision_hidden * 2, num_hidden_layers=s.vision_layers,
+                  num_attention_heads=2, image_size=[s.image_size, s.image_size], patch_size=[s.patch, s.patch])
+    config = InternVLConfig(vision_config=vision, text_config=_qwen_text(tok, s),
+                            image_token_id=tok.context_image_token_id, image_seq_length=seq, downsample_ratio=0.5,
+                            vision_feature_layer=-1, tie_word_embeddings=False)
+    return proc, InternVLForConditionalGeneration(config)
+
+
+def _aya_vision(s: Size) -> tuple[Any, Any]:
+    from transformers import AyaVisionConfig, AyaVisionForConditionalGeneration, AyaVisionProcessor, SiglipVisionConfig
+
+    tok = build_tokenizer(_AYA)
+    proc = AyaVisionProcessor(image_processor=_got_ocr2_images(s), tokenizer=tok, patch_size=s.patch,
+                              img_size=s.image_size, downsample_factor=2, chat_template=AYA_TEMPLATE)
+    text = _llama_text(tok, s, "CohereConfig").to_dict()
+    config = AyaVisionConfig(vision_config=SiglipVisionConfig(vision_use_head=False, **_vision(s)).to_dict(),
+                             text_config=text, downsample_factor=2, vision_feature_layer=-1,
+                             image_token_index=tok.convert_tokens_to_ids("<|IMG_PATCH|>"), tie_word_embeddings=False)
+    return proc, AyaVisionForConditionalGeneration(config)
+
+
+def _paligemma(s: Size) -> tuple[Any, Any]:
+    from transformers import PaliGemmaConfig, PaliGemmaForConditionalGeneration, PaliGemmaProcessor, SiglipVisionConfig
+    from transformers.models.siglip.image_processing_pil_siglip import SiglipImageProcessorPil
+
+    tok = build_tokenizer(_PALIGEMMA)
+    images = SiglipImageProcessorPil(size={"height": s.image_size, "width": s.image_size})
+    images.image_seq_length = (s.image_size // s.patch) ** 2
+    proc = PaliGemmaProcessor(image_processor=images, tokenizer=tok)  # PaliGemma ships no chat template
+    text = _llama_text(tok, s, "GemmaConfig", head_dim=s.hidden // s.heads).to_dict()
+    config = PaliGemmaConfig(vision_config=SiglipVisionConfig(vision_use_head=False, projection_dim=s.hidden,
+                                                              **_vision(s)).to_dict(),
+                             text_config=text, image_token_index=tok.image_token_id, projection_dim=s.hidden,
+                             hidden_size=s.hidden, vocab_size=len(tok), tie_word_embeddings=False)
+    return proc, PaliGemmaForConditionalGeneration(config)
+
+
+@dataclass(frozen=True)
+class Arch:
+    """One architecture the tests build, and its builder (processor and model for a size)."""
+
+    kind: str
+    build: Callable[[Size], tuple[Any, Any]]
+
+
+def torchvision_missing() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("torchvision") is None
+
+
+ARCHS: dict[str, Arch] = {a.kind: a for a in (
+    Arch("llava", _llava), Arch("llava_next", _llava_next), Arch("llava_onevision", _llava_onevision),
+    Arch("qwen2_vl", _qwen2_vl), Arch("qwen2_5_vl", _qwen2_5_vl), Arch("qwen3_vl", _qwen3_vl),
+    Arch("qwen3_5", _qwen3_5),
+    Arch("idefics3", _idefics3), Arch("smolvlm", _smolvlm), Arch("gemma3", _gemma3), Arch("mllama", _mllama),
+    Arch("internvl", _internvl), Arch("aya_vision", _aya_vision), Arch("paligemma", _paligemma),
+)}
+
+#: the kinds of the LLaVA presets, and every architecture
+LLAVA_KINDS = ("llava", "llava_next", "llava_onevision")
+KINDS = tuple(ARCHS)
 
 
 def build_tiny(kind: str, out: str | Path, *, hidden: int = 32, layers: int = 2, heads: int = 2,
@@ -111,98 +602,13 @@ def build_tiny(kind: str, out: str | Path, *, hidden: int = 32, layers: int = 2,
                seed: int = 0) -> Path:
     """Build a random ``kind`` checkpoint (model + processor + chat template) into ``out``; return it."""
     import torch
-    from transformers import (
-        CLIPVisionConfig,
-        LlavaConfig,
-        LlavaForConditionalGeneration,
-        LlavaNextConfig,
-        LlavaNextForConditionalGeneration,
-        LlavaNextProcessor,
-        LlavaOnevisionConfig,
-        LlavaOnevisionForConditionalGeneration,
-        LlavaOnevisionProcessor,
-        LlavaProcessor,
-        Qwen2VLConfig,
-        Qwen2VLForConditionalGeneration,
-        Qwen2VLProcessor,
-        SiglipVisionConfig,
-    )
-    from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
-    from transformers.models.llava_next.image_processing_pil_llava_next import LlavaNextImageProcessorPil
-    from transformers.models.llava_onevision.image_processing_pil_llava_onevision import (
-        LlavaOnevisionImageProcessorPil,
-    )
-    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
-    from mmeval.model_adapters.hf import image_only_processor_class
-
-    if kind not in KINDS:
+    if kind not in ARCHS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     out = Path(out)
     torch.manual_seed(seed)
-    qwen = kind == "qwen2_vl"
-    tok = build_tokenizer(image_token="<|image_pad|>" if qwen else "<image>",
-                          video_token="<|video_pad|>" if qwen else "<video>")
-    image_id = tok.convert_tokens_to_ids(tok.image_token)
-    text = _text_config(kind, tok, hidden, layers, heads)
-    grid = (image_size // patch) ** 2
-    vkw = dict(hidden_size=vision_hidden, intermediate_size=vision_hidden * 2, num_hidden_layers=vision_layers,
-               num_attention_heads=2, image_size=image_size, patch_size=patch)
-    if kind == "llava":
-        proc = LlavaProcessor(
-            image_processor=CLIPImageProcessorPil(size={"shortest_edge": image_size},
-                                                  crop_size={"height": image_size, "width": image_size}),
-            tokenizer=tok, patch_size=patch, vision_feature_select_strategy="default",
-            num_additional_image_tokens=1, chat_template=LLAVA15_CHAT_TEMPLATE)
-        config = LlavaConfig(vision_config=CLIPVisionConfig(projection_dim=vision_hidden, **vkw), text_config=text,
-                             image_token_index=image_id, image_seq_length=grid, vision_feature_layer=-1,
-                             vision_feature_select_strategy="default")
-        model = LlavaForConditionalGeneration(config)
-    elif kind == "llava_next":
-        pins = [[image_size, image_size], [image_size, 2 * image_size], [2 * image_size, image_size]]
-        proc = LlavaNextProcessor(
-            image_processor=LlavaNextImageProcessorPil(
-                size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size},
-                image_grid_pinpoints=pins),
-            tokenizer=tok, patch_size=patch, vision_feature_select_strategy="default",
-            num_additional_image_tokens=1, chat_template=MISTRAL_TEMPLATE)
-        config = LlavaNextConfig(vision_config=CLIPVisionConfig(projection_dim=vision_hidden, **vkw), text_config=text,
-                                 image_token_index=image_id, image_seq_length=grid, vision_feature_layer=-1,
-                                 vision_feature_select_strategy="default", image_grid_pinpoints=pins)
-        model = LlavaNextForConditionalGeneration(config)
-    elif kind == "llava_onevision":
-        pins = [[image_size, image_size], [image_size, 2 * image_size], [2 * image_size, image_size]]
-        # the real class wants a video processor, which transformers cannot build without torchvision
-        proc = image_only_processor_class(LlavaOnevisionProcessor)(
-            image_processor=LlavaOnevisionImageProcessorPil(
-                size={"height": image_size, "width": image_size}, image_grid_pinpoints=pins),
-            tokenizer=tok, num_image_tokens=grid, vision_feature_select_strategy="full",
-            chat_template=ONEVISION_CHAT_TEMPLATE)
-        config = LlavaOnevisionConfig(
-            vision_config=SiglipVisionConfig(vision_use_head=False, **vkw), text_config=text,
-            image_token_index=image_id, video_token_index=tok.convert_tokens_to_ids("<video>"),
-            vision_feature_layer=-1, vision_feature_select_strategy="full", image_grid_pinpoints=pins)
-        model = LlavaOnevisionForConditionalGeneration(config)
-    else:
-        proc = image_only_processor_class(Qwen2VLProcessor)(
-            image_processor=Qwen2VLImageProcessorPil(patch_size=patch, merge_size=2, temporal_patch_size=2,
-                                                     min_pixels=image_size * image_size,
-                                                     max_pixels=image_size * image_size),
-            tokenizer=tok, chat_template=QWEN2VL_TEMPLATE)
-        head = hidden // heads
-        text_cfg = text.to_dict()
-        text_cfg.pop("model_type", None)
-        text_cfg["rope_parameters"] = {"rope_type": "default", "rope_theta": 10000.0,
-                                       "mrope_section": [head // 8, (head // 2 - head // 8) // 2,
-                                                         head // 2 - head // 8 - (head // 2 - head // 8) // 2]}
-        config = Qwen2VLConfig(
-            text_config=text_cfg,
-            vision_config={"depth": vision_layers, "embed_dim": vision_hidden, "hidden_size": hidden, "num_heads": 2,
-                           "patch_size": patch, "spatial_merge_size": 2, "temporal_patch_size": 2, "mlp_ratio": 2},
-            image_token_id=image_id, video_token_id=tok.convert_tokens_to_ids("<|video_pad|>"),
-            vision_start_token_id=tok.convert_tokens_to_ids("<|vision_start|>"),
-            vision_end_token_id=tok.convert_tokens_to_ids("<|vision_end|>"))
-        model = Qwen2VLForConditionalGeneration(config)
+    proc, model = ARCHS[kind].build(Size(hidden, layers, heads, vision_hidden, vision_layers, image_size, patch))
+    tok = proc.tokenizer
     model.eval()
     model.generation_config.pad_token_id = tok.pad_token_id
     model.generation_config.eos_token_id = tok.eos_token_id
@@ -211,8 +617,47 @@ def build_tiny(kind: str, out: str | Path, *, hidden: int = 32, layers: int = 2,
     return out
 
 
+def source_digest() -> str:
+    """What a cached checkpoint depends on: this file, transformers and torch."""
+    import torch
+    import transformers
+
+    h = hashlib.sha256(Path(__file__).read_bytes())
+    h.update(f"{transformers.__version__} {torch.__version__}".encode())
+    return h.hexdigest()[:16]
+
+
+def cached(kind: str, root: str | Path, **size: Any) -> Path:
+    """A tiny ``kind`` checkpoint under ``root``, built once per builder source (and size), then reused.
+
+    Built into a temporary folder and renamed into place, so a half-written build is never used and two
+    processes building the same one at once both end with a complete copy. Builds of an earlier source
+    are removed when a new one is made, so the folder does not grow with every change to the builders.
+    """
+    digest = source_digest()
+    key = digest + ("-" + "-".join(f"{k}{v}" for k, v in sorted(size.items())) if size else "")
+    final = Path(root) / key / kind
+    if (final / "config.json").is_file():
+        return final
+    for old in Path(root).glob("*"):
+        if old.is_dir() and not old.name.startswith(digest):
+            shutil.rmtree(old, ignore_errors=True)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{kind}-", dir=final.parent))
+    try:
+        build_tiny(kind, tmp / "ckpt", **size)
+        try:
+            os.replace(tmp / "ckpt", final)
+        except OSError:  # another process finished first
+            if not (final / "config.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description="build a tiny random LLaVA-family checkpoint (no download)")
+    ap = argparse.ArgumentParser(description="build a tiny random image-text-to-text checkpoint (no download)")
     ap.add_argument("kind", choices=KINDS)
     ap.add_argument("out")
     ap.add_argument("--hidden", type=int, default=32)

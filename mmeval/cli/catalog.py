@@ -49,6 +49,9 @@ def cmd_models(args: argparse.Namespace) -> int:
     print("options (--model-arg KEY=VALUE):" if docs else "options: none")
     if docs:
         print(optionspec.format_docs(docs))
+    details = cls.describe()
+    if details:
+        print(details)
     return 0
 
 

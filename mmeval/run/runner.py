@@ -260,6 +260,8 @@ def _run(config: RunConfig, out: Path, bench: Benchmark, questions: list[Questio
     changed = sorted(i for i, p in on_disk.items() if i in current and current[i] != p.question_digest)
     pending = shard.my_share([p for p in prepared if p.request.id not in done], rank, world)
     own = adapter or build_adapter(config.model, config.adapter_options(), adapter_settings(config, out))
+    if rank == 0 and own.notes():
+        write_run_record(out, _record(config, bench, boosts, cycle_ms).model_copy(update={"model_notes": own.notes()}))
     info: dict[str, object] = {}
     written: dict[str, tuple[Prediction, str]] = {}
     stopped: str | None = None

@@ -67,7 +67,8 @@ class HFAdapter(ModelAdapter):
         self.loaded = load(Checkpoint(self.family, name, self.opts, self.preset_names))
         images = ImageCache()
         self.runtime = Runtime(self.loaded, images)
-        self.prompts = PromptBuilder(self.loaded, images)
+        args = {} if self.opts.enable_thinking is None else {"enable_thinking": self.opts.enable_thinking}
+        self.prompts = PromptBuilder(self.loaded, images, template_args=args)
 
     def predict(self, batch: Sequence[Request]) -> Iterator[Response]:
         """A request whose image cannot be read fails alone, before any model work; the rest are answered."""
@@ -92,11 +93,27 @@ class HFAdapter(ModelAdapter):
 
     def run_info(self) -> dict[str, object]:
         m = self.loaded
+        sep = self.prompts.separator
         return {"model": self.name, "preset": m.preset.name, "class": type(m.model).__name__,
+                "prompt_format": m.prompt.source,
+                "answer_separator": repr(sep.text) if sep.text is not None else "a space unless the prompt ends "
+                                                                                "with whitespace",
+                "answer_separator_from": sep.source, "prefix_reuse_possible": m.preset.no_prefix_reuse is None,
                 "device": str(m.device), "dtype": str(m.dtype).removeprefix("torch."),
                 "quantize": self.opts.quantize, "answer_mode": self.answer_mode,
                 "prefix_reuse": self.opts.prefix_reuse, "model_seconds": round(self.runtime.timer.seconds, 3),
                 "transformers": m.transformers_version, **self.runtime.stats}
+
+    @classmethod
+    def describe(cls) -> str:
+        from mmeval.model_adapters.hf.architectures import describe
+
+        return describe()
+
+    def notes(self) -> list[str]:
+        """The prompt format's deviation from the checkpoint's own, if any (no chat template in the checkpoint)."""
+        note = self.loaded.prompt.note
+        return [note] if note else []
 
     def close(self) -> None:
         self.runtime.close()

@@ -13,7 +13,7 @@ from typing import Any
 
 from mmeval.model_adapters.hf.prefix import group_by_prefix, prefix_context
 from mmeval.model_adapters.hf.prompts import Item, PromptBuilder
-from mmeval.model_adapters.hf.runtime import Batching, Runtime, cache_of, expand_cache
+from mmeval.model_adapters.hf.runtime import Batching, Runtime, cache_of, continuation_extras, expand_cache
 from mmeval.prompting.messages import Response
 
 
@@ -61,7 +61,7 @@ class Generator:
         groups, whole = group_by_prefix(items, self.reuse)
         for group in groups:
             for it in group:
-                it.raw = self.prompts.encode(it.text)
+                self.prompts.tokens(it)
             split = prefix_context(group, self.prompts, self.runtime)
             if split is None:
                 whole.extend(group)
@@ -81,7 +81,9 @@ class Generator:
         ctx_len = int(ctx["input_ids"].shape[1])
         for it, rest in zip(group, rests, strict=True):
             ids = torch.cat([ctx["input_ids"], torch.tensor([rest], device=m.input_device)], dim=1)
-            gen = self._call(input_ids=ids, attention_mask=torch.ones_like(ids),
+            # the prompt's other per-token inputs (token types, cross-attention mask ...) as for the whole prompt
+            extras = {k: torch.cat([ctx[k], v], dim=1) for k, v in continuation_extras(ctx, 1, len(rest)).items()}
+            gen = self._call(input_ids=ids, attention_mask=torch.ones_like(ids), **extras,
                              **{m.cache_kw: expand_cache(cache, 1)})
             yield self._answer(it, gen[0, ids.shape[1]:], int(ids.shape[1]), reused=ctx_len)
 

@@ -25,6 +25,7 @@ from mmeval.model_adapters.hf.runtime import (
     ContinuationCache,
     Runtime,
     cache_of,
+    continuation_extras,
     cut,
     expand_cache,
 )
@@ -201,8 +202,8 @@ class LikelihoodScorer:
         chunks = list(self.batching.chunks(order, owner=plan.owner.__getitem__))
         cache_for = self._cache_for(cache, chunks, plan.rows)
         for chunk in chunks:
-            for _ in self.runtime.split_on_oom(lambda c: self._run_rows(c, plan.rows, by_row, cache_for, scores),
-                                               chunk):
+            for _ in self.runtime.split_on_oom(
+                    lambda c: self._run_rows(c, plan.rows, by_row, cache_for, scores, ctx), chunk):
                 pass
         return scores
 
@@ -216,7 +217,7 @@ class LikelihoodScorer:
         return lambda n: expand_cache(cache, n)
 
     def _run_rows(self, chunk: list[int], rows: list[list[int]], by_row: dict[int, list[Query]],
-                  cache_for: Callable[[int], Any], scores: Scores) -> Iterator[None]:
+                  cache_for: Callable[[int], Any], scores: Scores, ctx: dict[str, Any]) -> Iterator[None]:
         """One batch of rows against the context's cache; adds the log-probs read from them to ``scores``."""
         import torch
 
@@ -229,8 +230,8 @@ class LikelihoodScorer:
             ids[i, : len(rows[r])] = torch.tensor(rows[r])
         positions = sorted({q.pos for r in chunk for q in by_row[r]})
         keep = torch.tensor(positions, device=m.input_device)
-        out = self.runtime.forward({"input_ids": ids.to(m.input_device)}, cache=cache_for(n),
-                                   use_cache=True, logits_to_keep=keep)
+        inputs = {"input_ids": ids.to(m.input_device), **continuation_extras(ctx, n, width)}
+        out = self.runtime.forward(inputs, cache=cache_for(n), use_cache=True, logits_to_keep=keep)
         logp = torch.log_softmax(out.logits.float(), dim=-1)
         col = {p: c for c, p in enumerate(positions)}
         picks = [(i, col[q.pos], q) for i, r in enumerate(chunk) for q in by_row[r]]

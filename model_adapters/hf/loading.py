@@ -1,5 +1,5 @@
 """Loading a checkpoint: where it is, its config, the preset, device and dtype, quantization, the processor
-(with its chat template) and the weights.
+(see :mod:`.processor`: its prompt format and how it tokenises) and the weights.
 
 Every loading failure becomes an :class:`AdapterError` that says what to do, because a transformers
 traceback rarely does. Everything the rest of the family needs to know about the loaded checkpoint is
@@ -11,18 +11,23 @@ torch and transformers are imported inside the functions: the CLI imports this p
 from __future__ import annotations
 
 import inspect
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from mmeval.launch import rank_and_world
 from mmeval.model_adapters.base import AdapterError
 from mmeval.model_adapters.hf.options import HFOptions
 from mmeval.model_adapters.hf.presets import Preset, all_presets
-
-P = TypeVar("P")
+from mmeval.model_adapters.hf.processor import (
+    PromptFormat,
+    Specials,
+    image_token_id,
+    load_processor,
+    probe_specials,
+    prompt_format,
+)
 
 
 @dataclass(frozen=True)
@@ -40,18 +45,6 @@ class Checkpoint:
         return f"--model {self.family}:{self.name}"
 
 
-@dataclass(frozen=True)
-class Specials:
-    """How the processor tokenises text, so the tokenizer alone can reproduce its token ids.
-
-    ``add``: whether it adds the tokenizer's special tokens (a BOS ...); ``n_tail``: how many tokens it
-    appends after the text (an EOS ...), which must be dropped before an answer can follow the prompt.
-    """
-
-    add: bool
-    n_tail: int
-
-
 @dataclass
 class LoadedModel:
     """A loaded checkpoint and the facts about it that prompting, scoring and generation depend on."""
@@ -65,6 +58,8 @@ class LoadedModel:
     #: where inputs go (the embeddings' device: with device_map='auto' not necessarily ``device``)
     input_device: Any
     specials: Specials
+    #: where the prompt format comes from, and how it deviates from the checkpoint's own
+    prompt: PromptFormat
     #: the keyword the model's forward takes a KV cache under (``cache`` or ``past_key_values``)
     cache_kw: str
     image_token_id: int | None
@@ -80,7 +75,7 @@ def load(ckpt: Checkpoint) -> LoadedModel:
     device, device_map = placement()
     dtype = pick_dtype(ckpt.options.dtype, device)
     quant = quantization(ckpt.options.quantize, device, dtype)
-    processor = load_processor(ckpt, path, config, preset, device)
+    processor, prompt = processor_of(ckpt, path, config, preset, device)
     tok = processor.tokenizer
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
@@ -89,7 +84,8 @@ def load(ckpt: Checkpoint) -> LoadedModel:
     return LoadedModel(
         model=model, processor=processor, tok=tok, preset=preset, device=device, dtype=dtype,
         input_device=model.get_input_embeddings().weight.device, specials=probe_specials(processor),
-        cache_kw="cache" if "cache" in fwd else "past_key_values", image_token_id=image_token_id(processor, config),
+        prompt=prompt, cache_kw="cache" if "cache" in fwd else "past_key_values",
+        image_token_id=image_token_id(processor, config),
         transformers_version=transformers.__version__)
 
 
@@ -254,99 +250,17 @@ def load_weights(ckpt: Checkpoint, path: str, preset: Preset, dtype: Any, device
     return model.eval()
 
 
-def load_processor(ckpt: Checkpoint, path: str, config: Any, preset: Preset, device: Any) -> Any:
-    """The checkpoint's processor, checked to handle images and given a chat template (the preset's if none)."""
-    from transformers import AutoProcessor
-
+def processor_of(ckpt: Checkpoint, path: str, config: Any, preset: Preset, device: Any) -> tuple[Any, PromptFormat]:
+    """The checkpoint's processor, checked to handle images, with the prompt format it renders with."""
     try:
-        proc = AutoProcessor.from_pretrained(path, trust_remote_code=ckpt.options.trust_remote_code)
-    except Exception as exc:  # noqa: BLE001
-        proc = image_only_processor(path, config, ckpt.options.trust_remote_code)
-        if proc is None:
-            raise load_error(ckpt, exc, "processor", device) from exc
+        proc = load_processor(path, config, ckpt.options.trust_remote_code)
+    except Exception as exc:  # noqa: BLE001 - every loading failure becomes a message
+        raise load_error(ckpt, exc, "processor", device) from exc
     if not hasattr(proc, "tokenizer") or not (hasattr(proc, "image_processor") or hasattr(proc, "image_token")):
         raise AdapterError(
             f"{ckpt.where}: its processor ({type(proc).__name__}) handles no images, so "
             "this is not an image-text-to-text checkpoint (or its processor files are missing)")
-    template = getattr(proc, "chat_template", None) or getattr(proc.tokenizer, "chat_template", None)
-    if template and not getattr(proc, "chat_template", None):
-        proc.chat_template = template  # some checkpoints keep it with the tokenizer only
-    if not template:
-        if not preset.chat_template:
-            raise AdapterError(
-                f"{ckpt.where}: the processor has no chat template, so the prompt cannot be "
-                "built the way the model was trained. Copy the original checkpoint's chat_template.jinja (or "
-                "chat_template.json) into the model directory, or choose a preset that brings one "
-                "(-M preset=llava for LLaVA-1.5, llava-onevision for LLaVA-OneVision)")
-        proc.chat_template = preset.chat_template
-    return proc
-
-
-def image_only_processor(path: str, config: Any, trust_remote_code: bool) -> Any:
-    """Load the processor without its video processor (transformers needs torchvision for one); None: cannot."""
-    import transformers
-    from transformers.models.auto.processing_auto import PROCESSOR_MAPPING_NAMES
-    from transformers.utils import cached_file
-
-    name = None
     try:
-        f = cached_file(path, "processor_config.json", _raise_exceptions_for_missing_entries=False)
-        name = json.loads(Path(f).read_text(encoding="utf-8")).get("processor_class") if f else None
-    except Exception:  # noqa: BLE001 - no readable processor_config.json: fall back on the model type
-        pass
-    name = name or PROCESSOR_MAPPING_NAMES.get(getattr(config, "model_type", ""))
-    cls = getattr(transformers, name, None) if isinstance(name, str) else None
-    if cls is None or "video_processor" not in inspect.signature(cls.__init__).parameters:
-        return None
-    try:
-        return image_only_processor_class(cls).from_pretrained(path, trust_remote_code=trust_remote_code)
-    except Exception:  # noqa: BLE001 - the original error is the one to report
-        return None
-
-
-def image_only_processor_class(cls: type[P]) -> type[P]:
-    """A subclass of a processor class that needs no video processor.
-
-    Processors of video-capable models (LLaVA-OneVision, Qwen2-VL ...) insist on a video processor,
-    which transformers can only build with torchvision installed. Images never need it, so this
-    subclass drops that argument. transformers reads a processor's settings off its ``__init__``
-    signature (to load and to save them), so the subclass gets a real one: the parent's, less
-    ``video_processor``. It keeps the class name, so what it saves loads normally elsewhere.
-    """
-    sig = inspect.signature(cls.__init__)
-    if "video_processor" not in sig.parameters:
-        return cls
-    names = [n for n, p in sig.parameters.items()
-             if n not in ("self", "video_processor") and p.kind is p.POSITIONAL_OR_KEYWORD]
-    defaults = {n: sig.parameters[n].default for n in names}
-    src = (f"def __init__(self, {', '.join(f'{n}=_defaults[{n!r}]' for n in names)}, **kwargs):\n"
-           f"    _parent.__init__(self, {', '.join(f'{n}={n}' for n in names)}, video_processor=None, **kwargs)\n")
-    scope: dict[str, Any] = {"_defaults": defaults, "_parent": cls}
-    exec(src, scope)  # noqa: S102 - generated from the parent's own signature, no outside input
-    return type(cls.__name__, (cls,), {"__init__": scope["__init__"], "__module__": __name__,
-                                       "__doc__": f"{cls.__name__} without a video processor"})
-
-
-def probe_specials(processor: Any) -> Specials:
-    """How the processor tokenises text: with special tokens or not, and any tokens it appends."""
-    tok = processor.tokenizer
-    with_sp = tok("x y", add_special_tokens=True)["input_ids"]
-    plain = tok("x y", add_special_tokens=False)["input_ids"]
-    try:
-        via_proc = list(processor(text=["x y"])["input_ids"][0])
-    except Exception:  # noqa: BLE001 - a processor that insists on images: assume the tokenizer default
-        via_proc = with_sp
-    add = via_proc != plain
-    ids = with_sp if add else plain
-    start = next((i for i in range(len(ids)) if ids[i:i + len(plain)] == plain), 0)
-    return Specials(add=add, n_tail=max(0, len(ids) - start - len(plain)))
-
-
-def image_token_id(processor: Any, config: Any) -> int | None:
-    """The id of the image placeholder token, from the processor or the config (None: none found)."""
-    for src in (processor, config):
-        for attr in ("image_token_id", "image_token_index"):
-            v = getattr(src, attr, None)
-            if isinstance(v, int):
-                return v
-    return None
+        return proc, prompt_format(proc, preset.chat_template, preset.name)
+    except AdapterError as exc:
+        raise AdapterError(f"{ckpt.where}: {exc}") from None

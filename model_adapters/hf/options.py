@@ -38,5 +38,8 @@ class HFOptions(BaseModel):
         "none", description="load the weights in 4 or 8 bits with bitsandbytes (needs a CUDA GPU)")
     preset: PresetName = Field(
         "auto", description="model class and prompt conventions; auto: chosen from the checkpoint's model_type")
+    enable_thinking: bool | None = Field(
+        None, description="passed to the chat template as enable_thinking (Qwen3, Qwen3.5 ...: false closes the "
+                          "think block before the answer); unset: the template's own default")
     trust_remote_code: bool = Field(
         False, description="allow checkpoints that ship their own modelling code (that code runs on this machine)")

@@ -36,7 +36,7 @@ def prefix_context(group: list[Item], prompts: PromptBuilder,
     """
     first = group[0]
     image_id = runtime.loaded.image_token_id
-    raw_prefix = prompts.encode(first.prefix_text or "")
+    raw_prefix = prompts.encode(first.prefix_layout or "", prompts.specials.add_for(first.text))
     k = min(common_prefix_len(it.raw, raw_prefix) for it in group)
     rests = [it.raw[k:] for it in group]
     if any(not r for r in rests) or (image_id is not None and any(image_id in r for r in rests)):

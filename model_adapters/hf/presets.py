@@ -1,14 +1,18 @@
 """Every preset table of the ``hf`` family: what differs between model families, and nothing else.
 
 A preset pins the transformers class that loads the weights, a fallback chat template (used only when
-the checkpoint ships none) and how an answer letter follows the generation prompt. Loading,
-prompting, batching, prefix reuse and scoring are shared behaviour (the rest of this package).
+the checkpoint ships none) and whether a prompt may be split for prefix reuse. Loading, prompting,
+batching, prefix reuse and scoring are shared behaviour (the rest of this package); how an answer
+follows the generation prompt is read from each checkpoint's own template (see ``prompts``).
 
 - ``generic``: AutoModelForImageTextToText with the checkpoint's own processor and chat template;
 - ``llava``: LLaVA-1.5 (LlavaForConditionalGeneration), Vicuna ``USER: ... ASSISTANT:`` turns;
 - ``llava-next``: LLaVA-NeXT / 1.6 (LlavaNextForConditionalGeneration), anyres image tiles; its chat
   format depends on the language model (Mistral, Vicuna, Hermes), so it brings no fallback template;
-- ``llava-onevision``: LLaVA-OneVision (LlavaOnevisionForConditionalGeneration), Qwen2 ChatML turns.
+- ``llava-onevision``: LLaVA-OneVision (LlavaOnevisionForConditionalGeneration), Qwen2 ChatML turns;
+- ``paligemma``: PaliGemma, whose prompt attends to itself both ways (its processor marks the whole
+  prompt as a prefix), so the part shared by an image's questions cannot be run apart from them: no
+  prefix reuse. It ships no chat template: the processor's plain prompt format is used.
 
 ``auto`` picks the preset from the checkpoint's ``model_type``. Adding a family is a row here (and a
 name in :data:`PresetName`).
@@ -32,9 +36,8 @@ class Preset:
     model_class: str | None = None
     #: used only when the checkpoint ships no chat template
     chat_template: str | None = None
-    #: text between the generation prompt and the answer letter; None: a space unless the prompt
-    #: already ends with whitespace
-    answer_prefix: str | None = None
+    #: why the prompt cannot be split into a shared prefix and each question's own tokens (None: it can)
+    no_prefix_reuse: str | None = None
 
 
 GENERIC = Preset("generic", "AutoModelForImageTextToText with the checkpoint's own processor and chat template")
@@ -64,18 +67,21 @@ ONEVISION_CHAT_TEMPLATE = (
 
 LLAVA_PRESETS = (
     Preset("llava", "LLaVA-1.5", model_types=("llava",), model_class="LlavaForConditionalGeneration",
-           chat_template=LLAVA15_CHAT_TEMPLATE, answer_prefix=" "),
+           chat_template=LLAVA15_CHAT_TEMPLATE),
     Preset("llava-next", "LLaVA-NeXT / LLaVA-1.6", model_types=("llava_next",),
            model_class="LlavaNextForConditionalGeneration"),
     Preset("llava-onevision", "LLaVA-OneVision", model_types=("llava_onevision",),
-           model_class="LlavaOnevisionForConditionalGeneration", chat_template=ONEVISION_CHAT_TEMPLATE,
-           answer_prefix=""),
+           model_class="LlavaOnevisionForConditionalGeneration", chat_template=ONEVISION_CHAT_TEMPLATE),
 )
 
+PALIGEMMA = Preset("paligemma", "PaliGemma (prompt attends both ways: no prefix reuse)", model_types=("paligemma",),
+                   no_prefix_reuse="its prompt attends to itself both ways, so the shared part cannot run apart "
+                                   "from the question")
 
-PRESETS: dict[str, Preset] = {p.name: p for p in (GENERIC, *LLAVA_PRESETS)}
 
-PresetName = Literal["auto", "generic", "llava", "llava-next", "llava-onevision"]
+PRESETS: dict[str, Preset] = {p.name: p for p in (GENERIC, *LLAVA_PRESETS, PALIGEMMA)}
+
+PresetName = Literal["auto", "generic", "llava", "llava-next", "llava-onevision", "paligemma"]
 
 
 def all_presets() -> dict[str, Preset]:

@@ -22,6 +22,9 @@ from mmeval.model_adapters.hf.loading import LoadedModel
 T = TypeVar("T")
 R = TypeVar("R")
 
+#: processor outputs meant for training (PaliGemma's processor always returns ``labels``), never given to the model
+TRAINING_KEYS = frozenset({"labels"})
+
 
 class Timer:
     """Seconds spent inside ``with timer:`` blocks, summed."""
@@ -65,13 +68,31 @@ class Batching:
                 start = i
 
 
+def per_token(inputs: dict[str, Any]) -> list[str]:
+    """The keys of a processed batch that hold one entry per token (ids and masks: ``token_type_ids``,
+    ``mm_token_type_ids``, Mllama's ``cross_attention_mask`` ...), pixel values aside."""
+    shape = tuple(inputs["input_ids"].shape)
+    return [k for k, v in inputs.items()
+            if getattr(v, "shape", None) is not None and tuple(v.shape[:2]) == shape and not v.is_floating_point()]
+
+
 def cut(inputs: dict[str, Any], n: int) -> dict[str, Any]:
     """Drop the last n tokens of a processed batch (every per-token tensor, e.g. mm_token_type_ids too)."""
     if n <= 0:
         return inputs
-    shape = tuple(inputs["input_ids"].shape)
-    return {k: v[:, :-n] if getattr(v, "shape", None) is not None and tuple(v.shape) == shape else v
-            for k, v in inputs.items()}
+    keys = set(per_token(inputs))
+    return {k: v[:, :-n] if k in keys else v for k, v in inputs.items()}
+
+
+def continuation_extras(ctx: dict[str, Any], rows: int, width: int) -> dict[str, Any]:
+    """What a model needs beside the token ids for ``rows`` continuations of ``width`` tokens after a context.
+
+    Every per-token input of the context other than the ids and the attention mask (token types, Mllama's
+    cross-attention mask ...) continues with the value at the context's last position, as ``generate``
+    extends them for the tokens it adds.
+    """
+    return {k: ctx[k][:, -1:].expand(rows, width, *ctx[k].shape[2:])
+            for k in per_token(ctx) if k not in ("input_ids", "attention_mask")}
 
 
 def cache_of(out: Any) -> Any:
@@ -84,9 +105,11 @@ def expand_cache(cache: Any, n: int) -> Any:
     """A batch-n cache over a batch-1 one, leaving the original untouched for the next questions.
 
     Dynamic layers only ever replace their tensors (``torch.cat``), never write into them, so broadcast
-    views suffice: the prefix is copied once, by the model's own concatenation. Other cache types get
-    a deep copy.
+    views suffice: the prefix is copied once, by the model's own concatenation. Other cache types (the
+    recurrent states of linear-attention layers ...) get a deep copy, its rows repeated with the layers'
+    own row selection (the one beam search uses, which every layer type has).
     """
+    import torch
     from transformers.cache_utils import DynamicLayer, DynamicSlidingWindowLayer
 
     layers = getattr(cache, "layers", None)
@@ -102,7 +125,7 @@ def expand_cache(cache: Any, n: int) -> Any:
         return new
     new = copy.deepcopy(cache)
     if n > 1:
-        new.batch_repeat_interleave(n)
+        new.reorder_cache(torch.zeros(n, dtype=torch.long))
     return new
 
 
@@ -114,6 +137,9 @@ class ContinuationCache:
     into buffers with ``room`` free positions behind it (``rows`` copies of it, for batched rows); a call's
     cache writes its rows' keys and values into that room and reads the buffers up to their end, and the
     next call simply writes over them. The attention sees the same numbers as with ``torch.cat``.
+
+    Layers that hold something else than the prompt's positions (the image keys of Mllama's
+    cross-attention layers) are read, never written, by a continuation: they are shared as they are.
     """
 
     def __init__(self, cache: Any, rows: int, room: int) -> None:
@@ -121,15 +147,18 @@ class ContinuationCache:
 
         self.cache = cache
         self.length = cache.get_seq_length()
-        self.buffers: list[tuple[Any, Any]] = []
+        self.buffers: list[tuple[Any, Any, int]] = []
         for layer in cache.layers:
             k, v = layer.keys, layer.values
+            if k.shape[-2] != self.length:  # read only: broadcast views, no room
+                self.buffers.append((k.expand(rows, *k.shape[1:]), v.expand(rows, *v.shape[1:]), k.shape[-2]))
+                continue
             shape = (rows, k.shape[1], self.length + room, k.shape[3])
             bk, bv = torch.empty(shape, dtype=k.dtype, device=k.device), torch.empty(shape, dtype=v.dtype,
                                                                                       device=v.device)
             bk[:, :, : self.length] = k
             bv[:, :, : self.length] = v
-            self.buffers.append((bk, bv))
+            self.buffers.append((bk, bv, self.length))
 
     @staticmethod
     def supports(cache: Any) -> bool:
@@ -144,7 +173,7 @@ class ContinuationCache:
         """The cache for one forward of ``n`` rows (at most ``rows``, at most ``room`` tokens each)."""
         new = copy.copy(self.cache)
         layer = room_layer_class()
-        new.layers = [layer(bk[:n], bv[:n], self.length) for bk, bv in self.buffers]
+        new.layers = [layer(bk[:n], bv[:n], length) for bk, bv, length in self.buffers]
         return new
 
 
@@ -201,23 +230,33 @@ class Runtime:
     def process(self, images: list[list[str]], texts: list[str], padding_side: str = "right") -> dict[str, Any]:
         """Processor output for a batch, on the model's device, floats in the model's dtype.
 
-        Tokens the tokenizer appends after the text (an EOS ...) are dropped (left padding, one row) or
-        masked out (right padding), so that the last real position is the prompt's own end.
+        Special tokens are added where ``apply_chat_template`` would add them (not when the rendered prompt
+        starts with the BOS); padding goes on ``padding_side`` whatever the processor's own default. Tokens
+        the tokenizer appends after the text (an EOS ...) are dropped (left padding, one row) or masked out
+        (right padding), so that the last real position is the prompt's own end. The processor's training
+        ``labels`` are left out.
         """
         import torch
 
         m = self.loaded
+        add = {m.specials.add_for(t) for t in texts}
+        if len(add) != 1:
+            raise AdapterError("prompts of one batch disagree on whether they start with the BOS token")
+        specials = add.pop()
         m.tok.padding_side = padding_side
         imgs = [[self.images.get(p) for p in group] for group in images]
-        kwargs: dict[str, Any] = {"text": texts, "return_tensors": "pt", "padding": True}
+        kwargs: dict[str, Any] = {"text": texts, "return_tensors": "pt", "padding": True,
+                                  "padding_side": padding_side, "add_special_tokens": specials}
         if any(imgs):
             kwargs["images"] = imgs
         out: dict[str, Any] = {}
         for k, v in m.processor(**kwargs).items():
+            if k in TRAINING_KEYS:
+                continue
             if isinstance(v, torch.Tensor):
                 v = v.to(m.input_device, dtype=m.dtype) if v.is_floating_point() else v.to(m.input_device)
             out[k] = v
-        n_tail = m.specials.n_tail
+        n_tail = m.specials.n_tail if specials else 0
         if n_tail:
             if padding_side == "left" or len(texts) == 1:
                 out = cut(out, n_tail)
