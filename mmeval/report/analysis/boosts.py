@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict
 from mmeval.predictions import Prediction
 from mmeval.regions import option_region
 from mmeval.report.analysis.questions import pct, plain_preds
-from mmeval.tasks import has_role, task_names, yes_no_letters
+from mmeval.tasks import has_role, in_order, yes_no_letters
 
 
 class ExpertUse(BaseModel):
@@ -90,7 +90,7 @@ def expert_use(preds: Iterable[Prediction]) -> tuple[str | None, list[ExpertUse]
         if letter is not None:
             groups[p.task].append((p, letter))
     rows = []
-    for task in [t for t in task_names() if t in groups]:
+    for task in in_order(groups):
         pairs = groups[task]
         followed = [p for p, e in pairs if p.choice == e]
         overrode = [p for p, e in pairs if p.choice is not None and p.choice != e]
@@ -113,7 +113,7 @@ def knowledge_leaks(preds: Iterable[Prediction]) -> list[KnowledgeLeak]:
                           leaked_accuracy=pct(sum(p.correct for p in groups[t][True]), len(groups[t][True])),
                           clean=len(groups[t][False]),
                           clean_accuracy=pct(sum(p.correct for p in groups[t][False]), len(groups[t][False])))
-            for t in task_names() if t in groups]
+            for t in in_order(groups)]
 
 
 def boost_effects(preds: list[Prediction]) -> BoostEffects:
