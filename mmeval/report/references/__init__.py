@@ -91,7 +91,8 @@ def _published() -> pd.DataFrame:
 
 
 def human_baseline() -> pd.DataFrame:
-    """Task (seven tasks + ``Average``) -> expert, uncertainty, ordinary, note. Approximate, see HUMAN_CAVEAT."""
+    """Task (MMAD's seven tasks + ``Average``) -> expert, uncertainty, ordinary, note. Approximate, see
+    HUMAN_CAVEAT."""
     return _human().copy()
 
 
