@@ -9,7 +9,7 @@ timings and schema versions aside). The config hash is compared on its own: a ru
 it (or it would not resume); a boosted run's change is reported, not counted as a difference.
 
 Models: ``random``, ``always-normal``, ``expert --shots 2``, a tiny random LLaVA in generate and in
-likelihood mode (and in generate mode with the ``rag`` boost, and with the ``agent`` boost's drawing), and
+likelihood mode (and in likelihood mode with the ``rag`` boost, and with the ``agent`` boost's drawing), and
 the ``openai`` adapter against the local fake server of the tests.
 
     python tests/equivalence.py --before REV [--after REV] [--work DIR] [--only NAME ...]
@@ -40,8 +40,11 @@ RUNS: dict[str, tuple[list[str], list[str], list[str]]] = {
     "expert": (["--model", "expert", "--shots", "2"], [], []),
     "llava-generate": (["--model", "llava:{llava}", "--shots", "1"], [], []),
     "llava-likelihood": (["--model", "llava:{llava}", "--shots", "1", "--answer-mode", "likelihood"], [], []),
-    "llava-rag": (["--model", "llava:{llava}", "--shots", "1", "--boost", "rag"], [], []),
-    "llava-agent": (["--model", "llava:{llava}", "--shots", "1", "--boost", "agent"], [], []),
+    # boosted: likelihood mode, whose option scores follow every token of the prompt
+    "llava-rag": (["--model", "llava:{llava}", "--shots", "1", "--answer-mode", "likelihood", "--boost", "rag"], [],
+                  []),
+    "llava-agent": (["--model", "llava:{llava}", "--shots", "1", "--answer-mode", "likelihood", "--boost", "agent"],
+                    [], []),
     "openai": (["--model", "openai:fake-vlm", "--shots", "1"],
                ["--base-url", "{base_url}", "--no-api-cache"],
                ["--model-arg", "base_url={base_url}", "--model-arg", "no_cache=true"]),
