@@ -75,7 +75,7 @@ def _tests(base: list[Prediction], other: list[Prediction]) -> dict[str, dict[st
 
 def _cell(table: pd.DataFrame, dataset: str, task: str) -> float:
     """One score-table cell; NaN where the table has no such row or column (the run asks no such question)."""
-    return float(table.loc[dataset, task]) if dataset in table.index and task in table.columns else math.nan
+    return scoring.table_row(table, dataset).get(task, math.nan)
 
 
 def ablation(runs: dict[str, RunData], baseline: str) -> Ablation:

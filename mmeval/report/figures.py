@@ -332,8 +332,8 @@ def bars_vs_human(series: Sequence[dict[str, Any]], title: str, asked: Sequence[
     """
     cols = list(asked) + [scoring.AVERAGE]
     unc = {str(k): float(v) for k, v in references.human_baseline()["uncertainty"].to_dict().items()}
-    human = references.reference_row(references.HUMAN).over(list(asked))
-    all_series = list(series) + [{"label": "human expert (approx.)", "values": human, "human": True}]
+    expert = references.reference_row(references.HUMAN).over(list(asked))
+    all_series = list(series) + [{"label": "human expert (approx.)", "values": expert, "human": True}]
     labels = [str(s["label"]) for s in all_series]
     plot = bar_plot(cols, labels, title)
     drawn = []
