@@ -505,8 +505,12 @@ def extract_choice(response: str, options: Mapping[str, str]) -> str | None:
 
 #: how a reply naming no option is read: ``invalid`` (mmeval's rule, above) or ``closest``: the option whose
 #: text is most like the reply, as MMAD's AnomalyGPT script does (its prompt style uses it, to reproduce
-#: that script's published row; see :mod:`mmeval.prompting.styles`)
+#: that script's published row, see :mod:`mmeval.prompting.styles`; so does a family whose model never names
+#: a letter, see ``ModelAdapter.reading``)
 Fallback = Literal["invalid", "closest"]
+
+#: what a prediction's ``note`` says when its choice is the closest option to a reply that named none
+CLOSEST_NOTE = "read as the closest option: the reply names none"
 
 
 def choose(response: Response, options: Mapping[str, str], fallback: Fallback = "invalid") -> str | None:
@@ -517,19 +521,27 @@ def choose(response: Response, options: Mapping[str, str], fallback: Fallback = 
     the best score, the text breaks the tie if it names one of them; otherwise the answer is invalid.
     An error is no choice. With ``fallback="closest"`` a text naming no option takes :func:`closest_option`.
     """
+    return choose_noted(response, options, fallback)[0]
+
+
+def choose_noted(response: Response, options: Mapping[str, str],
+                 fallback: Fallback = "invalid") -> tuple[str | None, str | None]:
+    """:func:`choose`, and how the choice was read: :data:`CLOSEST_NOTE` when the ``closest`` fallback took it
+    (so a prediction says which of its answers the model named and which were matched by their text)."""
     if response.error:
-        return None
+        return None, None
     if response.scores and any(k in options for k in response.scores):
         top = top_option(response.scores, options)
         if len(top) == 1:
-            return top[0]
+            return top[0], None
         if not top:
-            return None
-        return extract_choice(response.text, {k: options[k] for k in top})
+            return None, None
+        return extract_choice(response.text, {k: options[k] for k in top}), None
     choice = extract_choice(response.text, options)
     if choice is None and fallback == "closest":
-        return closest_option(response.text, options)
-    return choice
+        closest = closest_option(response.text, options)
+        return closest, CLOSEST_NOTE if closest is not None else None
+    return choice, None
 
 
 def closest_option(text: str, options: Mapping[str, str]) -> str | None:

@@ -1,4 +1,5 @@
-"""The run configuration: everything that decides what a run's predictions are, and run.json.
+"""The run configuration: everything that decides what a run's predictions are, run.json, and status.json (how
+complete the run's answers are).
 
 Its hash is written into every prediction line and into the run directory; a rerun with the same
 hash resumes, a different hash refuses to mix into the same directory. Operational settings (how
@@ -16,10 +17,11 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field
 
 from mmeval import __version__
 from mmeval.errors import InputError
+from mmeval.jsonsafe import decode_utf8
 from mmeval.prompting.render import prompts_digest
 from mmeval.prompting.styles import DEFAULT_STYLE, PromptStyle, style_digest
 
@@ -75,6 +77,9 @@ class RunConfig(BaseModel):
     prompts: str = Field(default_factory=prompts_digest, description="digest of the prompt templates")
     prompt_style: PromptStyle = Field(DEFAULT_STYLE, description="how questions are worded: mmeval's templates, or "
                                                                  "a reproduction of a reference script")
+    reading: Literal["invalid", "closest"] | None = Field(
+        None, description="how replies naming no option are read when the model family fixes it (None: as the prompt "
+                          "style reads them)")
 
     def hashed_fields(self) -> dict[str, Any]:
         fields = self.model_dump(exclude=set(UNHASHED))
@@ -82,6 +87,8 @@ class RunConfig(BaseModel):
             del fields["prompt_style"]
         else:  # the style's own templates are part of what it is
             fields["prompt_style"] = f"{self.prompt_style}:{style_digest(self.prompt_style)}"
+        if fields["reading"] is None:  # families that read replies as the prompt style does keep their hash
+            del fields["reading"]
         if self.boosts:  # only where boosts run, so a plain run's hash never depends on the boosts there are
             del fields["boost_args"]  # the resolved options hold them: a default given or left out is one run
             fields["boost_identity"] = self.boost_identity()
@@ -151,6 +158,61 @@ class RunRecord(BaseModel):
         tmp.replace(path)
 
 
+class RunStatus(BaseModel):
+    """status.json: how complete a run directory's answers are, as its last session left them.
+
+    A run is complete when every question it asks has an answer: none ended in an error, none was never asked
+    (a session that stopped early). ``mmeval run`` exits with its own code when it is not (see the CLI),
+    and the report says so; a rerun of the same command retries the errors and asks the rest.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    version: int = 1
+    questions: int = Field(description="questions this run asks (rotations and probes included)")
+    answered: int = Field(description="questions with an answer (a valid or an invalid one)")
+    errors: int = Field(description="questions whose last attempt ended in an error")
+    retryable_errors: int = Field(0, description="errors a rerun may fix (timeouts, rate limits ...)")
+    missing: int = Field(0, description="questions never asked")
+    stopped: str | None = Field(None, description="why the session stopped before asking every question")
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def complete(self) -> bool:
+        return self.errors == 0 and self.missing == 0 and self.stopped is None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def summary(self) -> str:
+        """One sentence: how many questions have no answer, and why."""
+        if self.complete:
+            return f"complete: all {self.questions} question(s) answered"
+        parts = []
+        if self.errors:
+            lasting = self.errors - self.retryable_errors
+            why = [f"{n} {what}" for n, what in ((self.retryable_errors, "may succeed on a rerun"),
+                                                 (lasting, "failed for a reason a rerun cannot fix")) if n]
+            parts.append(f"{self.errors} ended in an error ({', '.join(why)})")
+        if self.missing:
+            parts.append(f"{self.missing} never asked")
+        text = f"incomplete: {self.errors + self.missing} of {self.questions} question(s) have no answer"
+        text += f": {' and '.join(parts)}" if parts else ""
+        return text + (f"; the run stopped: {self.stopped}" if self.stopped else "")
+
+    @classmethod
+    def read(cls, path: Path) -> RunStatus | None:
+        """The status a session left, or None (no file: a run from before status files, or one still running)."""
+        try:
+            return cls.model_validate_json(path.read_bytes())
+        except (OSError, ValidationError):
+            return None
+
+    def write(self, path: Path) -> None:
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(self.model_dump_json(indent=2), encoding="utf-8")
+        tmp.replace(path)
+
+
 # ------------------------------------------------------------------------------------------ config files
 
 #: keys a config file may hold (the names of the flags, with underscores)
@@ -162,11 +224,16 @@ FILE_KEYS = frozenset({
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
-    """A run described in YAML (``.yaml``/``.yml``) or TOML (``.toml``): a mapping of flag names to values."""
+    """A run described in YAML (``.yaml``/``.yml``) or TOML (``.toml``): a mapping of flag names to values.
+
+    The file is read as UTF-8 (what YAML and TOML specify); other bytes are an error naming the line."""
     p = Path(path).expanduser()
     if not p.is_file():
         raise InputError(f"--config: no such file '{p}'")
-    text = p.read_text(encoding="utf-8")
+    try:
+        text = decode_utf8(p.read_bytes(), f"--config {p}")
+    except OSError as exc:
+        raise InputError(f"--config {p}: cannot read it ({exc.strerror or exc})") from None
     try:
         if p.suffix.lower() == ".toml":
             import tomllib

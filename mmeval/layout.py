@@ -2,6 +2,7 @@
 
 PREDICTIONS = "predictions.jsonl"
 RUN_FILE = "run.json"
+STATUS = "status.json"  # how complete the run's answers are (config.RunStatus), rewritten by every session
 SKIPPED = "skipped.json"
 TIMINGS = "timings.jsonl"
 USAGE = "usage.jsonl"  # one line per process and session: adapter.run_info() (tokens, cost ...)

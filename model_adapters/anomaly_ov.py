@@ -15,12 +15,13 @@ option letters' log-probabilities at the answer position). The expert's image sc
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
+from mmeval.errors import InputError
+from mmeval.jsonsafe import parse_json
 from mmeval.model_adapters.base import OPERATIONAL, AdapterError, AdapterSettings
 from mmeval.model_adapters.worker.adapter import WorkerAdapter, WorkerOptions
 from mmeval.model_adapters.worker.backends import BACKENDS
@@ -75,8 +76,9 @@ class AnomalyOVAdapter(WorkerAdapter):
                             "its folder: --model anomaly-ov:PATH")
         else:
             try:
-                model_type = json.loads(config.read_text(encoding="utf-8")).get("model_type")
-            except ValueError:
+                read = parse_json(config.read_bytes(), str(config))
+                model_type = read.get("model_type") if isinstance(read, dict) else "(unreadable config.json)"
+            except InputError:
                 model_type = "(unreadable config.json)"
             if model_type != "llava_qwen":
                 problems.append(f"the checkpoint: {self.checkpoint} is a '{model_type}' model; an Anomaly-OV "

@@ -100,6 +100,9 @@ class AnomalyGPTAdapter(WorkerAdapter):
     Options: ClassVar[type[BaseModel]] = AnomalyGPTOptions
     display_name = "AnomalyGPT"
     default_batch_size = 8
+    #: its language model answers in words and never names a letter (with mmeval's prompt too, almost half of its
+    #: replies name no option); each such reply is read as the closest option, as MMAD's script reads them
+    reading = "closest"
 
     def __init__(self, name: str, options: BaseModel | None = None, settings: AdapterSettings | None = None) -> None:
         super().__init__(name, options, settings)

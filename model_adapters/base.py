@@ -69,6 +69,10 @@ class ModelAdapter(ABC):
     default_batch_size: ClassVar[int] = 16
     #: whether answering needs normal template images (``--shots`` >= 1)
     needs_templates: bool = False
+    #: how this family's replies that name no option are read, whatever the prompt style: "closest" (the option
+    #: whose text is most like the reply, for a model that never names a letter) or "invalid"; None: as the
+    #: prompt style reads them (the extraction itself lives in mmeval.answers)
+    reading: ClassVar[Literal["invalid", "closest"] | None] = None
 
     def __init__(self, name: str, options: BaseModel | None = None, settings: AdapterSettings | None = None) -> None:
         self.name = name

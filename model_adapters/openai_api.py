@@ -60,7 +60,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
-import json
 import math
 import re
 from collections.abc import Sequence
@@ -68,6 +67,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from mmeval.errors import InputError
+from mmeval.jsonsafe import parse_json
 from mmeval.model_adapters.base import OPERATIONAL, AdapterError, AdapterSettings
 from mmeval.model_adapters.remote.engine import DEFAULT_CONCURRENCY, Malformed, RemoteAdapter, Usage
 from mmeval.model_adapters.remote.images import JPEG_QUALITY, encode_image
@@ -76,7 +77,7 @@ from mmeval.model_adapters.remote.pricing import OPENAI_PRICES as PRICES
 from mmeval.model_adapters.remote.pricing import price_for
 from mmeval.model_adapters.remote.retry import Failure, Retry
 from mmeval.model_adapters.remote.urls import environment_proxy, is_loopback, public_url
-from mmeval.prompting.messages import Request, Response, to_openai_messages
+from mmeval.prompting.messages import Request, Response, log_sum_exp, to_openai_messages
 
 __all__ = ["DEFAULT_CONCURRENCY", "DUMMY_KEY", "JPEG_QUALITY", "PRICES", "TOP_LOGPROBS", "OpenAIAdapter",
            "OpenAIOptions", "encode_image", "is_loopback", "letter_scores", "names_an_option", "price_for",
@@ -115,28 +116,33 @@ class OpenAIOptions(RemoteOptions):
 
 
 def letter_scores(top: list[dict[str, Any]], letters: Sequence[str]) -> dict[str, float] | None:
-    """Option-letter log-probabilities from a top_logprobs list; None when no letter is listed."""
+    """Option-letter log-probabilities from a top_logprobs list; None when no letter is listed.
+
+    A letter's tokens (" B", "B", "(B") are combined by :func:`log_sum_exp`: a ``-inf`` entry is impossible, a
+    NaN entry makes the letter unusable (and with it the answer, as :func:`top_option` reads scores)."""
     found: dict[str, list[float]] = {}
     values = []
     for item in top:
         if not isinstance(item, dict):
             continue
         token, lp = item.get("token"), item.get("logprob")
-        if not isinstance(token, str) or not isinstance(lp, (int, float)) or math.isnan(lp):
+        if not isinstance(token, str) or not isinstance(lp, (int, float)) or isinstance(lp, bool):
             continue
-        values.append(float(lp))
+        if math.isfinite(lp):
+            values.append(float(lp))
         m = _LETTER_TOKEN.match(token)
         if m and m.group(1) in letters:
             found.setdefault(m.group(1), []).append(float(lp))
     if not found:
         return None
-    floor = min(values) - FLOOR_MARGIN
+    # letters the list leaves out lie below its lowest finite entry (impossible when it has none)
+    floor = min(values) - FLOOR_MARGIN if values else -math.inf
     out = {}
     for letter in letters:
         lps = found.get(letter)
-        if lps:
-            peak = max(lps)
-            out[letter] = min(0.0, peak + math.log(sum(math.exp(x - peak) for x in lps)))
+        if lps:  # -inf: impossible; NaN and +inf: unusable (see log_sum_exp), kept so (min() reads NaN as 0.0)
+            combined = log_sum_exp(lps)
+            out[letter] = combined if math.isnan(combined) or combined == math.inf else min(0.0, combined)
         else:
             out[letter] = floor
     return out
@@ -249,9 +255,9 @@ class OpenAIAdapter(RemoteAdapter[OpenAIOptions]):
             http = await self._client.post("/chat/completions", body=body, cast_to=self._raw_type)
         await http.aread()
         try:
-            data = json.loads(http.text)
-        except ValueError:
-            raise Malformed(f"not JSON ({http.text[:60]!r})") from None
+            data = parse_json(http.text, "the reply")
+        except InputError as exc:
+            raise Malformed(f"not JSON ({http.text[:60]!r}: {exc})") from None
         _check(data)
         return data
 

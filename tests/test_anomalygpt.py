@@ -186,3 +186,24 @@ def test_stand_in_run_on_the_bundled_benchmark_reports_localisation(env: dict[st
     assert 0 <= source["image_auroc"] <= 1 and 0 <= source["pixel_auroc"] <= 1 and 0 <= source["aupro"] <= 1
     html = (out / "report.html").read_text()
     assert 'id="localisation"' in html and "anomaly maps against the masks" in html
+
+
+def test_replies_naming_no_option_are_read_as_the_closest_with_either_prompt_style(env: dict[str, Path],
+                                                                                  tmp_path: Path) -> None:
+    """AnomalyGPT answers in words ("Yes, there is an anomaly ... at the top left"); the family reads a reply that
+    names no option as the closest option, with mmeval's prompts too, and each prediction says which were read so."""
+    from mmeval.answers import CLOSEST_NOTE, closest_option
+
+    for style in ("mmeval", "mmad-anomalygpt"):
+        config = RunConfig(model=f"anomalygpt:{env['repo']}", runtime_args={"python": str(env["python"])},
+                           data="synthetic", shots=1, limit=12, prompt_style=style)
+        result = run(config, tmp_path / style, progress=False)
+        assert result.errors == 0
+        preds = [json.loads(line) for line in (tmp_path / style / "predictions.jsonl").read_text().splitlines()]
+        named = [p for p in preds if p["task"] == "Anomaly Detection"]  # "Yes, ..." / "No, ..." name an option
+        matched = [p for p in preds if p["task"] != "Anomaly Detection"]
+        assert named and len(matched) >= 6
+        assert all(p["choice"] is not None and p["note"] is None for p in named)
+        for p in matched:
+            assert p["choice"] == closest_option(p["response"], p["options"]) is not None, style
+            assert p["note"] == CLOSEST_NOTE

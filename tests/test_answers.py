@@ -390,3 +390,17 @@ def test_choose_falls_back_to_the_closest_option_only_when_asked_and_only_for_le
     assert choose(letterless, options, "closest") == "B"
     assert choose(Response(id="q", text="The answer is A; there is a small hole"), options, "closest") == "A"
     assert choose(Response(id="q", text="", error="timeout"), options, "closest") is None
+
+
+def test_log_sum_exp_keeps_impossible_and_unusable_apart() -> None:
+    import math
+
+    from mmeval.prompting.messages import log_sum_exp
+
+    inf, nan = float("inf"), float("nan")
+    assert log_sum_exp([-1.0]) == -1.0
+    assert log_sum_exp([-1.0, -1.0]) == pytest.approx(-1.0 + math.log(2))
+    assert log_sum_exp([-inf, -0.5]) == -0.5  # an impossible spelling adds nothing
+    assert log_sum_exp([-inf]) == -inf and log_sum_exp([-inf, -inf]) == -inf  # not NaN from -inf - -inf
+    assert log_sum_exp([]) == -inf
+    assert math.isnan(log_sum_exp([-1.0, nan])) and log_sum_exp([-1.0, inf]) == inf

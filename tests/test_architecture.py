@@ -17,7 +17,7 @@ SOURCES = {"mmeval": "mmeval", "tasks": "mmeval.tasks", "prompts": "mmeval.promp
 #: the flow, first to last: a module may import its own room, the foundation, and rooms before it
 FOUNDATION = ("mmeval", "mmeval.errors", "mmeval.jsonsafe", "mmeval.home", "mmeval.launch", "mmeval.regions",
               "mmeval.tasks", "mmeval.optionspec", "mmeval.prompts", "mmeval.layout", "mmeval.lean", "mmeval.heap",
-              "mmeval.registry")
+              "mmeval.registry", "mmeval.locks")
 ROOMS = ("mmeval.data", "mmeval.prompting", "mmeval.experts", "mmeval.boosts", "mmeval.config",
          "mmeval.model_adapters", "mmeval.answers", "mmeval.predictions", "mmeval.scoring", "mmeval.report",
          "mmeval.builders", "mmeval.run", "mmeval.cli", "mmeval.__main__")

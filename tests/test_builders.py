@@ -322,3 +322,12 @@ def test_command_line_errors_are_exit_2(trees: dict[str, Path], tmp_path: Path,
     assert "openai:MODEL" in capsys.readouterr().err
     assert main(["build", "mvtec", str(trees["mvtec"]), "--out", str(tmp_path / "o"), "--knowledge",
                  str(tmp_path / "none.json")]) == 2
+
+
+def test_a_deeply_nested_knowledge_file_is_exit_2(trees: dict[str, Path], tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    deep = tmp_path / "kb.json"
+    deep.write_text('{"SynthObject": {"nut": {"chip": ' + "[" * 50_000 + "]" * 50_000 + "}}}", encoding="utf-8")
+    assert main(["build", "mvtec", str(trees["mvtec"]), "--out", str(tmp_path / "o"), "--knowledge", str(deep)]) == 2
+    err = capsys.readouterr().err
+    assert f"--knowledge {deep}: JSON nested too deeply" in err and "Traceback" not in err

@@ -203,6 +203,42 @@ def test_letter_is_scored_as_the_tokenizer_splits_it(tiny: dict[str, Path]) -> N
             assert adapter.loaded.tok.decode(targets) == sep + letter
 
 
+@pytest.mark.parametrize("prefix_reuse", [True, False])
+def test_non_finite_log_probs_are_impossible_or_unusable(tiny: dict[str, Path], prefix_reuse: bool,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A letter whose token the model rules out (logit -inf) scores -inf and is never the answer; logits that
+    are NaN make every score NaN, and the reply names no letter (max() would have named the first)."""
+    from mmeval.answers import choose
+
+    req = _requests(1)[0]
+    adapter = _adapter(tiny, "llava", answer_mode="likelihood", prefix_reuse=prefix_reuse)
+    item = adapter.prompts.prepare(req)
+    adapter.prompts.add_targets(item, adapter.opts.likelihood_target)
+    first = sorted(req.options)[0]
+    ruled_out = item.targets[first][1][0]
+    forward = adapter.runtime.forward
+    fill: dict[str, float] = {}
+
+    def patched(*args: object, **kwargs: object) -> object:
+        out = forward(*args, **kwargs)  # type: ignore[arg-type]
+        logits = out.logits.clone()
+        if "all" in fill:
+            logits[:] = fill["all"]
+        else:
+            logits[..., ruled_out] = float("-inf")
+        out.logits = logits
+        return out
+
+    monkeypatch.setattr(adapter.runtime, "forward", patched)
+    (resp,) = adapter.predict([req])
+    assert resp.scores is not None and resp.scores[first] == float("-inf")
+    assert resp.text != first and choose(resp, req.options) == resp.text
+    fill["all"] = float("nan")
+    (resp,) = adapter.predict([req])
+    assert resp.scores is not None and all(v != v for v in resp.scores.values())
+    assert resp.text == "" and choose(resp, req.options) is None
+
+
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("mode", ["likelihood", "generate"])
 def test_cli_run_answers_every_question(tiny: dict[str, Path], tmp_path: Path, kind: str, mode: str) -> None:

@@ -164,12 +164,58 @@ def test_offline_without_a_cache_says_what_to_download_and_where(syn: Path, tmp_
         assert needed in text
 
 
+def _incoming_with(syn: Path, archive: str, members: dict[str, bytes]) -> Path:
+    """The incoming folder holding the benchmark's mmad.json and one deflated archive; returns the archive."""
+    incoming = hub.incoming_folder(hub.MMAD)
+    incoming.mkdir(parents=True)
+    shutil.copyfile(syn / "mmad.json", incoming / "mmad.json")
+    with zipfile.ZipFile(incoming / archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return incoming / archive
+
+
+def test_a_corrupt_compressed_stream_stops_fetch_with_exit_2(syn: Path, offline: None,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from mmeval.cli import main
+
+    arc = _incoming_with(syn, "SynthObject.zip", {"SynthObject/nut/x.png": bytes(range(256)) * 64})
+    raw = bytearray(arc.read_bytes())
+    name_len, extra_len = (int.from_bytes(raw[at:at + 2], "little") for at in (26, 28))
+    raw[30 + name_len + extra_len] = 0xFF  # the first (only) member's deflate stream: a reserved block type
+    arc.write_bytes(bytes(raw))
+    assert main(["data", "fetch", "mmad"]) == 2
+    err = capsys.readouterr().err
+    assert f"{arc}: member 'SynthObject/nut/x.png' cannot be read" in err and "Traceback" not in err
+    assert hub.status(hub.MMAD) is None
+
+
+def test_counts_of_no_known_release_name_the_file_the_user_gave(syn: Path, offline: None,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from mmeval.cli import main
+
+    _incoming_with(syn, "SynthObject.zip", {})
+    given = hub.incoming_folder(hub.MMAD) / "mmad.json"
+    assert main(["data", "fetch", "mmad"]) == 2  # the real counts (39,672 / 39,670) are not the stand-in's
+    err = capsys.readouterr().err
+    assert f"{given}: " in err and "no known release" in err
+    assert ".building-" not in err and hub.status(hub.MMAD) is None  # not the staging folder, deleted by now
+
+
 def test_offline_files_put_into_the_incoming_folder_are_used(syn: Path, tmp_path: Path, offline: None) -> None:
     repo = hub_repo(syn, tmp_path / "repo")
     incoming = hub.incoming_folder(hub.MMAD)
     shutil.copytree(repo, incoming)
     path = hub.fetch(bench(syn), say=lambda _: None)
     assert (path.parent / "SynthObject/nut/train/good/000.png").is_file()
+
+
+def test_a_deeply_nested_incoming_mmad_json_is_a_clear_error(syn: Path, tmp_path: Path, offline: None) -> None:
+    incoming = hub.incoming_folder(hub.MMAD)
+    shutil.copytree(hub_repo(syn, tmp_path / "repo"), incoming)
+    (incoming / "mmad.json").write_text('{"a": ' + "[" * 50_000 + "]" * 50_000 + "}", encoding="utf-8")
+    with pytest.raises(InputError, match=r"mmad\.json: cannot be read as JSON \(.*nested too deeply"):
+        hub.fetch(bench(syn), say=lambda _: None)
 
 
 def test_offline_uses_the_hub_cache(syn: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -183,6 +229,34 @@ def test_offline_uses_the_hub_cache(syn: Path, tmp_path: Path, monkeypatch: pyte
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     path = hub.fetch(bench(syn), say=lambda _: None)
     assert path.is_file() and hub.status(hub.MMAD) is not None
+
+
+def test_a_second_fetch_waits_for_the_first_and_then_uses_its_copy(syn: Path, tmp_path: Path, offline: None) -> None:
+    """Two fetches at once (two commands, or a fetch beside a run on --data mmad) would race on the staging and
+    target folders: one holds the lock, the other says whom it waits for and then finds the copy ready."""
+    import threading
+    import time
+
+    from mmeval.locks import folder_lock
+
+    shutil.copytree(hub_repo(syn, tmp_path / "repo"), hub.incoming_folder(hub.MMAD))
+    home = hub.benchmark_home(hub.MMAD)
+    said: list[str] = []
+    holder = folder_lock(home).acquire()  # as another process fetching would
+    second = threading.Thread(target=lambda: hub.fetch(bench(syn), say=said.append))
+    second.start()
+    deadline = time.monotonic() + 30
+    while not any("waiting" in s for s in said) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert any(f"waiting for mmeval pid {os.getpid()}" in s for s in said), said
+    assert not home.exists() and second.is_alive()  # nothing touched while the other holds the lock
+    home.mkdir(parents=True)  # the first fetch finishes: its copy is in place
+    shutil.copyfile(syn / "mmad.json", home / "mmad.json")
+    (home / hub.READY).write_text("{}", encoding="utf-8")
+    holder.release()
+    second.join(30)
+    assert not second.is_alive()
+    assert not any("is ready in" in s for s in said)  # the second used the first's copy, unpacked nothing again
 
 
 def test_specs() -> None:

@@ -180,3 +180,18 @@ def test_the_anomalygpt_style_reads_letterless_replies_by_the_closest_option(tmp
     assert all(p.choice is None for p in chosen["mmeval"].values())  # mmeval's rule: no letter, no answer
     read = chosen["mmad-anomalygpt"].values()
     assert all(p.choice is not None and misspelt(p.options[p.choice]) == p.response for p in read)
+
+
+def test_a_family_that_fixes_how_replies_are_read_has_it_in_its_identity() -> None:
+    """AnomalyGPT reads a reply naming no option as the closest option: a run directory made before the family
+    read replies so (or by a family reading them otherwise) must not resume into a mix of both readings."""
+    from mmeval.cli import build_parser
+
+    def config(model: str) -> RunConfig:
+        return build_config(settings(build_parser().parse_args(["run", "--model", model])))
+
+    gpt = config("anomalygpt:/nowhere")
+    assert gpt.reading == "closest" and gpt.hashed_fields()["reading"] == "closest"
+    assert gpt.digest() != gpt.model_copy(update={"reading": None}).digest()
+    plain = config("random")
+    assert plain.reading is None and "reading" not in plain.hashed_fields()

@@ -125,7 +125,9 @@ def test_end_to_end_run_records_rag_and_leaks(official_data: Path, knowledge: Pa
 
 @pytest.mark.parametrize("content,needle", [(None, "no knowledge file"), ("{not json", "not a readable JSON"),
                                             ('{"MVTec": {"bottle": {"good": 3}}}', "non-empty text"),
-                                            ('{"Other": {"x": {"good": "t"}}}', "no entry for any category")])
+                                            ('{"Other": {"x": {"good": "t"}}}', "no entry for any category"),
+                                            ('{"MVTec": {"bottle": {"good": ' + "[" * 50_000 + "]" * 50_000 + "}}}",
+                                             "nested too deeply")])
 def test_bad_knowledge_files_exit_2(official_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
                                    content: str | None, needle: str) -> None:
     path = tmp_path / "k.json"

@@ -56,7 +56,6 @@ def test_spelling_of_a_value_does_not_change_the_run(official_data: Path, tmp_pa
     (["--model", "random", "--answer-mode", "likelihood"], "supports generate only"),
     (["--model", "random", "--boost", "rgg"], "unknown boost 'rgg'"),
     (["--model", "random", "--boost-arg", "top_k=3"], "no boost in --boost has it"),
-    (["--model", "random", "--batch-size", "0"], "--batch-size"),
     (["--shots", "1"], "--model is required"),
 ])
 def test_bad_settings_exit_2_naming_the_culprit(official_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
@@ -112,3 +111,15 @@ def test_plain_flags_reach_the_adapter(official_data: Path, tmp_path: Path) -> N
     assert run(official_data, tmp_path / "r", "--model", "random", "--batch-size", "7", "--seed", "2") == 0
     timings = [json.loads(line) for line in (tmp_path / "r" / "timings.jsonl").read_text().splitlines()]
     assert max(t["batch_size"] for t in timings) <= 3
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".toml"])
+def test_a_config_file_not_in_utf8_is_named_with_its_line(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                          suffix: str) -> None:
+    config = tmp_path / f"run{suffix}"
+    config.write_bytes('model = "random"\n# réglage du modèle\n'.replace(" = ", ": " if suffix == ".yaml" else " = ")
+                       .encode("latin-1"))
+    assert main(["run", "--config", str(config), "--out", str(tmp_path / "r"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"--config {config}: not UTF-8 at line 2, column 4" in err and "save it as UTF-8" in err
+    assert "Traceback" not in err

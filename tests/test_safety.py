@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import ClassVar
@@ -109,8 +110,41 @@ def test_a_partial_run_is_not_reported_complete(official_data: Path, tmp_path: P
     assert result.missing == 1 and result.answered == result.total - 1
     family = model_adapters.Family("forgetful", f"{__name__}:Forgetful", "test", False)
     monkeypatch.setitem(model_adapters.FAMILIES, "forgetful", family)
-    assert cli(official_data, tmp_path / "b", model="forgetful") == 1
-    assert "incomplete run: 1 of" in capsys.readouterr().err
+    assert cli(official_data, tmp_path / "b", model="forgetful") == 3
+    assert "incomplete: 1 of 12 question(s) have no answer: 1 never asked" in capsys.readouterr().err
+    status = json.loads((tmp_path / "b" / "status.json").read_text())
+    assert status["complete"] is False and status["missing"] == 1
+
+
+class Failing(RandomAdapter):
+    """Records an error for one question (a timeout, a refused request ...), as an API or worker family does."""
+
+    family: ClassVar[str] = "failing"
+
+    def predict(self, batch: Sequence[Request]) -> Iterator[Response]:
+        for r in super().predict(batch):
+            yield Response(id=r.id, error="timed out", retryable=True) if r.id.endswith("good/003.png#1") else r
+
+
+def test_a_run_whose_questions_ended_in_errors_exits_3_and_says_so(
+        official_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setitem(model_adapters.FAMILIES, "failing",
+                        model_adapters.Family("failing", f"{__name__}:Failing", "test", False))
+    out = tmp_path / "r"
+    assert cli(official_data, out, model="failing") == 3
+    err = capsys.readouterr().err
+    assert "incomplete: 1 of 12 question(s) have no answer: 1 ended in an error (1 may succeed on a rerun)" in err
+    assert "rerun the same command" in err
+    scores = json.loads((out / "scores.json").read_text())
+    assert scores["status"]["complete"] is False and scores["status"]["errors"] == 1
+    assert "Incomplete run" in (out / "report.html").read_text()
+    # the same run, finished by a model that answers: complete, exit 0, and the report says nothing of it
+    answering = model_adapters.Family("failing", "mmeval.model_adapters.baselines:RandomAdapter", "test", False)
+    monkeypatch.setitem(model_adapters.FAMILIES, "failing", answering)
+    assert cli(official_data, out, model="failing") == 0
+    assert json.loads((out / "status.json").read_text())["complete"] is True
+    assert json.loads((out / "scores.json").read_text())["status"]["summary"] == "complete: all 12 question(s) answered"
+    assert "Incomplete run" not in (out / "report.html").read_text()
 
 
 # ------------------------------------------------------------------------------------------ changed data
@@ -275,6 +309,25 @@ def test_world_size_without_a_launcher_fails_fast(official_data: Path, tmp_path:
     assert done.returncode == 2 and "the others did not show up" in done.stderr and "torchrun" in done.stderr
 
 
+def test_world_size_without_a_launcher_says_at_once_what_it_waits_for(official_data: Path, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "MASTER_ADDR")}
+    env.update(WORLD_SIZE="2", RANK="0", MMEVAL_LAUNCH_TIMEOUT="60")
+    started = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-m", "mmeval", "run", "--model", "random", "--data",
+                             str(official_data), "--out", str(tmp_path / "r"), "--no-progress"],
+                            stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()  # the first thing it says
+        waited = time.monotonic() - started
+    finally:
+        proc.kill()
+        proc.wait()
+    assert waited < 30  # not the 60 s of the launch timeout
+    assert "process 0 of 2 (WORLD_SIZE=2) is waiting up to 60 s for process 1" in line
+    assert ".rank1.alive" in line and "unset WORLD_SIZE and RANK" in line
+
+
 @pytest.mark.parametrize("flags,needle", [
     (["--cycle-ms", "-5"], "positive number of milliseconds"),
     (["--model", "expert", "-M", "patch=7"], "must be even"),
@@ -301,3 +354,21 @@ def test_cycle_ms_is_saved_with_the_run(official_data: Path, tmp_path: Path) -> 
     assert main(["report", str(out)]) == 0  # no --cycle-ms: the saved one is used
     again = json.loads((out / "analysis.json").read_text())["latency"]
     assert again == first and "250" in json.dumps(again)
+
+
+def test_the_guarded_json_reader_names_its_source() -> None:
+    from mmeval.errors import InputError
+    from mmeval.jsonsafe import MAX_DEPTH, parse_json
+
+    assert parse_json(b'{"a": [1, {"b": null}]}', "x.json") == {"a": [1, {"b": None}]}
+    with pytest.raises(InputError, match=r"^x\.json: JSON nested too deeply to read"):
+        parse_json("[" * 50_000 + "]" * 50_000, "x.json")
+    nested = "[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1)  # readable, but deeper than any file needs
+    with pytest.raises(InputError, match=rf"^x\.json: JSON nested too deeply \(more than {MAX_DEPTH} levels"):
+        parse_json(nested, "x.json")
+    assert isinstance(parse_json(nested, "x.json", max_depth=None), list)
+    with pytest.raises(InputError, match=r"^x\.json: invalid JSON at line 2, column 1"):
+        parse_json('{"a": 1,\n}', "x.json")
+    with pytest.raises(InputError, match=r"^x\.json: not UTF-8 at line 1, column 8"):
+        parse_json(b'{"a": "\xe9"}', "x.json")
+

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -114,6 +115,32 @@ def test_the_twin_is_built_once(bench: Path, tmp_path: Path) -> None:
         first.read_text()).values())
 
 
+def test_an_edited_row_is_asked_again_as_in_an_mmad_json(bench: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """The run on a table resumes after an edit, as on an mmad.json: same config, the changed question asked
+    again, every other prediction kept."""
+    from mmeval.predictions import read_predictions
+
+    cols = rows_of(bench, 4)
+    disk = tmp_path / "table"
+    table(cols).save_to_disk(str(disk))
+    out = tmp_path / "run"
+    _run(str(disk), out, "--image-root", str(bench), "--no-shuffle")
+    first = {p.id: p for p in read_predictions(out / "predictions.jsonl")}
+    options = json.loads(cols["options"][1])
+    cols["answer"][1] = next(letter for letter in options if letter != cols["answer"][1])
+    shutil.rmtree(disk)
+    table(cols).save_to_disk(str(disk))
+    capsys.readouterr()
+    _run(str(disk), out, "--image-root", str(bench), "--no-shuffle")
+    err = capsys.readouterr().err
+    assert "the data changed" in err and "1 question(s) asked again" in err
+    second = {p.id: p for p in read_predictions(out / "predictions.jsonl")}
+    edited = f"{cols['image_path'][1]}#1"
+    assert set(second) == set(first) and second[edited].answer == cols["answer"][1] != first[edited].answer
+    assert all(second[i] == first[i] for i in second if i != edited)
+
+
 def test_other_column_names_are_mapped_with_columns(bench: Path, tmp_path: Path) -> None:
     cols = rows_of(bench, 4)
     renamed = {"file": cols["image_path"], "picture": cols["image"], "q": cols["question"],
@@ -167,6 +194,87 @@ def test_rows_that_cannot_be_read_are_left_out_and_listed(bench: Path, tmp_path:
     assert [s["row"] for s in skipped] == ["1", "2"]
     assert "'Z' is neither an option letter" in skipped[0]["reason"]
     assert "2 row(s)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("fault", ["truncated", "other-columns"])
+def test_a_bad_parquet_shard_is_named(bench: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                      fault: str) -> None:
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    table(rows_of(bench, 2)).to_parquet(str(shards / "part-0.parquet"))
+    bad = shards / "part-1.parquet"
+    if fault == "truncated":
+        table(rows_of(bench, 2)).to_parquet(str(bad))
+        bad.write_bytes(bad.read_bytes()[: bad.stat().st_size // 2])
+    else:
+        cols = rows_of(bench, 2)
+        cols["task"] = cols.pop("type")
+        table(cols).to_parquet(str(bad))
+    assert main(["run", "--model", "random", "--data", str(shards), "--image-root", str(bench), "--out",
+                 str(tmp_path / "run"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}: " in err and "Traceback" not in err
+    assert ("truncated" in err) if fault == "truncated" else ("missing: type" in err and "extra: task" in err)
+
+
+@pytest.mark.parametrize("column,value,reason", [
+    ("type", None, "type: empty"),
+    ("options", '{"A": "Yes.", "B": null}', "needs at least 2 options"),
+    ("random_templates", None, None),  # the image's other rows list its templates
+])
+def test_a_null_cell_loses_only_its_row(bench: Path, tmp_path: Path, column: str, value: Any,
+                                        reason: str | None) -> None:
+    cols = rows_of(bench, 3)
+    cols[column][0] = value
+    cols["answer"][0] = "A"
+    table(cols).save_to_disk(str(tmp_path / "t"))
+    json_path = twin_of(str(tmp_path / "t"), image_root=str(bench))
+    skipped = json.loads((json_path.parent / "conversion_skipped.json").read_text())
+    loaded = load_benchmark(json_path, json_path.parent, shots=1)
+    assert loaded.skipped == []  # the image's record is kept ...
+    lost = 0 if reason is None else 1
+    assert len(loaded.questions) == len(cols["question"]) - lost  # ... with every question but the bad row's
+    assert [s["row"] for s in skipped] == ["0"] * lost
+    if reason:
+        assert reason in skipped[0]["reason"]
+    first = json.loads(json_path.read_text())[cols["image_path"][0]]
+    assert first["random_templates"] == cols["random_templates"][1]
+
+
+@pytest.mark.parametrize("linked", ["image", "template"])
+def test_a_link_out_of_the_image_root_is_refused_as_in_an_mmad_json(bench: Path, tmp_path: Path,
+                                                                     linked: str) -> None:
+    """Path-given images go through the rule mmad.json paths meet: a symbolic link that leads out of the root
+    is refused (never followed, never linked into the twin), with the same reason."""
+    from conftest import write_png
+
+    root = tmp_path / "root"
+    shutil.copytree(bench, root)
+    records = json.loads((root / "mmad.json").read_text())
+    victim = list(records)[1]
+    rel = victim if linked == "image" else records[victim]["random_templates"][0]
+    secret = tmp_path / "outside" / "secret.png"
+    write_png(secret, 99)
+    (root / rel).unlink()
+    (root / rel).symlink_to(secret)
+    cols = rows_of(bench, 3)
+    del cols["image"], cols["mask"]  # images, templates and masks given by their paths under --image-root
+    table(cols).save_to_disk(str(tmp_path / "t"))
+    json_path = twin_of(str(tmp_path / "t"), image_root=str(root))
+    skipped = json.loads((json_path.parent / "conversion_skipped.json").read_text())
+    victim_rows = {str(i) for i, key in enumerate(cols["image_path"]) if key == victim}
+    assert victim_rows <= {s["row"] for s in skipped}
+    reasons = {s["reason"] for s in skipped if s["row"] in victim_rows}
+    assert all("leads outside the data root" in r for r in reasons), reasons
+    secret_id = (secret.stat().st_dev, secret.stat().st_ino)
+    twin_files = [p for p in json_path.parent.rglob("*") if p.is_file()]
+    assert not any((p.stat().st_dev, p.stat().st_ino) == secret_id for p in twin_files)
+    assert not any(p.read_bytes() == secret.read_bytes() for p in twin_files)
+    # the mmad.json of the same records refuses the same path for the same reason
+    (root / "first3.json").write_text(json.dumps(dict(list(records.items())[:3])))
+    loaded = load_benchmark(root / "first3.json", root, shots=1)
+    refused = {s.key: s.reason for s in loaded.skipped}  # (a template may serve other records too)
+    assert victim in refused and "leads outside the data root" in refused[victim]
 
 
 def test_options_in_every_shape() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import stat
 import zipfile
 from pathlib import Path
@@ -83,3 +84,41 @@ def test_unpacking_into_an_existing_folder_merges(tmp_path: Path) -> None:
     extract(_zip(tmp_path / "a.zip", {"A/x.png": b"1"}), tmp_path / "out")
     extract(_zip(tmp_path / "b.zip", {"B/y.png": b"2", "A/x.png": b"3"}), tmp_path / "out")
     assert (tmp_path / "out/A/x.png").read_bytes() == b"3" and (tmp_path / "out/B/y.png").read_bytes() == b"2"
+
+
+def test_members_that_expand_together_are_refused_however_small_each_is(tmp_path: Path) -> None:
+    """200 members of 512 KiB of zeros: each under the member floor, together about 1000 times their bytes."""
+    members = {f"DS/cat/{i:03}.png": b"\0" * (512 << 10) for i in range(200)}
+    arc = _zip(tmp_path / "bomb.zip", members, zipfile.ZIP_DEFLATED)
+    with pytest.raises(UnsafeArchive, match=r"bomb.zip: the archive as a whole expands \d+ times"):
+        extract(arc, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_dataset_archive_with_many_compressible_masks_unpacks(tmp_path: Path) -> None:
+    """Photographs barely compress, masks compress a lot: a real archive is far from the whole-archive limit."""
+    rng = random.Random(0)
+    members: dict[str, bytes] = {}
+    for i in range(60):
+        members[f"DS/cat/test/broken/{i:03}.png"] = rng.randbytes(48 << 10)
+        members[f"DS/cat/ground_truth/broken/{i:03}_mask.png"] = b"\0" * (40 << 10)  # ~1000x each
+    arc = _zip(tmp_path / "real.zip", members, zipfile.ZIP_DEFLATED)
+    assert extract(arc, tmp_path / "out") == 120
+
+
+def _local_data_offset(raw: bytes, info: zipfile.ZipInfo) -> int:
+    """Where a member's compressed bytes start (after its local header, whose extra field may differ)."""
+    at = info.header_offset
+    return at + 30 + int.from_bytes(raw[at + 26:at + 28], "little") + int.from_bytes(raw[at + 28:at + 30], "little")
+
+
+def test_a_corrupt_compressed_stream_is_a_damaged_archive(tmp_path: Path) -> None:
+    arc = _zip(tmp_path / "a.zip", {"DS/x.png": bytes(range(256)) * 64}, zipfile.ZIP_DEFLATED)
+    raw = bytearray(arc.read_bytes())
+    with zipfile.ZipFile(arc) as zf:
+        start = _local_data_offset(bytes(raw), zf.infolist()[0])
+    raw[start] = 0xFF  # block type 3: reserved, zlib refuses the stream
+    arc.write_bytes(bytes(raw))
+    with pytest.raises(DamagedArchive, match=r"a.zip: member 'DS/x.png' cannot be read.*corrupt"):
+        extract(arc, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -155,6 +155,32 @@ def test_failures_in_a_row_stop_the_run_with_a_message(tmp_path: Path, python: P
         list(adapter.predict(requests(tmp_path / "img", 4)))
 
 
+def test_a_run_a_hang_stops_is_reported_as_far_as_it_got_and_says_what_the_worker_was_doing(
+        official_data: Path, tmp_path: Path, python: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    paths = ", ".join(f"'ckpt_{i}': '/models/weights/part-{i}.bin'" for i in range(12))
+    out = tmp_path / "run"
+    args = ["run", "--model", f"worker:{FAULTY}", "-M", f"python={python}", "-M", "restart_delay=0", "--data",
+            str(official_data), "--shots", "1", "--out", str(out), "--no-progress"]
+    hang = ["-M", "fault=hang", "-M", "on=breakfast_box/test/good", "-M", "request_timeout=1", "-M", "max_restarts=0",
+            "-M", "quiet=1", "-M", f"loading_line=loading the model: {{{paths}}}"]
+    assert main(args + hang) == 3
+    err = capsys.readouterr().err
+    # what it was doing: nothing since the question; before it, loading (not the line's dozen checkpoint paths)
+    assert "gave no answer within 1 s" in err
+    assert "it wrote nothing after the question was sent (its last line before it: 'loading the model: ...')" in err
+    assert "part-3.bin" not in err
+    # the report of what was answered, marked incomplete
+    scores = json.loads((out / "scores.json").read_text())
+    status = scores["status"]
+    assert status["complete"] is False and status["answered"] == 7 and status["missing"] == 5
+    assert "failed 1 times in a row" in status["stopped"]
+    assert scores["counts"]["questions"] == 7
+    assert "Incomplete run" in (out / "report.html").read_text()
+    assert json.loads((out / "status.json").read_text()) == status
+    # the whole line stays in the worker log
+    assert "part-11.bin" in (out / "artifacts" / "logs" / "worker.log").read_text()
+
+
 def test_a_backend_refusal_is_permanent_and_an_exception_passing(tmp_path: Path, python: Path) -> None:
     batch = requests(tmp_path / "img", 3)
     with worker(tmp_path, python, fault="refuse", on="img0") as adapter:
@@ -193,6 +219,20 @@ def test_garbage_on_the_protocol_pipe_is_logged_and_ignored(tmp_path: Path, monk
     assert isinstance(ignored, int) and ignored >= 6
     log = (tmp_path / "run" / "artifacts" / "logs" / "worker.log").read_text()
     assert "banner printed by the environment" in log and "not a worker message" in log
+
+
+def test_an_impossible_score_loses_and_an_unreadable_one_spoils_only_its_answer(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mmeval.answers import choose
+
+    fake = make_python(tmp_path / "env", flags=f"-S {STANDINS / 'fake_worker.py'}")
+    monkeypatch.setenv("FAKE_WORKER", "scores")
+    batch = requests(tmp_path / "img", 2)
+    with worker(tmp_path, fake, "likelihood") as adapter:
+        first, second = adapter.predict(batch)
+    assert first.scores == {"A": float("-inf"), "B": -1.0} and choose(first, batch[0].options) == "B"
+    assert second.error is None and second.scores is not None and second.scores["A"] != second.scores["A"]  # NaN
+    assert choose(second, batch[1].options) is None  # unusable, not read from B alone (nor from the text "A")
 
 
 @pytest.mark.parametrize("mode,message", [("old", "is Python 3.7.9; the worker needs 3.8 or later"),

@@ -118,6 +118,7 @@ def test_check_reply_accepts_a_good_question() -> None:
 @pytest.mark.parametrize(("reply", "reason"), [
     ('{"question": "Q", "options": {"A": "x"', "not JSON"),
     ("Sure, here is a question about the nut.", "not JSON"),
+    ('{"question": "Q?", "options": ' + "[" * 5000 + "]" * 5000 + "}", "not JSON \\(JSON nested too deeply"),
     (_reply({"A": "x", "B": "y", "C": "z"}), "exactly four options"),
     (_reply(GOOD, ["A", "C"]), "exactly one option must be correct \\(the answer names 2: A, C\\)"),
     (_reply(GOOD, "A, C"), "exactly one option must be correct"),

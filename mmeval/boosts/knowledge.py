@@ -9,12 +9,12 @@ place that maps the names images use to the names knowledge files use.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from mmeval.errors import InputError
+from mmeval.jsonsafe import parse_json
 
 #: dataset name in image paths -> the name a knowledge file may use for it instead
 DATASET_ALIASES: dict[str, str] = {"DS-MVTec": "MVTec", "MVTec-AD": "MVTec"}
@@ -66,9 +66,9 @@ class KnowledgeBase:
             raise InputError(f"--boost-arg knowledge: no knowledge file at '{path}' (MMAD's domain_knowledge.json "
                              "shape: dataset -> category -> 'good' or defect name -> text)")
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InputError(f"{path}: not a readable JSON knowledge file ({exc})") from None
+            data = parse_json(path.read_bytes(), f"{path}: not a readable JSON knowledge file")
+        except OSError as exc:
+            raise InputError(f"{path}: not a readable JSON knowledge file ({exc.strerror or exc})") from None
         if not isinstance(data, dict) or not data:
             raise InputError(f"{path}: expected a JSON object of datasets (dataset -> category -> key -> text)")
         entries = []

@@ -19,7 +19,6 @@ keys match their folder or label names ignoring case, spaces and underscores.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ import numpy as np
 
 from mmeval.builders.questions import DESCRIBE, EFFECT, Item, distractors, mcq
 from mmeval.errors import InputError
+from mmeval.jsonsafe import parse_json
 
 _TITLE = re.compile(r"^\s*<([^>]*)>")
 _FIELD = re.compile(r"^\s*(Description|Effect)\s*:\s*", re.IGNORECASE)
@@ -88,11 +88,11 @@ class Knowledge:
     def read(cls, path: Path) -> Knowledge:
         path = Path(path).expanduser()
         try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
+            raw = parse_json(path.read_bytes(), f"--knowledge {path}")
         except FileNotFoundError:
             raise InputError(f"--knowledge: no file '{path}'") from None
-        except (OSError, ValueError) as exc:
-            raise InputError(f"--knowledge {path}: not a JSON file ({exc})") from None
+        except OSError as exc:
+            raise InputError(f"--knowledge {path}: not a JSON file ({exc.strerror or exc})") from None
         if not isinstance(raw, dict):
             raise InputError(f"--knowledge {path}: expected MMAD's shape (dataset -> category -> entries)")
         return cls(raw, path)

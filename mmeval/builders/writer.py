@@ -17,7 +17,6 @@ of its prompt and the attempts it took.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ import numpy as np
 from mmeval import optionspec
 from mmeval.builders.questions import DESCRIBE, EFFECT, Item, mcq, words
 from mmeval.errors import InputError
+from mmeval.jsonsafe import parse_json
 
 TYPES = ("Defect Description", "Defect Analysis", "Object Analysis")
 DEFAULT_ATTEMPTS = 3
@@ -114,9 +114,9 @@ def _json_object(text: str) -> dict[str, Any]:
     if start < 0 or end <= start:
         raise Rejected("the reply is not JSON", "no object found")
     try:
-        data = json.loads(body[start:end + 1])
-    except json.JSONDecodeError as exc:
-        raise Rejected("the reply is not JSON", f"{exc.msg} at character {exc.pos}") from None
+        data = parse_json(body[start:end + 1], "the reply")
+    except InputError as exc:
+        raise Rejected("the reply is not JSON", str(exc).removeprefix("the reply: ")) from None
     if not isinstance(data, dict):
         raise Rejected("the reply is not JSON", "not an object")
     return data

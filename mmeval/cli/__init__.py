@@ -4,7 +4,8 @@ Each command lives in a module of this package with ``add_parser(subparsers)`` (
 command's handler as ``func``); adding a command is one module plus one line in :data:`COMMANDS`.
 
 Exit codes: 0 ok, 2 bad input (data, flags, files; the message names the culprit), 1 internal error,
-130 interrupted (predictions so far are kept; rerun the same command to resume).
+3 an incomplete run (``mmeval run``: questions ended in an error or were never asked; the report covers the
+answered ones, a rerun finishes it), 130 interrupted (predictions so far are kept; rerun the same command to resume).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import sys
 from mmeval import __version__, heap
 from mmeval.errors import AdapterError, InputError
 
-EXIT_OK, EXIT_INTERNAL, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_INTERNAL, EXIT_INPUT, EXIT_INCOMPLETE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 #: the modules of this package that add commands, in the order --help lists them
 COMMANDS = ("run", "report", "build", "data", "catalog")

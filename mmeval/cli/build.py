@@ -13,6 +13,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from mmeval.cli import args as flags
+
 LAYOUT_HELP = {
     "mvtec": ("an MVTec-AD-layout folder: CATEGORY/train/good, CATEGORY/test/DEFECT, "
               "CATEGORY/ground_truth/DEFECT/NAME_mask.png"),
@@ -32,7 +34,8 @@ def add_parser(sub: Any) -> None:
                            description="Generate the synthetic benchmark that needs no download.")
     syn.add_argument("--out", required=True, help="directory to write mmad.json, images, masks and "
                                                   "domain_knowledge.json")
-    syn.add_argument("--seed", type=int, default=0, help="generator seed (default: 0)")
+    syn.add_argument("--seed", type=flags.seed, default=0, help="generator seed, a whole number of at least 0 "
+                                                                  "(default: 0)")
     from mmeval.data.synthetic.scales import DEFAULT_SCALE, SCALES
 
     syn.add_argument("--scale", choices=list(SCALES), default=DEFAULT_SCALE,
@@ -50,10 +53,11 @@ def add_parser(sub: Any) -> None:
         p.add_argument("root", metavar="ROOT", help="the folder to read")
         p.add_argument("--out", required=True, help="directory to write the benchmark into (new or empty; one an "
                                                     "earlier build wrote is replaced)")
-        p.add_argument("--seed", type=int, default=0, help="seed of every random choice (default: 0); the same "
-                                                           "seed builds byte-identical files")
+        p.add_argument("--seed", type=flags.seed, default=0,
+                       help="seed of every random choice, a whole number of at least 0 (default: 0); the same seed "
+                            "builds byte-identical files")
         p.add_argument("--name", help="the dataset name, the first part of every image path (default: ROOT's name)")
-        p.add_argument("--template-count", type=int, default=4, metavar="K",
+        p.add_argument("--template-count", type=flags.count, default=4, metavar="K",
                        help="normal templates listed per image, in similar_templates and random_templates (default: 4)")
         p.add_argument("--copy", action="store_true", help="copy the images (default: hard links where the file "
                                                            "system allows, which take no extra disk)")
@@ -68,13 +72,14 @@ def add_parser(sub: Any) -> None:
         p.add_argument("-W", "--writer-arg", action="append", metavar="KEY=VALUE", default=[],
                        help="an option of the writer's model family, e.g. -W base_url=http://localhost:8000/v1 "
                             "(repeatable; 'mmeval models show openai' lists them)")
-        p.add_argument("--writer-attempts", type=int, default=3, metavar="N",
+        p.add_argument("--writer-attempts", type=flags.count, default=3, metavar="N",
                        help="how often a rejected question is asked again, with the reason (default: 3)")
-        p.add_argument("--concurrency", type=int, metavar="N", help="writer requests in flight at once (default: 8)")
+        p.add_argument("--concurrency", type=flags.concurrency, metavar="N",
+                       help="writer requests in flight at once, 1 to 1024 (default: 8)")
         if layout == "visa":
             p.add_argument("--split-csv", metavar="FILE", help="the split file (default: ROOT/split_csv/1cls.csv)")
         if layout == "folders":
-            p.add_argument("--template-share", type=float, default=1 / 3, metavar="F",
+            p.add_argument("--template-share", type=flags.fraction, default=1 / 3, metavar="F",
                            help="share of each product's good images used as templates when it has no templates/ "
                                 "folder (default: 1/3; the rest are asked about)")
         p.set_defaults(func=cmd_build, layout=layout)
@@ -98,11 +103,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     if args.writer_arg and not args.writer:
         raise InputError("--writer-arg needs --writer")
-    if args.template_count < 1:
-        raise InputError("--template-count must be at least 1")
     share = getattr(args, "template_share", 1 / 3)
-    if not 0 < share < 1:
-        raise InputError("--template-share must lie between 0 and 1")
     source = scan(args.layout, Path(args.root), dataset=args.name, seed=args.seed, template_share=share,
                   split_csv=Path(args.split_csv) if getattr(args, "split_csv", None) else None)
     options = BuildOptions(seed=args.seed, template_count=args.template_count, link=not args.copy,

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from mmeval.cli import args as flags
 from mmeval.errors import InputError
 
 
@@ -30,7 +31,7 @@ def add_parser(sub: Any) -> None:
                                           "--image-root')")
     chk.add_argument("--out", help="directory for data_check.csv and data_check.json (default: beside the "
                                    "mmad.json, where a run's report can find it; required when pooling several)")
-    chk.add_argument("--seed", type=int, default=0,
+    chk.add_argument("--seed", type=flags.seed, default=0,
                      help="seed of the option shuffle, as 'mmeval run --seed' (default: 0)")
     chk.set_defaults(func=cmd_check)
     fetch = actions.add_parser(

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mmeval.cli.args import positive_ms
+from mmeval.cli import args as flags
 from mmeval.errors import InputError
 
 _CYCLE_HELP = "production line cycle time in milliseconds: the report says whether the model keeps up"
@@ -18,7 +18,7 @@ def add_parser(sub: Any) -> None:
                          description="Score RUN_DIR/predictions.jsonl into scores.csv, scores.json, analysis.json, "
                                      "report.html and heatmap.svg.")
     rep.add_argument("run_dir", help="a directory written by 'mmeval run'")
-    rep.add_argument("--cycle-ms", type=positive_ms, metavar="MS", help=_CYCLE_HELP)
+    rep.add_argument("--cycle-ms", type=flags.positive_ms, metavar="MS", help=_CYCLE_HELP)
     rep.set_defaults(func=cmd_report)
 
     cmp = sub.add_parser(
@@ -31,10 +31,12 @@ def add_parser(sub: Any) -> None:
                      help="comma-separated references, matched case-insensitively: 'human' (expert, approximate), "
                           "'human-ordinary', or a published model such as 'gpt-4o', 'claude-3-5-sonnet-20241022'")
     cmp.add_argument("--out", help="directory for compare.html, compare.csv, compare.json, heatmap.svg")
-    cmp.add_argument("--cycle-ms", type=positive_ms, metavar="MS", help="production line cycle time in milliseconds")
-    cmp.add_argument("--bootstrap", type=int, default=1000, metavar="N",
+    cmp.add_argument("--cycle-ms", type=flags.positive_ms, metavar="MS",
+                     help="production line cycle time in milliseconds")
+    cmp.add_argument("--bootstrap", type=flags.count, default=1000, metavar="N",
                      help="bootstrap resamples for the confidence intervals (default: 1000)")
-    cmp.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
+    cmp.add_argument("--seed", type=flags.seed, default=0, help="bootstrap seed, a whole number of at least 0 "
+                                                               "(default: 0)")
     cmp.set_defaults(func=cmd_compare)
 
     sm = sub.add_parser("score-mmad", help="score an answers file written by the official MMAD scripts",
@@ -69,8 +71,6 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from mmeval.report import compare
 
-    if args.bootstrap < 1:
-        raise InputError("--bootstrap must be at least 1")
     comp = compare.compare([Path(r) for r in args.runs], args.with_refs or [], cycle_ms=args.cycle_ms,
                            n_boot=args.bootstrap, seed=args.seed)
     print(compare.text_summary(comp), file=sys.stderr)

@@ -17,8 +17,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from mmeval import boosts, heap, launch, optionspec
-from mmeval.cli.args import positive_ms
+from mmeval.cli import EXIT_INCOMPLETE
+from mmeval.cli import args as flags
+from mmeval.cli.moved import RUN_FLAGS, add_moved
 from mmeval.errors import InputError
+from mmeval.layout import STATUS
 from mmeval.model_adapters import FAMILIES, split_model
 from mmeval.prompting.styles import STYLES
 
@@ -48,7 +51,10 @@ def add_parser(sub: Any) -> None:
                "transforms in order; --boost-arg KEY=VALUE (or NAME.KEY=VALUE) sets their options; "
                "'mmeval boosts' lists them.\nA run can also be described in a YAML or TOML file (--config): "
                "keys named like the flags (model, model_args, data, shots, boost, boost_args ...); flags given "
-               "here override it.")
+               "here override it.\nExit codes: 0 every question answered; 3 incomplete: some questions ended in an "
+               "error or were never asked (a model that stopped answering ...), the report covers the answered ones "
+               "and OUT/status.json says what is missing, rerun the same command to finish; 2 bad input (data, "
+               "flags, files, a model that cannot be set up); 1 internal error; 130 interrupted.")
     run.add_argument("--model", help="model: " + "; ".join(f"'{n}{':…' if f.needs_target else ''}' {f.summary}"
                                                            for n, f in FAMILIES.items()))
     run.add_argument("-M", "--model-arg", action="append", metavar="KEY=VALUE", default=[],
@@ -66,11 +72,12 @@ def add_parser(sub: Any) -> None:
                           "similar_templates, templates, mask, mask_path)")
     run.add_argument("--image-root", help="directory the image paths are relative to (default: the mmad.json's "
                                           "directory)")
-    run.add_argument("--shots", type=int, help="normal template images shown before the query (default: 1, as MMAD)")
+    run.add_argument("--shots", type=flags.count_or_zero, metavar="N",
+                     help="normal template images shown before the query (default: 1, as MMAD)")
     run.add_argument("--templates", choices=["random", "similar"],
                      help="take templates from each record's random_templates or similar_templates (default: random)")
-    run.add_argument("--seed", type=int, help="seed of every random choice: option shuffles, chance baselines "
-                                              "(default: 0)")
+    run.add_argument("--seed", type=flags.seed, help="seed of every random choice: option shuffles, chance "
+                                                     "baselines; a whole number of at least 0 (default: 0)")
     run.add_argument("--prompt-style", choices=list(STYLES),
                      help="how questions are worded: mmeval (the templates in prompts/) or mmad-anomalygpt (the "
                           "prompt of MMAD's AnomalyGPT script: fixed description, Anomaly Detection without "
@@ -78,16 +85,18 @@ def add_parser(sub: Any) -> None:
     run.add_argument("--answer-mode", choices=["generate", "likelihood"],
                      help="generate: the model writes an answer that is parsed; likelihood: the option the model "
                           "finds most probable wins (families that can score options) (default: generate)")
-    run.add_argument("--batch-size", type=int, metavar="N",
+    run.add_argument("--batch-size", type=flags.count, metavar="N",
                      help="questions handed to the model at once (default: the family's; never changes answers "
                           "of hf models, which compute each question alone unless -M batch_invariant=false)")
-    run.add_argument("--concurrency", type=int, metavar="N", help="API requests in flight at once (default: 8)")
+    run.add_argument("--concurrency", type=flags.concurrency, metavar="N",
+                     help="API requests in flight at once, 1 to 1024 (default: 8)")
     run.add_argument("--boost", metavar="NAME[+NAME]", help="request transforms applied in order (default: none)")
     run.add_argument("--boost-arg", action="append", metavar="KEY=VALUE", default=[],
                      help="an option of a boost, or BOOST.KEY=VALUE (repeatable)")
     run.add_argument("--no-shuffle", dest="shuffle", action="store_const", const=False,
                      help="keep the options in the file's order (default: shuffle, seeded)")
-    run.add_argument("--limit", type=int, help="answer only the first K questions (a later run without it continues)")
+    run.add_argument("--limit", type=flags.count, metavar="K",
+                     help="answer only the first K questions (a later run without it continues)")
     run.add_argument("--out", help="run directory (default: reports/<model>_<data>_<shots>shot_seed<seed>)")
     run.add_argument("--strict", action="store_const", const=True,
                      help="stop at the first bad record (default: skip and list them in the report)")
@@ -109,12 +118,18 @@ def add_parser(sub: Any) -> None:
                      help="check the images when the data loads: header (cheap: empty, unreadable or oversized "
                           "files), full (also decode them: finds truncated files), none (default: header)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
-    run.add_argument("--cycle-ms", type=positive_ms, metavar="MS",
+    run.add_argument("--cycle-ms", type=flags.positive_ms, metavar="MS",
                      help="production line cycle time in milliseconds: the report says whether the model keeps up "
                           "(saved with the run)")
+    add_moved(run, RUN_FLAGS)  # the family options that were flags: an error naming their -M spelling
     run.set_defaults(func=cmd_run)
 
 
+
+
+#: the numeric settings and their flags' types, which check them in a config file too
+NUMERIC: dict[str, Any] = {"shots": flags.count_or_zero, "seed": flags.seed, "batch_size": flags.count,
+                           "concurrency": flags.concurrency, "limit": flags.count, "cycle_ms": flags.positive_ms}
 
 
 def settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -122,6 +137,9 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
     from mmeval.config import read_config_file
 
     file = read_config_file(args.config) if args.config else {}
+    for key, kind in NUMERIC.items():
+        if file.get(key) is not None:
+            file[key] = flags.check_setting(key, file[key], kind, f"--config {args.config}")
     merged = {**DEFAULTS, **{k: v for k, v in file.items() if k not in ("model_args", "boost_args")}}
     for key in [*DEFAULTS, "model"]:
         value = getattr(args, key, None)
@@ -151,7 +169,8 @@ def build_config(s: dict[str, Any]) -> Any:
     from mmeval.config import RunConfig
 
     family, _ = split_model(str(s["model"]))
-    hashed, runtime = family.load().split_options(s["model_args"])
+    adapter_class = family.load()
+    hashed, runtime = adapter_class.split_options(s["model_args"])
     boost = s["boost"]
     names = boosts.parse_spec("+".join(boost) if isinstance(boost, list) else boost)
     others = tuple(b for v in s.get("variants", []) for b in boosts.parse_spec(v) if b not in names)
@@ -168,7 +187,7 @@ def build_config(s: dict[str, Any]) -> Any:
             shots=s["shots"], templates=s["templates"], seed=s["seed"], shuffle=s["shuffle"],
             allow_unknown_types=s["allow_unknown_types"], limit=s["limit"], strict=s["strict"],
             circular=s["circular"], probes=s["probes"], batch_size=s["batch_size"], concurrency=s["concurrency"],
-            verify_images=s["verify_images"], prompt_style=s["prompt_style"])
+            verify_images=s["verify_images"], prompt_style=s["prompt_style"], reading=adapter_class.reading)
     except ValidationError as exc:
         err = exc.errors()[0]
         where = "--" + str(err["loc"][0]).replace("_", "-") if err["loc"] else "settings"
@@ -186,11 +205,6 @@ def default_out(config: Any) -> Path:
 
 def cmd_run(args: argparse.Namespace) -> int:
     s = settings(args)
-    if s["cycle_ms"] is not None:  # a value from a config file gets the flag's check
-        try:
-            s["cycle_ms"] = positive_ms(str(s["cycle_ms"]))
-        except argparse.ArgumentTypeError as exc:
-            raise InputError(f"cycle_ms: {exc}") from None
     boost = s["boost"]
     variants = boosts.parse_variants(boost) if isinstance(boost, str) or boost is None else ["+".join(boost)]
     if len(variants) > 1:
@@ -217,10 +231,12 @@ def _run_one(s: dict[str, Any], config: Any, out: Path, *, progress: bool) -> in
     print(table.round(2).to_string(), file=sys.stderr)
     _summary(result, out)
     print(f"report: {out.resolve()}")
-    if result.missing:
-        print(f"mmeval: error: incomplete run: {result.missing} of {result.total} question(s) have no prediction; "
-              "rerun the same command to finish it", file=sys.stderr)
-        return 1
+    status = result.status
+    if not status.complete:
+        print(f"mmeval: error: {status.summary}. The report covers the questions answered so far; rerun the same "
+              f"command to finish the run (exit code {EXIT_INCOMPLETE}; {out / STATUS} says the same)",
+              file=sys.stderr)
+        return EXIT_INCOMPLETE
     return 0
 
 

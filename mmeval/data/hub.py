@@ -18,9 +18,11 @@ What :func:`fetch` does, once (later calls find the verified folder and touch no
 5. writes a marker with what it verified; from then on ``--data mmad`` behaves like
    ``--data $MMEVAL_HOME/mmad/<revision>``.
 
-The dataset's licence (CC BY-NC-SA 4.0) is printed before the first download. Offline
-(``HF_HUB_OFFLINE=1``) the hub cache is used when it holds the files; otherwise the error says which
-files to download and where to put them (``$MMEVAL_HOME/incoming/MMAD``, which is read before the hub).
+One process fetches at a time: steps 1 to 5 run under a lock beside the folder (a second fetch, or a run
+that needs one, waits and then uses the first one's copy). The dataset's licence (CC BY-NC-SA 4.0) is
+printed before the first download. Offline (``HF_HUB_OFFLINE=1``) the hub cache is used when it holds
+the files; otherwise the error says which files to download and where to put them
+(``$MMEVAL_HOME/incoming/MMAD``, which is read before the hub).
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ from typing import Any
 from mmeval.data.unpack import Limits, common_top, extract
 from mmeval.errors import InputError
 from mmeval.home import mmeval_home, staged
+from mmeval.jsonsafe import parse_json
+from mmeval.locks import folder_lock
 
 READY = ".mmeval-ready.json"
 KNOWLEDGE = "domain_knowledge.json"
@@ -126,11 +130,38 @@ def _say(text: str) -> None:
 def fetch(bench: HubBenchmark = MMAD, *, revision: str | None = None, endpoint: str | None = None,
           force: bool = False, allow_other_counts: bool = False, delete_archives: bool = False,
           limits: Limits | None = None, say: Callable[[str], None] = _say) -> Path:
-    """The benchmark's verified ``mmad.json``, downloaded, unpacked and checked on first use."""
+    """The benchmark's verified ``mmad.json``, downloaded, unpacked and checked on first use.
+
+    One process at a time fetches into a folder (a lock beside it, :func:`mmeval.locks.folder_lock`): another
+    fetch, or a run on ``--data mmad`` that needs the fetch, says whom it waits for and waits; when the holder
+    leaves a verified copy, the waiter uses it (even under ``force``: it is as fresh as can be).
+    """
     home = benchmark_home(bench, revision)
-    ready = home / READY
-    if ready.is_file() and (home / "mmad.json").is_file() and not force:
+    if _is_ready(home) and not force:
         return home / "mmad.json"
+    waited: list[str] = []
+
+    def waiting(holder: str) -> None:
+        waited.append(holder)
+        say(f"{bench.name} is being fetched into {home} by another process; waiting for {holder}")
+
+    lock = folder_lock(home).acquire(on_wait=waiting)
+    try:
+        if _is_ready(home) and (waited or not force):
+            return home / "mmad.json"
+        return _fetch_locked(bench, home, revision, endpoint, allow_other_counts, delete_archives, limits, say)
+    finally:
+        lock.release()
+
+
+def _is_ready(home: Path) -> bool:
+    return (home / READY).is_file() and (home / "mmad.json").is_file()
+
+
+def _fetch_locked(bench: HubBenchmark, home: Path, revision: str | None, endpoint: str | None,
+                  allow_other_counts: bool, delete_archives: bool, limits: Limits | None,
+                  say: Callable[[str], None]) -> Path:
+    """Download (or take from the incoming folder), unpack and verify into ``home``; the caller holds its lock."""
     incoming = incoming_folder(bench)
     if (incoming / "mmad.json").is_file():
         say(f"using the files in {incoming} (put there by hand) instead of downloading them")
@@ -234,14 +265,16 @@ def _download_failed(bench: HubBenchmark, revision: str | None, exc: BaseExcepti
                       "that arrived are kept and only the rest is downloaded")
 
 
-def _read(json_path: Path) -> dict[str, Any]:
-    """The mmad.json as a dict (a damaged file is an error saying how to fetch it again)."""
+def _read(json_path: Path, given: Path | None = None) -> dict[str, Any]:
+    """The mmad.json as a dict (a damaged file is an error naming ``given``, the file as the user knows it,
+    and saying how to fetch it again)."""
+    shown = given or json_path
     try:
-        data = json.loads(json_path.read_bytes())
-    except (OSError, ValueError) as exc:
-        raise FetchError(f"{json_path}: cannot be read as JSON ({exc}); fetch it again with --force") from None
+        data = parse_json(json_path.read_bytes(), "the file", max_depth=None)
+    except (OSError, InputError) as exc:
+        raise FetchError(f"{shown}: cannot be read as JSON ({exc}); fetch it again with --force") from None
     if not isinstance(data, dict):
-        raise FetchError(f"{json_path}: not an mmad.json (a JSON object keyed by image path)")
+        raise FetchError(f"{shown}: not an mmad.json (a JSON object keyed by image path)")
     return data
 
 
@@ -306,7 +339,7 @@ def _install(bench: HubBenchmark, source: Path, home: Path, revision: str | None
         for name in ("mmad.json", KNOWLEDGE):
             if (source / name).is_file():
                 shutil.copyfile(source / name, tmp / name)
-        facts = verify(bench, tmp / "mmad.json", allow_other_counts)
+        facts = verify(bench, tmp / "mmad.json", allow_other_counts, given=source / "mmad.json")
         facts.update(repo=bench.repo, revision=revision or "main", commit=commit, archives=archives,
                      licence=bench.licence)
         (tmp / READY).write_text(json.dumps(facts, indent=1) + "\n", encoding="utf-8")
@@ -363,9 +396,15 @@ def _delete_cached(path: Path) -> None:
             pass
 
 
-def verify(bench: HubBenchmark, json_path: Path, allow_other_counts: bool = False) -> dict[str, Any]:
-    """Count questions and images; they must match a known release unless ``allow_other_counts``."""
-    data = _read(json_path)
+def verify(bench: HubBenchmark, json_path: Path, allow_other_counts: bool = False, *,
+           given: Path | None = None) -> dict[str, Any]:
+    """Count questions and images; they must match a known release unless ``allow_other_counts``.
+
+    ``json_path`` is the copy being installed (its images are counted beside it); ``given`` is the file it was
+    copied from (the download or the incoming folder's), which errors name: the copy lies in a staging folder
+    that is gone by the time the user reads the message.
+    """
+    data = _read(json_path, given)
     questions = sum(len(v.get("conversation") or []) for v in data.values() if isinstance(v, dict))
     images = len(data)
     root = json_path.parent
@@ -374,8 +413,8 @@ def verify(bench: HubBenchmark, json_path: Path, allow_other_counts: bool = Fals
                     if r.questions == questions and (r.images is None or r.images == images)), None)
     if release is None and not allow_other_counts:
         known = "; ".join(r.label for r in bench.releases)
-        raise FetchError(f"{json_path}: {questions:,} questions on {images:,} images, which is no known release of "
-                         f"{bench.name} ({known}). The file may be damaged or a new revision: rerun with "
+        raise FetchError(f"{given or json_path}: {questions:,} questions on {images:,} images, which is no known "
+                         f"release of {bench.name} ({known}). The file may be damaged or a new revision: rerun with "
                          f"'mmeval data fetch {bench.spec} --force' to fetch it again, or add --allow-other-counts to "
                          "accept it")
     return {"questions": questions, "images": images, "missing_images": missing,

@@ -20,9 +20,11 @@ from pydantic import ValidationError
 from pydantic_core import to_json
 
 from mmeval import tasks as task_registry
+from mmeval.data.confine import Confined, under
 from mmeval.data.images import ImageChecker, VerifyLevel
-from mmeval.data.schema import ConversationItem, ImageRecord
+from mmeval.data.schema import ConversationItem, ImageRecord, first_problem
 from mmeval.errors import DataError, InputError
+from mmeval.jsonsafe import decode_utf8, parse_json
 
 TemplateKind = Literal["random", "similar"]
 NORMAL_MARK = "good"  # MMAD: an image is normal when its path contains "good"
@@ -191,19 +193,11 @@ def read_json_any(path: Path) -> object:
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise InputError(f"{path}: not UTF-8 at line {line}, column {col} (byte {exc.start})") from None
     hook = _KeepFirst()
-    try:
-        data = json.loads(text, object_pairs_hook=hook)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
-    except RecursionError:
-        raise InputError(f"{path}: JSON nested too deeply to be a benchmark file") from None
+    # no depth limit beyond the parser's: what reads these values afterwards needs no more stack than the parser
+    # did, and a walk over every value of an MMAD-sized file would cost a tenth of a second
+    text = decode_utf8(raw, str(path))
+    data = parse_json(text, str(path), max_depth=None, object_pairs_hook=hook)
     if isinstance(data, dict):
         if not isinstance(data, _Pairs):
             data = _Pairs(data)
@@ -213,91 +207,15 @@ def read_json_any(path: Path) -> object:
     return data
 
 
-class _Confined:
-    """Paths under one data root, checked to stay there; real directories remembered (a load asks for
-    thousands of files in a few hundred folders, so each folder is resolved once). Paths are handled as
-    strings: a load makes tens of thousands, and ``pathlib`` objects cost several times more."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.root_str = str(root)
-        self.real_root = str(root.resolve())
-        self._inside = self.real_root.rstrip(os.sep) + os.sep
-        self._dirs: dict[str, str] = {}
-        #: images already found usable, by the path as written (templates recur across records)
-        self.usable: dict[str, str] = {}
-
-    def real(self, path: str, link: bool | None = None) -> str:
-        """Where ``path`` really is; ``link``: whether it is a symbolic link, when the caller knows."""
-        folder, name = os.path.split(path)
-        real_folder = self._real_dir(folder)
-        if link is None:
-            link = os.path.islink(path)
-        return os.path.realpath(path) if link else os.path.join(real_folder, name)
-
-    def _real_dir(self, folder: str) -> str:
-        """Where ``folder`` really is: its parent's real place plus its name, unless it is itself a link (one
-        lstat for a new folder instead of one per component of its path)."""
-        real = self._dirs.get(folder)
-        if real is None:
-            parent, name = os.path.split(folder)
-            if folder == self.root_str or not name or parent == folder or os.path.islink(folder):
-                real = os.path.realpath(folder)
-            else:
-                real = os.path.join(self._real_dir(parent), name)
-            self._dirs[folder] = real
-        return real
-
-    def path(self, rel: object, key: str, field_name: str) -> Path:
-        return Path(self.file(rel, key, field_name))
-
-    def file(self, rel: object, key: str, field_name: str) -> str:
-        """``root / rel`` as a string, once it is known to stay under the root."""
-        return self.confine(_relative(self.root_str, rel, key, field_name), rel, key, field_name)
-
-    def confine(self, path: str, rel: object, key: str, field_name: str, link: bool | None = None) -> str:
-        real = self.real(path, link)
-        if real != self.real_root and not real.startswith(self._inside):
-            raise DataError(key, field_name, f"'{rel}' leads outside the data root (a symbolic link to {real})")
-        return path
-
-
-def safe_path(root: Path, rel: object, key: str, field_name: str) -> Path:
-    """Resolve a data-relative path, refusing what could leave the data root.
-
-    Refused: absolute paths, URLs, ``..``, and paths whose real location (symbolic links followed)
-    lies outside the root.
-    """
-    return _Confined(root).path(rel, key, field_name)
-
-
-def _relative(root: str, rel: object, key: str, field_name: str) -> str:
-    """``root / rel`` for a relative path that names no URL, no absolute path and no ``..``."""
-    if not isinstance(rel, str) or not rel:
-        raise DataError(key, field_name, f"expected a relative path, got {rel!r}")
-    if "://" in rel or rel.lower().startswith(("data:", "file:")):
-        raise DataError(key, field_name, f"'{rel}' is a URL; paths are relative to the data root")
-    posix = rel.replace("\\", "/")
-    if posix.startswith("/") or (len(rel) > 1 and rel[1] == ":"):
-        raise DataError(key, field_name, f"absolute path '{rel}' is not allowed (paths are relative to the data root)")
-    parts = [part for part in posix.split("/") if part not in ("", ".")]  # as PurePosixPath(posix).parts
-    if ".." in parts:
-        raise DataError(key, field_name, f"path '{rel}' escapes the data root")
-    return os.path.join(root, *parts)
-
-
 def _first_error(key: str, exc: ValidationError) -> DataError:
-    err = exc.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"]) or "record"
-    msg = err["msg"].removeprefix("Value error, ")
-    return DataError(key, loc, msg)
+    return DataError(key, *first_problem(exc))
 
 
-def _image(paths: _Confined, rel: object, key: str, field_name: str, what: str, checker: ImageChecker) -> str:
+def _image(paths: Confined, rel: object, key: str, field_name: str, what: str, checker: ImageChecker) -> str:
     """A usable image file under the root, or a DataError naming the record and field."""
     if isinstance(rel, str) and rel in paths.usable:
         return paths.usable[rel]
-    path = _relative(paths.root_str, rel, key, field_name)
+    path = under(paths.root_str, rel, key, field_name)
     try:  # one lstat answers "a link?", "a file?" and "how big?" for the usual plain file
         st: os.stat_result | None = os.lstat(path)
     except OSError:
@@ -345,7 +263,7 @@ def _lone_surrogate(key: str, value: object) -> DataError | None:
     return None
 
 
-def _record_questions(key: str, value: object, paths: _Confined, shots: int, templates: TemplateKind,
+def _record_questions(key: str, value: object, paths: Confined, shots: int, templates: TemplateKind,
                       allow_unknown_types: bool, checker: ImageChecker, any_duplicates: bool = True,
                       maybe_surrogates: bool = True) -> list[Question]:
     dupes = duplicate_keys(value) if any_duplicates else []
@@ -368,7 +286,7 @@ def _record_questions(key: str, value: object, paths: _Confined, shots: int, tem
     parts = tuple(part for part in key.split("/") if part not in ("", "."))  # as PurePosixPath(key).parts
     mask = None
     if record.mask_path:
-        _relative(paths.root_str, record.mask_path, key, "mask_path")  # as written: no URL, absolute path or ..
+        under(paths.root_str, record.mask_path, key, "mask_path")  # as written: no URL, absolute path or ..
         mask = paths.file("/".join(parts[:2] + (record.mask_path,)), key, "mask_path")
     out = []
     written = [str(r) for r in pool[:shots]]
@@ -408,7 +326,7 @@ def load_benchmark(
     data = read_json(json_path)
     bench = Benchmark(source=str(json_path), root=root, questions=[])
     checker = ImageChecker(verify_images)
-    paths = _Confined(root)
+    paths = Confined(root)
     problems = [DataError(key, "key", "the same key appears again later in the file; only its first record "
                                "is used") for key in getattr(data, "duplicates", [])]
     for key, value in data.items():

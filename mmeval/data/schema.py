@@ -7,10 +7,16 @@ are kept (``extra="allow"``) so a newer release of the file still loads and noth
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 #: the option letters MMAD uses (and that answer extraction recognises)
 LETTERS = "ABCDEFGH"
+
+
+def first_problem(exc: ValidationError) -> tuple[str, str]:
+    """(field, reason) of a validation error's first complaint, the field as a dotted path ("record" when none)."""
+    err = exc.errors()[0]
+    return ".".join(str(p) for p in err["loc"]) or "record", err["msg"].removeprefix("Value error, ")
 
 
 class ConversationItem(BaseModel):

@@ -16,8 +16,10 @@ folder unless ``--image-root`` says otherwise).
 A table becomes its mmad.json twin: rows are grouped by image into records, in the order the images
 first appear, with the same keys and relative paths an mmad.json of the same questions has; image
 bytes are written (and path-given images linked) under one folder in mmeval's cache, named by the
-table's fingerprint and the mapping. So the same questions as a table or as an mmad.json become the
-same questions, with the same ids, and give the same predictions; the twin is built once and reused.
+table's source, the mapping and the image root. So the same questions as a table or as an mmad.json
+become the same questions, with the same ids, and give the same predictions; the twin is built once and
+reused, and converted again in the same folder when the table changes (as an mmad.json edited in place:
+a run on it resumes and asks the changed questions again).
 """
 
 from __future__ import annotations
@@ -34,15 +36,20 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from mmeval.data.schema import LETTERS
-from mmeval.errors import InputError
+from pydantic import ValidationError
+
+from mmeval.data.confine import Confined, relative_parts
+from mmeval.data.schema import LETTERS, ConversationItem, first_problem
+from mmeval.errors import DataError, InputError
 from mmeval.home import mmeval_home, staged
+from mmeval.jsonsafe import parse_json
+from mmeval.locks import folder_lock
 
 HUB_PREFIX = "hf:"
 READY = ".mmeval-ready.json"
 SKIPPED = "conversion_skipped.json"
 #: bump when the conversion changes what it writes (a new version builds a fresh twin)
-CONVERTER_VERSION = "1"
+CONVERTER_VERSION = "2"
 
 #: field -> column names tried, in order, when --columns does not name one
 CANDIDATES: dict[str, tuple[str, ...]] = {
@@ -146,6 +153,8 @@ def load_table(spec: TableSpec) -> Any:
     """The ``datasets.Dataset`` a spec names (one split)."""
     ds_lib = _datasets()
     cache = str(mmeval_home() / "datasets")
+    if spec.kind == "parquet":
+        check_parquet(spec.target.splitlines())
     try:
         if spec.kind == "disk":
             loaded = ds_lib.load_from_disk(spec.target)
@@ -154,9 +163,11 @@ def load_table(spec: TableSpec) -> Any:
                                          cache_dir=cache)
         else:
             loaded = ds_lib.load_dataset(spec.target, revision=spec.revision, split=spec.split, cache_dir=cache)
-    except (OSError, ValueError, FileNotFoundError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"--data {spec.target.splitlines()[0]}: cannot load the table ({first})") from None
+    except (OSError, ValueError, ds_lib.exceptions.DatasetsError) as exc:
+        cause = (exc.__cause__ or exc.__context__) if isinstance(exc, ds_lib.exceptions.DatasetsError) else exc
+        culprit = _unreadable_shard(spec.target.splitlines()) if spec.kind == "parquet" else None
+        raise InputError(f"{culprit or '--data ' + spec.target.splitlines()[0]}: cannot load the table "
+                         f"({_first_line(cause or exc)})") from None
     if isinstance(loaded, ds_lib.DatasetDict):
         splits = list(loaded)
         if spec.split:
@@ -173,6 +184,51 @@ def load_table(spec: TableSpec) -> Any:
     if spec.split and spec.kind == "disk":
         raise InputError(f"--data {spec.target}: holds one table, not splits; drop ':{spec.split}'")
     return loaded
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
+def check_parquet(files: list[str]) -> None:
+    """Every shard of a parquet table readable, all with the same columns; else an InputError naming the shard.
+
+    Read from each file's footer (its schema), before ``datasets`` reads the rows: its own errors name no file.
+    A shard whose footer is missing is truncated; one whose columns differ from the first shard's would make
+    ``datasets`` refuse the whole table.
+    """
+    import pyarrow as pa  # type: ignore[import-untyped]
+    import pyarrow.parquet as pq  # type: ignore[import-untyped]
+
+    first: tuple[str, list[str]] | None = None
+    for name in files:
+        try:
+            columns = list(pq.read_schema(name).names)
+        except (OSError, pa.ArrowException) as exc:
+            raise InputError(f"{name}: not a readable parquet file ({_first_line(exc)}); it is probably truncated or "
+                             "damaged: write or download it again") from None
+        if first is None:
+            first = (name, columns)
+        elif set(columns) != set(first[1]):
+            missing = [c for c in first[1] if c not in columns]
+            extra = [c for c in columns if c not in first[1]]
+            raise InputError(f"{name}: its columns differ from those of {first[0]} (missing: "
+                             f"{', '.join(missing) or 'none'}; extra: {', '.join(extra) or 'none'}); every shard of "
+                             "a table needs the same columns")
+
+
+def _unreadable_shard(files: list[str]) -> str | None:
+    """The first parquet shard whose rows cannot be read (a damaged page behind an intact footer), if any."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for name in files:
+        try:
+            pq.read_table(name)
+        except (OSError, pa.ArrowException):
+            return name
+    return None
 
 
 def map_columns(columns: list[str], given: dict[str, str]) -> dict[str, str]:
@@ -214,6 +270,10 @@ class _Twin:
     records: dict[str, dict[str, Any]] = field(default_factory=dict)
     skipped: list[dict[str, str]] = field(default_factory=list)
     written: set[str] = field(default_factory=set)
+    sources: Confined = field(init=False)  # path-given images are read only from under source_root
+
+    def __post_init__(self) -> None:
+        self.sources = Confined(self.source_root)
 
 
 def _ext(data: bytes) -> str:
@@ -221,13 +281,12 @@ def _ext(data: bytes) -> str:
 
 
 def _safe_rel(text: object) -> str | None:
-    """``text`` as a relative path that stays inside a root, or None."""
-    if not isinstance(text, str) or not text or "://" in text:
+    """``text`` as a relative path that stays inside a root (the rule of :mod:`mmeval.data.confine`), or None."""
+    try:
+        parts = relative_parts(text, "", "")
+    except DataError:
         return None
-    pure = PurePosixPath(text.replace("\\", "/"))
-    if pure.is_absolute() or ".." in pure.parts or (len(text) > 1 and text[1] == ":"):
-        return None
-    return pure.as_posix()
+    return "/".join(parts) or None
 
 
 def _image_value(value: Any) -> tuple[bytes | None, str | None]:
@@ -270,7 +329,10 @@ def _place(twin: _Twin, value: Any, rel: str | None, fallback_dir: str, what: st
         raise _RowError(f"{what}: {path!r} is neither image bytes nor a relative path")
     dest_rel = _safe_rel(rel) or src_rel
     if dest_rel not in twin.written:
-        src = twin.source_root / src_rel
+        try:  # the rule every data source meets: no link out of the image root is followed
+            src = twin.sources.path(src_rel, src_rel, what)
+        except DataError as exc:
+            raise _RowError(f"{what}: {exc.reason}") from None
         if not src.is_file():
             raise _RowError(f"{what}: no file {src}")
         dest = twin.root / dest_rel
@@ -289,8 +351,8 @@ def parse_options(value: Any) -> dict[str, str]:
         text = value.strip()
         if text.startswith(("{", "[")):
             try:
-                return parse_options(json.loads(text))
-            except ValueError:
+                return parse_options(parse_json(text, "options"))
+            except InputError:
                 pass
         lines = [m for line in text.splitlines() if (m := _OPTION_LINE.match(line))]
         if lines and len(lines) == len([ln for ln in text.splitlines() if ln.strip()]):
@@ -327,7 +389,34 @@ def _template_list(twin: _Twin, value: Any, key_dir: str, what: str) -> list[str
 
 
 def _add_row(twin: _Twin, row: dict[str, Any], mapping: dict[str, str]) -> None:
+    """Add one row's question to its image's record (made on the image's first good row).
+
+    The row is checked in full before anything is added, with the same rules an mmad.json record meets
+    (:class:`~mmeval.data.schema.ConversationItem`), so a bad row (a null or unreadable cell) is left out on
+    its own, not with its image's other questions. The image's own fields (mask, template lists) come from
+    the first row that gives them: a null there on one row takes them from the next.
+    """
     col = {f: row.get(c) for f, c in mapping.items()}
+    key = _row_key(col)
+    item = _row_item(col)
+    parts = PurePosixPath(key).parts
+    key_dir = "/".join(parts[:2]) if len(parts) > 2 else parts[0]
+    record = twin.records.get(key)
+    if record is None:
+        image = col.get("image") if col.get("image") is not None else key  # no image column: the key is its path
+        _place(twin, image, key, key_dir, "image")
+        given_mask = col.get("mask_path")
+        # an empty mask_path stays empty (not null), as in the mmad.json the table may come from
+        record = {"conversation": [], "mask_path": "" if given_mask == "" else None, "similar_templates": [],
+                  "random_templates": []}
+        record.update(_image_fields(twin, record, col, key_dir, mapping))
+        twin.records[key] = record
+    else:
+        record.update(_image_fields(twin, record, col, key_dir, mapping))
+    record["conversation"].append(item)
+
+
+def _row_key(col: dict[str, Any]) -> str:
     key_value = col.get("key")
     key = _safe_rel(key_value) if isinstance(key_value, str) else None
     if key is None:
@@ -336,43 +425,51 @@ def _add_row(twin: _Twin, row: dict[str, Any], mapping: dict[str, str]) -> None:
     if key is None:
         raise _RowError("no image key: the image carries no relative path with a folder; name a column holding "
                         "the image's path (DATASET/CATEGORY/...) with --columns key=COLUMN")
+    return key
+
+
+def _row_item(col: dict[str, Any]) -> dict[str, Any]:
+    """The row's question as an mmad.json conversation item, checked as the loader checks one."""
     options = parse_options(col.get("options"))
     question = str(col.get("question") or "")
     if not question.strip():
         raise _RowError("question: empty")
-    item = {"Question": question, "Answer": _answer(col.get("answer"), options), "Options": options,
-            "type": str(col.get("type") or "")}
-    record = twin.records.get(key)
-    if record is None:
-        parts = PurePosixPath(key).parts
-        key_dir = "/".join(parts[:2]) if len(parts) > 2 else parts[0]
-        image = col.get("image") if col.get("image") is not None else key  # no image column: the key is its path
-        _place(twin, image, key, key_dir, "image")
-        given_mask = col.get("mask_path")
-        # an empty mask_path stays empty (not null), as in the mmad.json the table may come from
-        record = {"conversation": [], "mask_path": "" if given_mask == "" else None, "similar_templates": [],
-                  "random_templates": []}
-        if "mask_path" in mapping and given_mask:
-            mask_rel = _safe_rel(col["mask_path"])
-            if mask_rel is None:
-                raise _RowError(f"mask_path: {col['mask_path']!r} is not a relative path")
-            record["mask_path"] = mask_rel
-            if col.get("mask") is not None:
-                _place(twin, col["mask"], f"{key_dir}/{mask_rel}", key_dir, "mask")
-            elif not (twin.root / key_dir / mask_rel).is_file():
-                _place(twin, f"{key_dir}/{mask_rel}", None, key_dir, "mask")
-        elif col.get("mask") is not None:
-            placed = _place(twin, col["mask"], None, f"{key_dir}/masks", "mask")
-            record["mask_path"] = placed[len(key_dir) + 1:] if placed.startswith(key_dir + "/") else None
-            if record["mask_path"] is None:
-                raise _RowError(f"mask: {placed} lies outside the record's {key_dir}/ folder")
+    kind = str(col.get("type") or "")
+    if not kind.strip():
+        raise _RowError("type: empty")
+    item = {"Question": question, "Answer": _answer(col.get("answer"), options), "Options": options, "type": kind}
+    try:
+        ConversationItem.model_validate(item)
+    except ValidationError as exc:
+        raise _RowError(": ".join(first_problem(exc))) from None
+    return item
+
+
+def _image_fields(twin: _Twin, record: dict[str, Any], col: dict[str, Any], key_dir: str,
+                  mapping: dict[str, str]) -> dict[str, Any]:
+    """The mask and template lists this row gives that ``record`` still lacks (placed in the twin)."""
+    found: dict[str, Any] = {}
+    given_mask = col.get("mask_path")
+    if record["mask_path"] is None and "mask_path" in mapping and given_mask:
+        mask_rel = _safe_rel(given_mask)
+        if mask_rel is None:
+            raise _RowError(f"mask_path: {given_mask!r} is not a relative path")
+        found["mask_path"] = mask_rel
+        if col.get("mask") is not None:
+            _place(twin, col["mask"], f"{key_dir}/{mask_rel}", key_dir, "mask")
+        elif not (twin.root / key_dir / mask_rel).is_file():
+            _place(twin, f"{key_dir}/{mask_rel}", None, key_dir, "mask")
+    elif record["mask_path"] is None and col.get("mask") is not None:
+        placed = _place(twin, col["mask"], None, f"{key_dir}/masks", "mask")
+        if not placed.startswith(key_dir + "/"):
+            raise _RowError(f"mask: {placed} lies outside the record's {key_dir}/ folder")
+        found["mask_path"] = placed[len(key_dir) + 1:]
+    if not (record["random_templates"] and record["similar_templates"]):
         shared = _template_list(twin, col.get("templates"), key_dir, "templates")
-        record["random_templates"] = _template_list(twin, col.get("random_templates"), key_dir,
-                                                    "random_templates") or shared
-        record["similar_templates"] = _template_list(twin, col.get("similar_templates"), key_dir,
-                                                     "similar_templates") or shared
-        twin.records[key] = record
-    record["conversation"].append(item)
+        for name in ("random_templates", "similar_templates"):
+            if not record[name]:
+                found[name] = _template_list(twin, col.get(name), key_dir, name) or shared
+    return {k: v for k, v in found.items() if v}
 
 
 def _rows(table: Any, batch: int = 256) -> Iterator[dict[str, Any]]:
@@ -382,17 +479,36 @@ def _rows(table: Any, batch: int = 256) -> Iterator[dict[str, Any]]:
         yield from arrow[start:start + batch].to_pylist()
 
 
-def fingerprint(spec: TableSpec, table: Any, mapping: dict[str, str], image_root: Path) -> str:
-    """What names the twin: the table's own fingerprint, the mapping, the image root, the converter version."""
+def twin_home(spec: TableSpec, mapping: dict[str, str], image_root: Path) -> Path:
+    """Where a table's twin lives: a folder named by which table it is (its source, split and revision), the
+    column mapping and the image root, not by the table's contents. An edited table is converted again into
+    the same place, so a run on it keeps its config (which names the twin's path) and resumes: its questions'
+    digests say which to ask again, exactly as when an mmad.json is edited in place."""
+    blob = json.dumps([spec.kind, spec.target, spec.split, spec.revision, mapping, str(image_root)], sort_keys=True)
+    return mmeval_home() / "tables" / f"{spec.label}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
+
+
+def made_from(table: Any) -> str:
+    """What a twin was converted from: the converter version and the table's own fingerprint (which
+    ``datasets`` derives from the data), kept in the twin's marker; another value converts again."""
     own = getattr(table, "_fingerprint", None) or hashlib.sha256(repr(table.data).encode()).hexdigest()
-    blob = json.dumps([CONVERTER_VERSION, spec.kind, spec.target, spec.split, spec.revision, own, mapping,
-                       str(image_root)], sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return f"{CONVERTER_VERSION}:{own}"
+
+
+def _current(home: Path, source: str) -> bool:
+    """Whether ``home`` holds a complete twin converted from ``source`` (see :func:`made_from`)."""
+    try:
+        marker = json.loads((home / READY).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(marker, dict) and marker.get("made_from") == source and (home / "mmad.json").is_file()
 
 
 def twin_of(data: str, *, columns: dict[str, str] | None = None, image_root: str | None = None,
             spec: TableSpec | None = None) -> Path:
-    """The mmad.json twin of the table ``data`` names (built into mmeval's cache on first use)."""
+    """The mmad.json twin of the table ``data`` names (converted into mmeval's cache on first use, and again
+    when the table changed). One process converts at a time: another waits (it says for whom) and then
+    uses the twin."""
     spec = spec or table_spec(data)
     if spec is None:
         raise InputError(f"--data {data}: not a table")
@@ -405,9 +521,35 @@ def twin_of(data: str, *, columns: dict[str, str] | None = None, image_root: str
     else:
         first = Path(spec.target.splitlines()[0])
         source_root = first if first.is_dir() else first.parent
-    home = mmeval_home() / "tables" / f"{spec.label}-{fingerprint(spec, table, mapping, source_root)}"
-    if (home / READY).is_file() and (home / "mmad.json").is_file():
+    home = twin_home(spec, mapping, source_root)
+    source = made_from(table)
+    if _current(home, source):
         return home / "mmad.json"
+
+    def waiting(holder: str) -> None:
+        print(f"mmeval: {data} is being converted into {home} by another process; waiting for {holder}",
+              file=sys.stderr, flush=True)
+
+    lock = folder_lock(home).acquire(on_wait=waiting)
+    try:
+        if _current(home, source):
+            return home / "mmad.json"
+        again = (home / "mmad.json").is_file()
+        twin = _convert(data, table, mapping, source_root, home, source)
+    finally:
+        lock.release()
+    if again:
+        print(f"mmeval: {data} changed since it was converted; converted again into {home} (a run on it asks its "
+              "changed questions again)", file=sys.stderr)
+    if twin.skipped:
+        print(f"mmeval: {len(twin.skipped)} row(s) of {data} could not be read as questions and were left out "
+              f"(first: row {twin.skipped[0]['row']}: {twin.skipped[0]['reason']}); all of them are listed in "
+              f"{home / SKIPPED}", file=sys.stderr)
+    return home / "mmad.json"
+
+
+def _convert(data: str, table: Any, mapping: dict[str, str], source_root: Path, home: Path, source: str) -> _Twin:
+    """Write the twin of ``table`` into ``home`` (built beside it, then put in place whole)."""
     with staged(home) as tmp:
         twin = _Twin(tmp, source_root)
         for n, row in enumerate(_rows(table)):
@@ -421,11 +563,7 @@ def twin_of(data: str, *, columns: dict[str, str] | None = None, image_root: str
         (tmp / "mmad.json").write_text(json.dumps(twin.records, indent=1, ensure_ascii=False) + "\n",
                                        encoding="utf-8")
         (tmp / SKIPPED).write_text(json.dumps(twin.skipped, indent=1) + "\n", encoding="utf-8")
-        (tmp / READY).write_text(json.dumps({"source": data, "mapping": mapping, "rows": len(table),
-                                             "records": len(twin.records), "skipped_rows": len(twin.skipped)},
-                                            indent=1) + "\n", encoding="utf-8")
-    if twin.skipped:
-        print(f"mmeval: {len(twin.skipped)} row(s) of {data} could not be read as questions and were left out "
-              f"(first: row {twin.skipped[0]['row']}: {twin.skipped[0]['reason']}); all of them are listed in "
-              f"{home / SKIPPED}", file=sys.stderr)
-    return home / "mmad.json"
+        (tmp / READY).write_text(json.dumps({"source": data, "mapping": mapping, "made_from": source,
+                                             "rows": len(table), "records": len(twin.records),
+                                             "skipped_rows": len(twin.skipped)}, indent=1) + "\n", encoding="utf-8")
+    return twin

@@ -6,13 +6,22 @@ written) when any member:
 * would land outside the target folder: an absolute path, a drive letter, a ``..`` component, a
   backslash path that would escape, or a symbolic link (zip can store links; none is ever created);
 * makes the archive a zip bomb: more than :attr:`Limits.max_members` members, a declared total above
-  :attr:`Limits.max_total` bytes or above the free disk space, or a member whose size is more than
-  :attr:`Limits.max_ratio` times its compressed size (checked for members above a megabyte, where
-  images never compress that well).
+  :attr:`Limits.max_total` bytes or above the free disk space, a member whose size is more than
+  :attr:`Limits.max_ratio` times its compressed size, or an archive whose members together declare more
+  than :attr:`Limits.max_ratio` times the archive's own size on disk.
+
+The ratio rules look at what is declared above :attr:`Limits.ratio_floor` (a megabyte): one member
+above it, or all members together once they pass it. The whole-archive rule is what stops many small
+members that each expand a thousandfold (none of them is above the floor alone); dividing by the file's
+size, not by the sum of the members' compressed sizes, also stops members that share compressed bytes.
+A dataset archive is far from the limit: photographs (PNG, JPEG) are compressed already and zip stores
+them at about their own size, so even masks that shrink a thousandfold move the whole archive's ratio
+little (an archive of images and as many blank masks expands about twice).
 
 While writing, the bytes actually produced are counted against the declared sizes (a lying header
-stops the unpacking), and zipfile checks each member's CRC, so a truncated or corrupt archive is an
-error that names the archive and says how to fetch it again. Unpacking goes into a temporary sibling
+stops the unpacking), and zipfile checks each member's CRC, so a truncated or corrupt archive (a bad
+CRC, a damaged compressed stream, an unknown compression method, an encrypted member) is an error that
+names the archive and says how to fetch it again. Unpacking goes into a temporary sibling
 folder that is renamed into place only when complete: an interrupted unpack never looks finished.
 """
 
@@ -23,6 +32,7 @@ import shutil
 import stat
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -38,9 +48,9 @@ class Limits:
     """What an archive may unpack to (defaults fit MMAD: about 28 GB of images in five archives)."""
 
     max_total: int = 256 * GiB  # declared uncompressed bytes of one archive
-    max_ratio: float = 100.0  # uncompressed / compressed size of one member (members above a megabyte)
+    max_ratio: float = 100.0  # declared / compressed size: of one member, and of all together / the file's size
     max_members: int = 2_000_000
-    ratio_floor: int = MiB  # members smaller than this are not ratio-checked
+    ratio_floor: int = MiB  # the ratio rules apply to a member, or to the archive, declaring more than this
 
 
 class UnsafeArchive(InputError):
@@ -49,6 +59,21 @@ class UnsafeArchive(InputError):
 
 class DamagedArchive(InputError):
     """The archive cannot be read to the end: truncated or corrupt."""
+
+
+def _read_errors() -> tuple[type[BaseException], ...]:
+    """What reading a member can raise when its bytes are bad: zipfile's own errors, a CRC or length mismatch,
+    the decompressors' errors (zlib's, lzma's; bz2 raises OSError), an unknown compression method
+    (NotImplementedError) and an encrypted member (RuntimeError)."""
+    found: list[type[BaseException]] = [zipfile.BadZipFile, EOFError, OSError, ValueError, zlib.error,
+                                        NotImplementedError, RuntimeError]
+    try:
+        import lzma
+
+        found.append(lzma.LZMAError)
+    except ImportError:  # a Python built without lzma: zipfile then refuses such members (NotImplementedError)
+        pass
+    return tuple(found)
 
 
 def member_path(name: str) -> PurePosixPath | None:
@@ -103,7 +128,22 @@ def plan(archive: Path, zf: zipfile.ZipFile, limits: Limits, strip: str = "") ->
             raise UnsafeArchive(f"{archive}: member '{info.filename}' expands {ratio:.0f} times (limit "
                                 f"{limits.max_ratio:.0f}); refused as a possible zip bomb")
         out.append((info, Path(*rel.parts)))
+    _check_whole_ratio(archive, infos, limits)
     return out
+
+
+def _check_whole_ratio(archive: Path, infos: list[zipfile.ZipInfo], limits: Limits) -> None:
+    """Refuse an archive whose members together declare more than ``max_ratio`` times its size on disk."""
+    declared = sum(i.file_size for i in infos if not i.is_dir())
+    try:
+        size = max(archive.stat().st_size, 1)
+    except OSError:
+        return  # extract() names the unreadable file
+    if declared > limits.ratio_floor and declared > limits.max_ratio * size:
+        raise UnsafeArchive(f"{archive}: the archive as a whole expands {declared / size:.0f} times "
+                            f"({declared / MiB:,.0f} MiB declared in a file of {size / MiB:,.1f} MiB; limit "
+                            f"{limits.max_ratio:.0f} times); "
+                            "refused as a possible zip bomb (image data barely compresses), nothing was unpacked")
 
 
 def common_top(names: Iterable[str]) -> str:
@@ -173,9 +213,9 @@ def _write_member(archive: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo, tar
                 dst.write(chunk)
                 if bar is not None:
                     bar.update(len(chunk))  # type: ignore[attr-defined]
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
-        raise DamagedArchive(f"{archive}: member '{info.filename}' cannot be read ({exc}); the archive is "
-                             "truncated or corrupt: delete it and download it again") from None
+    except _read_errors() as exc:
+        raise DamagedArchive(f"{archive}: member '{info.filename}' cannot be read ({type(exc).__name__}: {exc}); "
+                             "the archive is truncated or corrupt: delete it and download it again") from None
 
 
 def _merge(src: Path, dest: Path) -> None:

@@ -88,6 +88,23 @@ def top_option(scores: Mapping[str, float | None], letters: Iterable[str] | None
     return tuple(k for k, v in possible.items() if v == best)
 
 
+def log_sum_exp(values: Iterable[float]) -> float:
+    """``log(sum(exp(v)))``: the log-probability of any one of several outcomes (a letter written as "B" or " B").
+
+    Every family combines log-probabilities through this, under :func:`top_option`'s rule: a ``-inf`` term is
+    an impossible outcome and adds nothing (all of them ``-inf``: impossible, ``-inf``), a NaN makes the sum
+    NaN (unusable), ``+inf`` makes it ``+inf`` (unusable too). Written out, ``peak + log(sum(exp(v - peak)))``
+    would give NaN for ``-inf - -inf``, which ``min``/``max`` then read as a winner.
+    """
+    terms = [float(v) for v in values]
+    if any(math.isnan(v) for v in terms):
+        return math.nan
+    peak = max(terms, default=-math.inf)
+    if math.isinf(peak):  # +inf, or every term impossible (or none at all)
+        return peak
+    return peak + math.log(sum(math.exp(v - peak) for v in terms))
+
+
 class Response(BaseModel):
     """What an adapter answers for one request.
 

@@ -75,6 +75,7 @@ def run_page(rd: RunData, res: Analysis, *, heatmap_svg: str | None = None, file
         "comparable": references.measured_on_mmad(datasets), "not_comparable": references.NOT_COMPARABLE,
         "cache_hits": sum(int(u.get("cache_hits") or 0) for u in rd.usage),
         "changes": rd.changes, "data_check": _data_check(rd), "boosts": res.boosts, "boost_records": rd.record.boosts,
+        "status": rd.status,
     }
 
 

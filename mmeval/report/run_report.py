@@ -51,7 +51,7 @@ def _write(run_dir: Path, rd: RunData, *, cycle_ms: float | None, html: bool, n_
                            masks=analysis.masks_of(rd.record.source, root), image_root=root)
     record = RunScores(title=rd.title, scores=ScoresRecord.table_scores(res.table), counts=res.counts,
                        run=rd.record, skipped=Skipped(count=len(rd.skipped), records=rd.skipped),
-                       usage=usage_totals(rd.usage))
+                       usage=usage_totals(rd.usage), status=rd.status)
     heatmap = write_tables(res.table, record, run_dir)
     (run_dir / "analysis.json").write_text(
         json.dumps(res.record(rd.title).jsonable(), indent=1, ensure_ascii=False, default=str), encoding="utf-8")

@@ -10,7 +10,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from mmeval import scoring
-from mmeval.config import RunRecord
+from mmeval.config import RunRecord, RunStatus
 from mmeval.jsonsafe import json_safe
 from mmeval.report.csvsafe import write_csv
 from mmeval.report.figures import heatmap
@@ -54,11 +54,14 @@ class Usage(BaseModel):
 
 
 class RunScores(ScoresRecord):
-    """scores.json of a run directory: also its run.json, skipped records and usage."""
+    """scores.json of a run directory: also its run.json, skipped records, usage and completeness."""
 
     run: RunRecord
     skipped: Skipped
     usage: Usage
+    #: how complete the scored answers are: an incomplete run's scores cover the questions answered so far (an error
+    #: counts as a wrong answer, a question never asked not at all); None when the run directory does not say
+    status: RunStatus | None = None
 
 
 class OfficialScores(ScoresRecord):

@@ -2,7 +2,7 @@
 
 Guarantees:
 
-- **One writer.** A run holds an exclusive lock on the directory (``.lock``, ``fcntl.flock``) for its
+- **One writer.** A run holds an exclusive lock on the directory (``.lock``, :mod:`mmeval.locks`) for its
   whole life; a second run into the same ``--out`` stops at once with the other process's pid and
   command. The lock dies with its process, so a crash never leaves the directory locked.
 - **Only its own files.** mmeval records every file it writes in a manifest (``.mmeval-manifest``);
@@ -14,12 +14,9 @@ Guarantees:
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
-import socket
-import sys
 import time
 from fnmatch import fnmatch
 from pathlib import Path
@@ -27,16 +24,19 @@ from types import TracebackType
 
 from mmeval.config import RunConfig, RunRecord
 from mmeval.errors import InputError
-from mmeval.layout import ARTIFACTS, CHANGES, LOCK, MANIFEST, PREDICTIONS, RUN_FILE, SKIPPED, TIMINGS, USAGE
+from mmeval.layout import ARTIFACTS, CHANGES, LOCK, MANIFEST, PREDICTIONS, RUN_FILE, SKIPPED, STATUS, TIMINGS, USAGE
+from mmeval.locks import FileLock
 
-__all__ = ["CHANGES", "LOCK", "MANIFEST", "PREDICTIONS", "RUN_FILE", "SKIPPED", "TIMINGS", "USAGE", "RunDirLock",
+__all__ = ["CHANGES", "LOCK", "MANIFEST", "PREDICTIONS", "RUN_FILE", "SKIPPED", "STATUS", "TIMINGS", "USAGE",
+           "RunDirLock",
            "claim", "ensure_writable", "log_changes", "planned_files", "record_outputs"]
 
 #: what mmeval may write into a run directory (the manifest lists what it actually wrote)
 OWN_PATTERNS = ("predictions.jsonl", "predictions.rank*.jsonl", "predictions.jsonl.tmp", "run.json",
-                "run.json.tmp", "skipped.json", "timings.jsonl", "timings.rank*.jsonl", "usage.jsonl",
-                "changes.jsonl", "scores.csv", "scores.json", "analysis.json", "ci.csv", "heatmap.svg", "heatmap.png",
-                "report.html", "mmad_answers.json", ".rank*.*", LOCK, MANIFEST, ARTIFACTS)
+                "run.json.tmp", "status.json", "status.json.tmp", "skipped.json", "timings.jsonl",
+                "timings.rank*.jsonl", "usage.jsonl", "changes.jsonl", "scores.csv", "scores.json", "analysis.json",
+                "ci.csv", "heatmap.svg", "heatmap.png", "report.html", "mmad_answers.json", ".rank*.*", LOCK, MANIFEST,
+                ARTIFACTS)
 
 
 def is_own(name: str) -> bool:
@@ -55,40 +55,25 @@ def ensure_writable(out: Path) -> None:
 
 
 class RunDirLock:
-    """An exclusive lock on a run directory, held until released (or the process ends)."""
+    """An exclusive lock on a run directory (:class:`mmeval.locks.FileLock` on its ``.lock``), held until
+    released (or the process ends); a second run is refused at once, never kept waiting."""
 
     def __init__(self, out: Path) -> None:
         self.path = out / LOCK
-        self._fh: object | None = None
+        self._lock = FileLock(self.path)
         self._created = False
 
     def acquire(self) -> RunDirLock:
         self._created = not self.path.exists()
-        fh = open(self.path, "a+", encoding="utf-8")
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip() or "another process"
-            fh.close()
+        holder = self._lock.try_acquire()
+        if holder is not None:
             raise InputError(f"--out {self.path.parent} is in use by {holder}; wait for it to finish or choose "
-                             "another --out (two runs writing one directory would lose answers)") from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"mmeval pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}: "
-                 f"{' '.join(sys.argv)[:300]}")
-        fh.flush()
-        self._fh = fh
+                             "another --out (two runs writing one directory would lose answers)")
         return self
 
     def release(self) -> None:
-        fh = self._fh
-        if fh is not None:
-            if self._created and not (self.path.parent / RUN_FILE).exists():
-                self.path.unlink(missing_ok=True)  # a directory that got no run keeps no trace of the attempt
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)  # type: ignore[attr-defined]
-            fh.close()  # type: ignore[attr-defined]
-            self._fh = None
+        # a directory that got no run keeps no trace of the attempt
+        self._lock.release(remove=self._created and not (self.path.parent / RUN_FILE).exists())
 
     def __enter__(self) -> RunDirLock:
         return self.acquire()
@@ -181,7 +166,7 @@ def planned_files(world: int) -> list[str]:
     per_rank = [f"{stem}.rank{r}.jsonl" for r in range(world) for stem in ("predictions", "timings")]
     if world == 1:
         per_rank = []
-    return [PREDICTIONS, RUN_FILE, SKIPPED, TIMINGS, USAGE, CHANGES, ARTIFACTS, *per_rank]
+    return [PREDICTIONS, RUN_FILE, STATUS, SKIPPED, TIMINGS, USAGE, CHANGES, ARTIFACTS, *per_rank]
 
 
 def write_run_record(out: Path, record: RunRecord) -> None:

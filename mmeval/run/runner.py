@@ -19,10 +19,10 @@ from tqdm import tqdm
 
 from mmeval import boosts as boost_registry
 from mmeval import heap, launch
-from mmeval.answers import Fallback, choose
-from mmeval.config import BoostRecord, RunConfig, RunRecord
+from mmeval.answers import Fallback, choose_noted
+from mmeval.config import BoostRecord, RunConfig, RunRecord, RunStatus
 from mmeval.data import Benchmark, Question, load_benchmark, resolve
-from mmeval.errors import InputError
+from mmeval.errors import AdapterError, InputError
 from mmeval.home import mmeval_home
 from mmeval.layout import ARTIFACTS, PROBE
 from mmeval.model_adapters import build_adapter
@@ -34,6 +34,7 @@ from mmeval.run import shard
 from mmeval.run.prepare import Prepared, prepare
 from mmeval.run.rundir import (
     PREDICTIONS,
+    STATUS,
     TIMINGS,
     USAGE,
     RunDirLock,
@@ -64,13 +65,16 @@ def build_boosts(config: RunConfig, bench: Benchmark) -> list[boost_registry.Boo
 
 
 def to_prediction(p: Prepared, r: Response, model: str, digest: str, fallback: Fallback = "invalid") -> Prediction:
-    """The prediction line of one answer; ``fallback``: how a reply naming no option is read (the prompt style's)."""
+    """The prediction line of one answer; ``fallback``: how a reply naming no option is read (the family's or the
+    prompt style's); a choice read as the closest option says so in ``note``."""
     q = p.question
+    choice, how = choose_noted(r, p.request.options, fallback)
+    note = "; ".join(n for n in (r.note, how) if n) or None
     return Prediction.model_validate({  # a dict validates faster than keywords through __init__
         "id": p.request.id, "image": q.image, "dataset": q.dataset, "category": q.category, "type": q.type_label,
         "task": q.task, "is_normal": q.is_normal, "question": q.question, "options": p.request.options,
-        "answer": p.answer, "response": _text(r.text), "choice": choose(r, p.request.options, fallback),
-        "scores": _finite(r.scores), "error": _text(r.error), "note": _text(r.note), "variant": p.variant,
+        "answer": p.answer, "response": _text(r.text), "choice": choice,
+        "scores": _finite(r.scores), "error": _text(r.error), "note": _text(note), "variant": p.variant,
         "base_id": p.base_id, "model": model, "config": digest, "question_digest": p.digest,
         "boost_notes": p.notes or None, "artifacts": r.artifacts, "retryable": r.retryable if r.error else None,
     })
@@ -137,6 +141,20 @@ class RunResult:
     adapter_info: dict[str, object] = field(default_factory=dict)
     #: predictions.jsonl as written (rank 0), so the report need not read it back
     written: list[Prediction] | None = field(default=None, repr=False)
+    #: why the session stopped before asking every question (the model could no longer answer), else None
+    stopped: str | None = None
+
+    @property
+    def status(self) -> RunStatus:
+        """How complete the run is (status.json)."""
+        return RunStatus(questions=self.total, answered=self.total - self.missing - self.errors, errors=self.errors,
+                         retryable_errors=self.retryable_errors, missing=self.missing, stopped=self.stopped)
+
+
+def reading(adapter: ModelAdapter, config: RunConfig) -> Fallback:
+    """How replies that name no option are read: as the family declares (a model that never names a letter),
+    else as the prompt style does."""
+    return adapter.reading or ANSWER_FALLBACK[config.prompt_style]
 
 
 def _check_adapter(own: ModelAdapter, config: RunConfig) -> None:
@@ -208,6 +226,7 @@ def _run(config: RunConfig, out: Path, bench: Benchmark, questions: list[Questio
         record_outputs(out, planned_files(world))
         shard.clear_stale_markers(out, started)
         write_run_record(out, _record(config, bench, boosts, cycle_ms))
+        (out / STATUS).unlink(missing_ok=True)  # rewritten when this session ends; none while it runs
         write_skipped(out, [s.as_dict() for s in bench.skipped])
         if world > 1:
             shard.wait_for_partners(out, world, started)
@@ -227,10 +246,16 @@ def _run(config: RunConfig, out: Path, bench: Benchmark, questions: list[Questio
     own = adapter or build_adapter(config.model, config.adapter_options(), adapter_settings(config, out))
     info: dict[str, object] = {}
     written: dict[str, tuple[Prediction, str]] = {}
+    stopped: str | None = None
     try:
         _check_adapter(own, config)
-        written = _answer(own, pending, pred_path, out / (TIMINGS if world == 1 else f"timings.rank{rank}.jsonl"),
-                          config.model, digest, progress and rank == 0, ANSWER_FALLBACK[config.prompt_style])
+        try:
+            _answer(own, pending, pred_path, out / (TIMINGS if world == 1 else f"timings.rank{rank}.jsonl"),
+                    config.model, digest, progress and rank == 0, reading(own, config), written)
+        except AdapterError as exc:
+            if not written:  # it could not start (a missing file ...): a setup problem, nothing to report
+                raise
+            stopped = str(exc)  # it answered, then could no longer (a worker that keeps hanging ...): keep what is done
         info = own.run_info()
         if info:
             with open(out / USAGE, "a", encoding="utf-8") as fh:
@@ -247,6 +272,8 @@ def _run(config: RunConfig, out: Path, bench: Benchmark, questions: list[Questio
     known = {**on_disk, **{i: p for i, (p, _) in written.items()}} if world == 1 else None
     result = _merge(out, config, bench, prepared, world, changed, known, {i: line for i, (_, line) in written.items()})
     result.adapter_info = info
+    result.stopped = stopped
+    result.status.write(out / STATUS)
     return result
 
 
@@ -277,11 +304,11 @@ def _timing_line(qid: str, seconds: float, batch_size: int) -> str:
 
 
 def _answer(adapter: ModelAdapter, pending: list[Prepared], pred_path: Path, timing_path: Path,
-            model: str, digest: str, progress: bool,
-            fallback: Fallback = "invalid") -> dict[str, tuple[Prediction, str]]:
-    """Ask the adapter, writing each answer the moment it comes; returns what was written (id -> prediction, line)."""
+            model: str, digest: str, progress: bool, fallback: Fallback,
+            written: dict[str, tuple[Prediction, str]]) -> None:
+    """Ask the adapter, writing each answer the moment it comes into the file and into ``written`` (id ->
+    prediction, line), which holds what was written even when the adapter stops the run half way."""
     by_id = {p.request.id: p for p in pending}
-    written: dict[str, tuple[Prediction, str]] = {}
     bar = tqdm(total=len(pending), desc=f"{model}", unit="q", disable=not progress, dynamic_ncols=True)
     with PredictionWriter(pred_path) as writer, open(timing_path, "a", encoding="utf-8") as timing:
         for batch in batches(pending, adapter.batch_size):
@@ -300,4 +327,3 @@ def _answer(adapter: ModelAdapter, pending: list[Prepared], pred_path: Path, tim
                                      "batch_seconds": round(time.perf_counter() - start, 6)}) + "\n")
             timing.flush()
     bar.close()
-    return written

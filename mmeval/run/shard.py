@@ -6,22 +6,28 @@ in the run directory: every rank writes ``.rankN.alive`` when it starts, rank 0 
 ``.rank0.ready`` once the directory is set up; every rank writes ``.rankN.done`` when its share is
 answered; rank 0 then merges and removes the markers. A process that is told it is one of several
 (WORLD_SIZE) but whose partners never show up stops after ``MMEVAL_LAUNCH_TIMEOUT`` seconds (default
-120) with a message, instead of waiting for ever.
+120) with a message, instead of waiting for ever; it says what it waits for when it starts to wait (at once
+when no launcher's variables are set, which is how a WORLD_SIZE left in the environment looks; after a few
+seconds under a launcher, whose processes normally meet at once).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol, TypeVar
 
+from mmeval import launch
 from mmeval.errors import InputError
 from mmeval.predictions import Prediction, read_predictions
 from mmeval.run.rundir import PREDICTIONS
 
 LAUNCH_SKEW_S = 120.0  # processes of one launch start within this many seconds of each other
+#: seconds a process of a real launch waits for its partners before it says so
+SLOW_PARTNERS_S = 10.0
 
 
 def launch_timeout() -> float:
@@ -93,14 +99,32 @@ def _fresh(path: Path, newer_than: float) -> bool:
         return False
 
 
-def wait_for(path: Path, newer_than: float = 0.0, timeout: float = 24 * 3600) -> bool:
-    """Wait for another process's marker file (written no earlier than ``newer_than``); False on timeout."""
+def wait_for(path: Path, newer_than: float = 0.0, timeout: float = 24 * 3600, notice: str | None = None,
+             notice_after: float = 0.0) -> bool:
+    """Wait for another process's marker file (written no earlier than ``newer_than``); False on timeout.
+
+    ``notice``: printed once the wait has lasted ``notice_after`` seconds (at once when 0), so that a wait is
+    never silent."""
     start = time.monotonic()
     while not _fresh(path, newer_than):
-        if time.monotonic() - start > timeout:
+        waited = time.monotonic() - start
+        if notice is not None and waited >= notice_after:
+            print(notice, file=sys.stderr, flush=True)
+            notice = None
+        if waited > timeout:
             return False
         time.sleep(0.2)
     return True
+
+
+def _waiting(rank: int, world: int, whom: str, marker: Path) -> tuple[str, float]:
+    """What a process says while it waits for ``whom``, and after how many seconds it says it."""
+    text = (f"mmeval: process {rank} of {world} (WORLD_SIZE={world}) is waiting up to {launch_timeout():.0f} s for "
+            f"{whom} to start (it writes {marker})")
+    if launch.under_launcher():
+        return text, SLOW_PARTNERS_S
+    return (text + f"; no launcher variable ({', '.join(launch.LAUNCHER_VARS[:2])} ...) is set: if this was not "
+            f"started by torchrun or accelerate launch, stop it and unset WORLD_SIZE and RANK"), 0.0
 
 
 def _missing_partners(world: int) -> InputError:
@@ -118,14 +142,20 @@ def announce(out: Path, rank: int) -> None:
 def wait_for_partners(out: Path, world: int, started: float) -> None:
     """Rank 0: every other rank must announce itself within the launch timeout."""
     for r in range(1, world):
-        if not wait_for(out / f".rank{r}.alive", newer_than=started - LAUNCH_SKEW_S, timeout=launch_timeout()):
+        marker = out / f".rank{r}.alive"
+        notice, after = _waiting(0, world, f"process {r}" if world == 2 else f"processes 1 to {world - 1}", marker)
+        if not wait_for(marker, newer_than=started - LAUNCH_SKEW_S, timeout=launch_timeout(),
+                        notice=notice if r == 1 else None, notice_after=after):
             raise _missing_partners(world)
 
 
 def wait_for_rank0(out: Path, started: float, world: int) -> None:
     """Rank > 0: rank 0 must show up within the launch timeout; then it may take its time to set up."""
     # ranks start together; a marker much older than this process is a leftover, not rank 0's
-    if not wait_for(out / ".rank0.alive", newer_than=started - LAUNCH_SKEW_S, timeout=launch_timeout()):
+    marker = out / ".rank0.alive"
+    notice, after = _waiting(launch.rank_and_world()[0], world, "process 0", marker)
+    if not wait_for(marker, newer_than=started - LAUNCH_SKEW_S, timeout=launch_timeout(), notice=notice,
+                    notice_after=after):
         raise _missing_partners(world)
     wait_for(out / ".rank0.ready", newer_than=started - LAUNCH_SKEW_S)
 

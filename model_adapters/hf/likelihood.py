@@ -28,7 +28,7 @@ from mmeval.model_adapters.hf.runtime import (
     cut,
     expand_cache,
 )
-from mmeval.prompting.messages import Response
+from mmeval.prompting.messages import Response, top_option
 
 #: scores of one batch of jobs: request id -> option -> log-prob
 Scores = dict[str, dict[str, float]]
@@ -164,8 +164,8 @@ class LikelihoodScorer:
 
     def _response(self, item: Item, scores: dict[str, float], prompt_tokens: int, reused: int = 0) -> Response:
         self.runtime.count_answer(prompt_tokens, reused)
-        best = max(scores, key=lambda k: scores[k])
-        return Response(id=item.req.id, text=best, scores=scores,
+        best = top_option(scores)  # max() would pick a letter beside a NaN score; -inf is never the best
+        return Response(id=item.req.id, text=best[0] if len(best) == 1 else "", scores=scores,
                         usage={"prompt_tokens": prompt_tokens, "completion_tokens": 0})
 
     def _score_last(self, chunk: list[Item]) -> Iterator[Response]:

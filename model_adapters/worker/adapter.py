@@ -31,6 +31,7 @@ Under a multi-process launch each process starts its own worker, with its own lo
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import time
 from abc import abstractmethod
@@ -74,6 +75,15 @@ class WorkerOptions(BaseModel):
     save_maps: bool = Field(True, json_schema_extra=OPERATIONAL,
                             description="keep the anomaly maps in the run directory (artifacts/maps/), for the "
                                         "report's localisation section")
+
+
+def _log_probs(scores: Any) -> dict[str, float] | None:
+    """A backend's option scores as floats: ``-inf`` (JSON ``-Infinity``) stays impossible; a value that is no number
+    (null, text) becomes NaN, unusable, so the answer is invalid rather than read from the other letters alone."""
+    if not isinstance(scores, dict) or not scores:
+        return None
+    return {str(k): float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else math.nan
+            for k, v in scores.items()}
 
 
 def request_seed(seed: int, request_id: str) -> int:
@@ -189,9 +199,7 @@ class WorkerAdapter(ModelAdapter):
         if reply.get("error"):
             return Response(id=request.id, error=f"{self.display_name}: {reply['error']}",
                             retryable=bool(reply.get("retryable", True)))
-        scores = reply.get("scores")
-        return Response(id=request.id, text=str(reply.get("text") or ""),
-                        scores={str(k): float(v) for k, v in scores.items()} if scores else None,
+        return Response(id=request.id, text=str(reply.get("text") or ""), scores=_log_probs(reply.get("scores")),
                         artifacts=self._artifacts(request, reply))
 
     def _failed(self, request: Request, worker: WorkerProcess, exc: WorkerFailure) -> Response:
@@ -202,8 +210,8 @@ class WorkerAdapter(ModelAdapter):
         if self._failures > self.opts.max_restarts:
             raise AdapterError(
                 f"{self.display_name}: the worker failed {self._failures} times in a row, the last time on "
-                f"{request.id}: {exc}\nThe run stops here; the answers so far are kept and a rerun retries the rest "
-                f"(-M max_restarts=N allows more restarts in a row).")
+                f"{request.id}: {exc}\nThe run stops here; the answers so far are kept and reported, and a rerun "
+                "retries the rest (-M max_restarts=N allows more restarts in a row).")
         self.stats["worker_restarts"] += 1
         time.sleep(self._policy.delay(self._failures))
         return Response(id=request.id, error=f"{self.display_name} worker {exc.kind}: {exc}", retryable=True)

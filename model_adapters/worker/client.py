@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from mmeval.errors import InputError
+from mmeval.jsonsafe import parse_json
 from mmeval.model_adapters.base import AdapterError
 
 #: the worker script, shipped beside this module
@@ -37,6 +39,10 @@ MIN_PYTHON = (3, 8)
 HELLO_TIMEOUT = 60.0
 #: seconds a worker has to exit after "shutdown" before it is killed
 SHUTDOWN_GRACE = 10.0
+#: the longest a line of the worker's output is quoted in a message (the log holds it whole)
+GIST_CHARS = 80
+#: what the worker writes before its own log lines (see standalone.log)
+_OWN_PREFIX = "[mmeval worker] "
 _EOF = object()
 
 
@@ -97,6 +103,8 @@ class WorkerProcess:
         self.ignored_lines = 0
         self._messages: queue.Queue[object] = queue.Queue()
         self._tail: deque[str] = deque(maxlen=30)
+        self._lines = 0  # lines of output so far
+        self._asked_at = 0  # ... when the last request was sent
         self._threads: list[threading.Thread] = []
         self._log: IO[str] | None = None
         self._log_lock = threading.Lock()
@@ -125,6 +133,16 @@ class WorkerProcess:
         kept = list(self._tail)[-lines:]
         return ("; its last output:\n    " + "\n    ".join(kept)) if kept else ""
 
+    def last_doing(self, answering: bool) -> str:
+        """What the worker was doing when it stopped answering, in a few words: the gist of its last line of output
+        (a model's loading line may list every checkpoint path; the log keeps it whole), and whether it wrote
+        anything at all after the question was sent."""
+        last = _gist(self._tail[-1]) if self._tail else None
+        if answering and self._lines == self._asked_at:
+            before = f" (its last line before it: '{last}')" if last else ""
+            return f"; it wrote nothing after the question was sent{before}"
+        return f"; its last output: '{last}'" if last else "; it wrote nothing"
+
     # ------------------------------------------------------------------------------------------ threads
 
     def _read_stdout(self, stream: IO[bytes]) -> None:
@@ -133,8 +151,8 @@ class WorkerProcess:
             if not line:
                 continue
             try:
-                message = json.loads(line)
-            except ValueError:
+                message = parse_json(line, "the worker's line")
+            except InputError:
                 message = None
             if isinstance(message, dict) and isinstance(message.get("type"), str):
                 self._messages.put(message)
@@ -146,7 +164,9 @@ class WorkerProcess:
     def _read_stderr(self, stream: IO[bytes]) -> None:
         for raw in iter(stream.readline, b""):
             line = raw.decode("utf-8", errors="replace").rstrip("\n")
-            self._tail.append(line)
+            if line.strip():
+                self._tail.append(line)
+                self._lines += 1
             self.log(line)
 
     # ------------------------------------------------------------------------------------------ lifecycle
@@ -217,6 +237,7 @@ class WorkerProcess:
 
     def request(self, message: dict[str, Any], timeout: float) -> dict[str, Any]:
         """Send one ``predict`` message and wait for its result; :class:`WorkerFailure` if none comes."""
+        self._asked_at = self._lines
         self._send(message)
         rid = message.get("id")
         return self._wait(lambda m: m.get("type") == "result" and m.get("id") == rid, timeout, "answer")
@@ -239,7 +260,7 @@ class WorkerProcess:
             except queue.Empty:
                 self.kill()
                 raise WorkerFailure("hung", f"the worker gave no {doing} within {timeout:g} s and was stopped "
-                                            f"(see {self.where_log()}){self.tail(5)}") from None
+                                            f"(see {self.where_log()}){self.last_doing(doing == 'answer')}") from None
             if message is _EOF:
                 raise WorkerFailure("crashed", self._exit_text())
             assert isinstance(message, dict)
@@ -306,3 +327,15 @@ class WorkerProcess:
             if self._log is not None:
                 self._log.close()
                 self._log = None
+
+
+def _gist(line: str) -> str:
+    """A line of output cut to what it says: ``loading AnomalyGPT: {...every path...}`` becomes
+    ``loading AnomalyGPT: ...``; a long line without such a head is cut at :data:`GIST_CHARS` characters."""
+    text = " ".join(line.removeprefix(_OWN_PREFIX).split())
+    if len(text) <= GIST_CHARS:
+        return text
+    head = text.split(": ", 1)[0]
+    if 3 <= len(head) <= GIST_CHARS and head != text:
+        return head + ": ..."
+    return text[:GIST_CHARS].rstrip() + " ..."

@@ -2,7 +2,8 @@
 
 Run instead of the real worker (a fake interpreter ignores the script it is given). ``FAKE_WORKER`` says
 how to misbehave: ``garbage`` (non-protocol lines before, between and after messages), ``old`` (says it
-runs Python 3.7), ``protocol`` (says it speaks protocol 99), ``silent`` (never says hello).
+runs Python 3.7), ``protocol`` (says it speaks protocol 99), ``silent`` (never says hello), ``scores`` (option
+scores with an impossible letter, ``-Infinity``, for a question ending in ``#0`` and a null one for the others).
 """
 
 import json
@@ -34,7 +35,11 @@ for line in sys.stdin:
     elif message["op"] == "predict":
         send("\x00\x01 binary noise")
         send(json.dumps({"type": "result", "id": "some other request", "text": "stale"}))
-        send(json.dumps({"type": "result", "id": message["id"], "text": "B", "scores": None, "map_path": None,
+        scores = None
+        if mode == "scores":
+            scores = {"A": float("-inf") if message["id"].endswith("#0") else None, "B": -1.0}
+        text = "A" if mode == "scores" else "B"
+        send(json.dumps({"type": "result", "id": message["id"], "text": text, "scores": scores, "map_path": None,
                          "image_score": None, "meta": {}, "seconds": 0}))
     elif message["op"] == "shutdown":
         send(json.dumps({"type": "bye"}))

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mmeval.config import RunConfig, RunRecord
+from mmeval.config import RunConfig, RunRecord, RunStatus
 from mmeval.errors import InputError
-from mmeval.layout import CHANGES, PREDICTIONS, RUN_FILE, SKIPPED, USAGE
+from mmeval.layout import CHANGES, PREDICTIONS, RUN_FILE, SKIPPED, STATUS, USAGE
 from mmeval.predictions import Prediction, read_predictions
 
 
@@ -23,6 +23,8 @@ class RunData:
     usage: list[dict[str, Any]] = field(default_factory=list)  # usage.jsonl: one line per process and session
     skipped: list[dict[str, Any]] = field(default_factory=list)  # skipped.json: the records the data loader skipped
     changes: list[dict[str, Any]] = field(default_factory=list)  # changes.jsonl: sessions in which the data changed
+    #: status.json: how complete the answers are (None: not known, e.g. a run from before status files)
+    status: RunStatus | None = None
 
     @property
     def config(self) -> RunConfig:
@@ -66,7 +68,8 @@ def load_run(run_dir: Path, preds: list[Prediction] | None = None) -> RunData:
             skipped = json.loads((run_dir / SKIPPED).read_text(encoding="utf-8"))
         except ValueError:
             raise InputError(f"{run_dir / SKIPPED}: not valid JSON") from None
-    return RunData(run_dir, preds, record, _jsonl(run_dir / USAGE), skipped, _jsonl(run_dir / CHANGES))
+    return RunData(run_dir, preds, record, _jsonl(run_dir / USAGE), skipped, _jsonl(run_dir / CHANGES),
+                   RunStatus.read(run_dir / STATUS))
 
 
 def _jsonl(path: Path) -> list[dict[str, Any]]:

@@ -2,7 +2,9 @@
 
 Options (``-M KEY=VALUE`` of the ``worker`` family): ``fault`` = crash | hang | refuse | raise | garbage,
 applied to the requests whose id contains ``on``; ``fail_setup`` (a SetupError with that message),
-``import_missing`` (an ImportError while loading), ``crash_on_load``; ``maps`` (return an 8x8 map).
+``import_missing`` (an ImportError while loading), ``crash_on_load``; ``maps`` (return an 8x8 map);
+``loading_line`` (the last line it writes while loading, as a model's own loading line listing its checkpoints)
+and ``quiet`` (nothing written while answering).
 Like a real model it logs to stdout, with print, the logging module and a raw write to file descriptor 1.
 """
 
@@ -34,6 +36,8 @@ class Backend:
         LOG.info("model loaded")
         print("print from the model while loading")
         os.write(1, b"raw write to fd 1 while loading\n")
+        if options.get("loading_line"):
+            context.log(options["loading_line"])
         self.options = options
         self.answered = 0
 
@@ -58,9 +62,10 @@ class Backend:
                 raise RequestError("this request cannot be answered")
             if fault == "raise":
                 raise ValueError("a passing failure")
-        LOG.info("answering %s", request["id"])
-        print("print while answering")
-        os.write(1, b"raw write while answering\n")
+        if not self.options.get("quiet"):
+            LOG.info("answering %s", request["id"])
+            print("print while answering")
+            os.write(1, b"raw write while answering\n")
         self.answered += 1
         letters = sorted(request["options"])
         out = {"text": letters[len(request["id"]) % len(letters)], "meta": {"seed": request["seed"]}}
