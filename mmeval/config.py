@@ -27,7 +27,7 @@ from mmeval.prompting.styles import DEFAULT_STYLE, PromptStyle, style_digest
 
 #: fields that do not change any single prediction, so they stay out of the hash
 UNHASHED = frozenset({"limit", "strict", "runtime_args", "boost_runtime_args", "batch_size", "concurrency",
-                      "verify_images"})
+                      "verify_images", "subset_path"})
 
 #: version of the run.json layout (bumped when its fields change meaning)
 RUN_SCHEMA_VERSION = 1
@@ -69,6 +69,8 @@ class RunConfig(BaseModel):
     circular: bool = Field(False, description="also ask every rotation of each question's options")
     probes: bool = Field(False, description="also ask defect-fabrication probes about normal images")
     limit: int | None = Field(None, ge=1)
+    subset: str | None = Field(None, description="digest of the sample of questions asked (--subset), if any")
+    subset_path: str | None = Field(None, description="the subset.json it was read from (where, not what)")
     strict: bool = False
     verify_images: Literal["none", "header", "full"] = Field(
         "header", description="how images are checked when the data loads: header (cheap), full (decode), none")
@@ -83,6 +85,8 @@ class RunConfig(BaseModel):
 
     def hashed_fields(self) -> dict[str, Any]:
         fields = self.model_dump(exclude=set(UNHASHED))
+        if fields["subset"] is None:  # runs on the whole data keep the hash they had before samples existed
+            del fields["subset"]
         if fields["prompt_style"] == DEFAULT_STYLE:  # runs from before the style existed keep their hash
             del fields["prompt_style"]
         else:  # the style's own templates are part of what it is
@@ -219,7 +223,7 @@ class RunStatus(BaseModel):
 FILE_KEYS = frozenset({
     "model", "model_args", "answer_mode", "boost", "boost_args", "data", "image_root", "shots", "templates", "seed",
     "shuffle", "allow_unknown_types", "circular", "probes", "limit", "strict", "batch_size", "concurrency", "out",
-    "overwrite", "allow_other_files", "cycle_ms", "verify_images", "prompt_style", "columns",
+    "overwrite", "allow_other_files", "cycle_ms", "verify_images", "prompt_style", "columns", "subset",
 })
 
 

@@ -12,3 +12,7 @@ MANIFEST = ".mmeval-manifest"
 ARTIFACTS = "artifacts"  # a folder: files adapters keep for the run (anomaly maps ...)
 #: the variant tag of defect-fabrication probes (a prediction's ``variant``)
 PROBE = "probe"
+#: the model of a person's run (``mmeval human serve``) is HUMAN_MODEL + their name; their majority vote's is
+#: HUMAN_PANEL_MODEL (the human room writes them, the report finds them by these names)
+HUMAN_MODEL = "human:"
+HUMAN_PANEL_MODEL = HUMAN_MODEL + "panel"

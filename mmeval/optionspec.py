@@ -82,6 +82,8 @@ class OptionDoc:
     default: Any
     help: str
     operational: bool
+    #: no default: the option must be given
+    required: bool = False
 
 
 def _type_name(annotation: Any) -> str:
@@ -95,15 +97,16 @@ def _type_name(annotation: Any) -> str:
 
 def describe(model: type[BaseModel]) -> list[OptionDoc]:
     """Every option of ``model`` with its type, default and help (for ``mmeval models show`` and ``--help``)."""
-    return [OptionDoc(name, _type_name(info.annotation), info.get_default(call_default_factory=True),
-                      info.description or "", is_operational(model, name))
+    return [OptionDoc(name, _type_name(info.annotation),
+                      None if info.is_required() else info.get_default(call_default_factory=True),
+                      info.description or "", is_operational(model, name), info.is_required())
             for name, info in model.model_fields.items()]
 
 
 def format_docs(docs: list[OptionDoc], indent: str = "  ") -> str:
     lines = []
     for d in docs:
-        default = "" if d.default is None else f" (default: {d.default})"
+        default = " (required)" if d.required else "" if d.default is None else f" (default: {d.default})"
         tag = " [operational: not part of the run's identity]" if d.operational else ""
         lines.append(f"{indent}{d.name}: {d.type}{default}{tag}")
         if d.help:

@@ -29,7 +29,7 @@ from mmeval.model_adapters.base import AdapterError, AdapterSettings, ModelAdapt
 from mmeval.optionspec import OptionDoc
 from mmeval.prompting.messages import Request, Response
 from mmeval.prompting.shuffle import question_rng
-from mmeval.regions import option_region
+from mmeval.regions import best_named, option_region
 from mmeval.tasks import has_role, yes_no_letters
 
 
@@ -108,7 +108,7 @@ class ExpertAdapter(ModelAdapter):
         best = amap.region_scores()
         # the named region where the map peaks highest (the peak's own region when it is offered)
         raw = {k: best[r] for k, r in named.items()}
-        letter = max(sorted(raw), key=lambda k: raw[k])
+        letter = best_named(request.options, best)
         top = max(raw.values())
         z = {k: self.temperature * (v - top) / max(top, 1e-6) for k, v in raw.items()}
         norm = math.log(sum(math.exp(v) for v in z.values()))

@@ -72,3 +72,22 @@ def test_ablation_on_a_benchmark_built_from_an_mvtec_tree(synthetic_demo: Path, 
     assert set(cells["task"]) == asked | {"Average"} and not cells["accuracy"].isna().any()
     scores = pd.read_csv(out / "none" / "scores.csv", index_col=0)
     assert set(scores.columns) - {"Average", "Recall", "Precision", "F1", "Overkill", "Miss"} == asked
+
+
+def test_ablations_with_other_boost_options_get_their_own_default_folders() -> None:
+    """Without --out, an ablation with another expert (or view) must not land in the folders of the first one,
+    whose variants hold other answers under the same names; an ablation without boost options keeps the plain
+    run's name."""
+    from mmeval.boosts import parse_variants
+    from mmeval.cli import build_parser
+    from mmeval.cli.run import ablation_out, settings, variant_configs
+
+    def folder(*extra: str) -> str:
+        s = settings(build_parser().parse_args(["run", "--model", "random", "--shots", "1", "--boost", "none,agent",
+                                                *extra]))
+        variants = parse_variants(s["boost"])
+        return ablation_out(s, variants, variant_configs(s, variants)).name
+
+    patch, oracle = folder("--boost-arg", "expert=patch"), folder("--boost-arg", "expert=oracle")
+    assert patch != oracle and "oracle" in oracle
+    assert folder() == "random_synthetic_1shot_seed0"

@@ -20,7 +20,7 @@ FOUNDATION = ("mmeval", "mmeval.errors", "mmeval.jsonsafe", "mmeval.home", "mmev
               "mmeval.registry", "mmeval.locks")
 ROOMS = ("mmeval.data", "mmeval.prompting", "mmeval.experts", "mmeval.boosts", "mmeval.config",
          "mmeval.model_adapters", "mmeval.answers", "mmeval.predictions", "mmeval.scoring", "mmeval.report",
-         "mmeval.builders", "mmeval.run", "mmeval.cli", "mmeval.__main__")
+         "mmeval.builders", "mmeval.run", "mmeval.human", "mmeval.cli", "mmeval.__main__")
 
 
 def modules() -> dict[str, Path]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -104,3 +106,15 @@ def test_every_moved_flag_points_at_an_option_that_exists_and_hides_from_help(
         main(["run", "--help"])
     shown = capsys.readouterr().out
     assert "--model-arg" in shown and not any(flag in shown for flag in RUN_FLAGS)
+
+
+@pytest.mark.parametrize("command", [["experts"], ["models", "show", "hf"]])
+def test_a_reader_that_goes_away_ends_the_listing_quietly(command: list[str]) -> None:
+    """``mmeval experts | head -0``: the reader is gone before the listing is written; no traceback."""
+    proc = subprocess.Popen([sys.executable, "-m", "mmeval", *command], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141
+    assert "Traceback" not in err and "BrokenPipeError" not in err

@@ -36,6 +36,9 @@ def test_wheel_contains_data_files(wheel: Path) -> None:
     assert "mmeval/py.typed" in names
     for template in (ROOT / "mmeval" / "report" / "templates").glob("*.j2"):
         assert f"mmeval/report/templates/{template.name}" in names
+    human = ROOT / "mmeval" / "human"
+    for asset in [*(human / "templates").glob("*.j2"), *(human / "static").iterdir()]:
+        assert f"mmeval/human/{asset.parent.name}/{asset.name}" in names  # the annotation page
 
 
 def test_every_package_of_the_tree_is_in_the_wheel(wheel: Path) -> None:

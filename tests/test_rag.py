@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from mmeval.boosts.knowledge import DATASET_ALIASES, KnowledgeBase, parse_entry
-from mmeval.boosts.rag import leaks
 from mmeval.cli import main
 from mmeval.config import RunConfig, RunRecord
 from mmeval.errors import InputError
@@ -104,11 +103,82 @@ def test_search_mode_ranks_every_entry_and_goes_after_the_prefix(official_data: 
     assert broken.notes["rag"]["entries"][0].startswith("MVTec/bottle/")  # found without trusting the category
 
 
-def test_leak_detection() -> None:
-    assert leaks("Broken large.", "Broken Large: A big piece of the rim is missing.")
-    assert leaks("The rim is broken, jagged.", "jagged edges where the rim is broken")
-    assert not leaks("Scratch.", "A big piece of the rim is missing.")
-    assert not leaks("Yes.", "yes, there is one")
+def _pcb_benchmark(root: Path) -> Path:
+    """A printed-circuit-board category whose notes say "circuit board" and describe its four defects alike:
+    the object question is given away, the defect questions are not."""
+    from conftest import materialise
+
+    alike = "Description: A visible flaw somewhere on the part."
+    knowledge = {"MVTec": {"pcb": {"good": " <Normal Characteristics>\n Description: A green circuit board with chips.",
+                                   **{d: f" <{d.title()}>\n {alike}" for d in ("crack", "scratch", "hole", "stain")}}}}
+    defects = {"A": "Crack.", "B": "Scratch.", "C": "Hole.", "D": "Stain."}
+    objects = {"A": "Screw.", "B": "Printed circuit board.", "C": "Bottle.", "D": "Hazelnut."}
+    templates = ["MVTec-AD/pcb/train/good/000.png", "MVTec-AD/pcb/train/good/001.png"]
+    records = {}
+    for i, answer in enumerate("ABCD"):
+        records[f"DS-MVTec/pcb/image/{defects[answer].lower().rstrip('.')}/00{i}.png"] = {
+            "image_path": "x", "mask_path": "", "similar_templates": templates, "random_templates": templates,
+            "conversation": [{"Question": "There is a defect in the object. What is the type of the defect?",
+                              "Answer": answer, "Options": defects, "type": "Defect Classification"}]}
+    records["DS-MVTec/pcb/image/good/000.png"] = {
+        "image_path": "x", "mask_path": "", "similar_templates": templates, "random_templates": templates,
+        "conversation": [{"Question": "What kind of product is in the image?", "Answer": "B", "Options": objects,
+                          "type": "Object Classification"}]}
+    path = materialise(records, root)
+    (root / "domain_knowledge.json").write_text(json.dumps(knowledge), encoding="utf-8")
+    return path
+
+
+def test_a_leak_is_knowledge_that_singles_out_the_correct_option(tmp_path: Path) -> None:
+    data = _pcb_benchmark(tmp_path / "pcb")
+    prepared = _prepared(data)
+    by_task: dict[str, list[bool]] = {}
+    for p in prepared:
+        by_task.setdefault(p.question.type_label, []).append(p.notes["rag"]["leak"])
+    assert by_task["Object Classification"] == [True]  # "Printed circuit board." vs notes saying "circuit board"
+    assert by_task["Defect Classification"] == [False] * 4  # every defect named alike: none singled out
+
+
+def test_the_blind_reader() -> None:
+    from mmeval.boosts.blind_reader import credit, leaked, read_blind
+
+    defects = {"A": "Scratches.", "B": "Hole.", "C": "Stain."}
+    assert read_blind("What is the defect?", defects, "Deep scratch marks across the lid.") == ["A"]  # stemmed
+    assert read_blind("What is the defect?", defects, "Nothing relevant here.") == ["A", "B", "C"]
+    assert read_blind("Is there a defect?", {"A": "Yes.", "B": "No."}, "yes, a defect") == ["A", "B"]
+    # words of the question single out nothing: "lid" is asked about, so only "hole" counts
+    assert read_blind("Which defect is on the lid?", {"A": "Lid dent.", "B": "Hole."}, "lid lid lid hole") == ["B"]
+    assert leaked(["A"], "A") and not leaked(["A", "B"], "A") and not leaked(["B"], "A")
+    assert credit(["A", "B"], "A") == 0.5 and credit(["A"], "A") == 1.0 and credit(["B"], "A") == 0.0
+
+
+def test_the_report_sets_the_blind_reader_beside_the_model_and_splits_by_leak(tmp_path: Path) -> None:
+    from mmeval.predictions import Prediction
+    from mmeval.report.analysis.boosts import knowledge_leaks
+
+    def pred(i: int, normal: bool, task: str, choice: str, reader: list[str], ds: str = "D1") -> Prediction:
+        detection = task == "Anomaly Detection"
+        return Prediction(id=f"{ds}/{i}", image=f"{ds}/img{i}.png", dataset=ds, category="c", task=task, type=task,
+                          is_normal=normal, question="q",
+                          options={"A": "Yes.", "B": "No."} if detection else {"A": "a", "B": "b", "C": "c", "D": "d"},
+                          answer="B" if normal and detection else "A", choice=choice, response=choice, model="m",
+                          config="x", boost_notes={"rag": {"leak": reader == ["A"], "reader": reader}})
+
+    ad = "Anomaly Detection"
+    dc = "Defect Classification"
+    preds = [pred(0, False, ad, "A", ["A", "B"]), pred(1, False, ad, "A", ["A", "B"]),
+             pred(2, True, ad, "A", ["A", "B"]),  # the model says "defect" on a normal image
+             pred(3, False, dc, "A", ["A"]), pred(4, False, dc, "B", ["A"]), pred(5, False, dc, "A", ["B", "C"]),
+             pred(6, False, dc, "C", ["A", "B", "C", "D"], ds="D2")]
+    rows = {r.task: r for r in knowledge_leaks(preds)}
+    # detection: balanced, as the score table: (100 on defective + 0 on normal) / 2; the reader guesses: 50
+    assert rows[ad].model_accuracy == 50.0 and rows[ad].reader_accuracy == 50.0 and rows[ad].leaked == 0
+    # classification, a mean over datasets: D1 has 2 of 3 right for the model, and for the reader (two it singles
+    # out, one it misses); D2 none for the model, a four-way guess for the reader
+    assert rows[dc].model_accuracy == pytest.approx((200 / 3 + 0) / 2)
+    assert rows[dc].reader_accuracy == pytest.approx((200 / 3 + 25) / 2)
+    assert (rows[dc].questions, rows[dc].leaked, rows[dc].leaked_accuracy) == (4, 2, 50.0)
+    assert (rows[dc].clean, rows[dc].clean_accuracy) == (2, 50.0)  # D1 right, D2 wrong
 
 
 def test_end_to_end_run_records_rag_and_leaks(official_data: Path, knowledge: Path, tmp_path: Path) -> None:
@@ -119,8 +189,8 @@ def test_end_to_end_run_records_rag_and_leaks(official_data: Path, knowledge: Pa
     assert record.boosts[0].name == "rag" and record.boosts[0].model_extra["knowledge_file"] == str(knowledge)
     preds = read_predictions(out / "predictions.jsonl")
     assert all(p.boost_notes and "leak" in p.boost_notes["rag"] for p in preds)
-    cls = next(p for p in preds if p.task == "Defect Classification" and "bottle" in p.image)
-    assert cls.boost_notes["rag"]["leak"]  # "Broken large." is the title of an entry the model read
+    assert all(p.boost_notes["rag"]["leak"] == (p.boost_notes["rag"]["reader"] == [p.answer]) for p in preds)
+    assert "blind reader" in (out / "report.html").read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize("content,needle", [(None, "no knowledge file"), ("{not json", "not a readable JSON"),

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from mmeval.data.unpack import DamagedArchive, Limits, UnsafeArchive, common_top, extract, member_path
+from mmeval.errors import InputError
 
 
 def _zip(path: Path, members: dict[str, bytes], compression: int = zipfile.ZIP_STORED) -> Path:
@@ -121,4 +122,26 @@ def test_a_corrupt_compressed_stream_is_a_damaged_archive(tmp_path: Path) -> Non
     arc.write_bytes(bytes(raw))
     with pytest.raises(DamagedArchive, match=r"a.zip: member 'DS/x.png' cannot be read.*corrupt"):
         extract(arc, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_full_disk_is_not_called_a_damaged_archive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Writing a member fails for the disk's sake (ENOSPC): the message must not send the user to download a
+    good archive again; it names the archive and the file it could not write, and nothing half-done stays."""
+    import errno
+    import io
+
+    arc = _zip(tmp_path / "a.zip", {f"DS/{i}.png": bytes(range(256)) * 64 for i in range(3)}, zipfile.ZIP_DEFLATED)
+
+    class FullDisk(io.BytesIO):
+        def write(self, data: object) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("mmeval.data.unpack.open", lambda *a, **k: FullDisk(), raising=False)
+    with pytest.raises(InputError) as caught:
+        extract(arc, tmp_path / "out")
+    assert not isinstance(caught.value, DamagedArchive)
+    message = str(caught.value)
+    assert str(arc) in message and "No space left" in message and "0.png" in message
+    assert "download it again" not in message
     assert not (tmp_path / "out").exists()

@@ -67,9 +67,11 @@ def split_args(boosts: tuple[str, ...], raw: dict[str, Any], *, others: tuple[st
         owners = [b for b in boosts if boost_class(b).owns(key)]
         if not owners and any(boost_class(b).owns(key) for b in others):
             continue
-        if len(owners) != 1:
-            reason = "no boost in --boost has it" if not owners else f"several boosts have it ({', '.join(owners)})"
-            raise InputError(f"--boost-arg {key}: {reason}; write BOOST.{key}=VALUE")
+        if not owners:
+            raise InputError(f"--boost-arg {key}: {_not_in_run(key, boosts)}")
+        if len(owners) > 1:
+            raise InputError(f"--boost-arg {key}: several boosts have it ({', '.join(owners)}); write "
+                             f"{owners[0]}.{key}=VALUE to say which")
         owned[owners[0]][key] = value
     hashed: dict[str, dict[str, Any]] = {}
     runtime: dict[str, dict[str, Any]] = {}
@@ -80,6 +82,16 @@ def split_args(boosts: tuple[str, ...], raw: dict[str, Any], *, others: tuple[st
         if r:
             runtime[name] = r
     return hashed, runtime
+
+
+def _not_in_run(key: str, boosts: tuple[str, ...]) -> str:
+    """Why an option without a boost name has no owner, and what to write instead."""
+    having = [name for name in BOOSTS if name != "none" and boost_class(name).owns(key)]
+    run = "+".join(boosts) if boosts else "none"
+    if not having:
+        return f"no boost has this option (mmeval boosts lists them; --boost is {run})"
+    return (f"an option of {' and of '.join(having)}, which --boost ({run}) does not apply; add it, e.g. "
+            f"--boost {'+'.join([*boosts, having[0]])}")
 
 
 def build_boosts(boosts: tuple[str, ...], args: dict[str, dict[str, Any]], context: BoostContext) -> list[Boost]:

@@ -3,24 +3,29 @@
 The expert (``--boost-arg expert=patch|maps|oracle``, plus the expert's own options) analyses each
 query image once. What the MLLM then receives (``view``):
 
-- ``text``: the expert's image score, its threshold, its verdict and the region of the 3x3 grid where
-  its map peaks, in one sentence;
-- ``bbox``, ``contour``, ``highlight``, ``mask``, ``heatmap``: an extra image after the query, with a
-  sentence saying the marks are suggestions that may be wrong. The map is binarised before drawing
+- ``text``: the expert's image score, its threshold, its verdict and where its map is: every region of
+  the 3x3 grid where it rises above the threshold (highest first), else where it is highest, else (a
+  map the same everywhere) that it points nowhere;
+- ``bbox``, ``contour``, ``highlight``, ``mask``, ``heatmap``: an extra image after the query, with
+  sentences saying what the expert found (its verdict, and whether it marked anything) and that it may
+  be wrong. The map is binarised before drawing
   (MMAD's rule by default; ``ratio``, ``median_above``, ``min_area``, ``max_boxes`` are options,
   since the binarisation is what decides whether a hint helps).
 
 Everything depends only on the image, so it sits in the shared prefix. Maps and overlays are cached in
-mmeval's home folder under a key made of the image files' bytes, the expert and its options (and the
-drawing settings for overlays): a rerun, a resume or another question about the same image finds them,
-and the prompt's image path is the same each time. Each prediction records the expert's verdict and
-where its map is, so the report can score the expert and see whether the MLLM followed it.
+mmeval's home folder under the expert's cache key (:meth:`mmeval.experts.base.Expert.cache_key`: the
+expert, its options and the bytes of every file it reads) and, for overlays, the drawing settings: a
+rerun, a resume or another question about the same image finds them, and the prompt's image path is
+the same each time; they are written atomically, so runs may share the cache. Each prediction records
+the expert's verdict and where its map is, so the report can score the expert and see whether the MLLM
+followed it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -30,11 +35,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mmeval import experts, optionspec
 from mmeval.boosts.base import Boost, BoostContext
-from mmeval.boosts.overlays import draw
+from mmeval.boosts.overlays import Notation, fitted, marks_anything, render
 from mmeval.data import Question
 from mmeval.errors import InputError
 from mmeval.experts.base import AnomalyMap
 from mmeval.experts.binarise import Binarisation
+from mmeval.home import atomic_write
 from mmeval.prompting.draft import Draft, ExpertHint, Reference
 from mmeval.regions import region_name
 
@@ -60,8 +66,16 @@ class AgentOptions(BaseModel):
     max_side: int = Field(512, ge=64, description="the overlay's long side in pixels (MMAD: 512)")
 
 
-def _file_digest(path: str) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+def _cached_map(path: Path) -> AnomalyMap | None:
+    """The expert's answer kept at ``path``; None when there is none, or what is there cannot be read (then
+    it is computed and written again)."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path) as f:
+            return AnomalyMap(f["map"], float(f["score"]), float(f["threshold"]), f["rows"], f["cols"])
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None
 
 
 class AgentBoost(Boost):
@@ -80,6 +94,7 @@ class AgentBoost(Boost):
         self.rule = Binarisation(o.ratio, o.median_above, o.min_area, max_boxes)
         self.cache = context.cache_dir
         self._maps: dict[str, tuple[AnomalyMap, str]] = {}
+        self._overlays: dict[str, tuple[Path, bool]] = {}
 
     # ---------------------------------------------------------------------------------------- options
 
@@ -106,65 +121,57 @@ class AgentBoost(Boost):
             raise InputError(f"--boost agent: the '{self.expert.name}' expert compares the query with normal "
                              "templates: give --shots 1 or more, or another expert (maps, oracle)")
 
-    def _key(self, q: Question) -> str:
-        """What the expert's answer depends on: the expert, its options, and the bytes of the files it reads."""
-        files = [q.query_path, *q.template_paths] if self.expert.needs_templates else [q.query_path]
-        if self.expert.uses_mask and q.mask_path:
-            files.append(q.mask_path)
-        blob = json.dumps([self.expert.name, self.expert_args, [_file_digest(f) for f in files]], sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:24]
-
     def _analysis(self, q: Question) -> tuple[AnomalyMap, str]:
         if q.image in self._maps:
             return self._maps[q.image]
-        key = self._key(q)
+        key = self.expert.cache_key(q.query_path, list(q.template_paths), q.mask_path)
         path = self.cache / "maps" / f"{key}.npz"
-        if path.is_file():
-            with np.load(path) as f:
-                amap = AnomalyMap(f["map"], float(f["score"]), float(f["threshold"]), f["rows"], f["cols"])
-        else:
+        amap = _cached_map(path)
+        if amap is None:
             amap = self.expert.analyse(q.query_path, list(q.template_paths), q.mask_path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp.npz")
-            np.savez_compressed(tmp, map=amap.map, score=amap.score, threshold=amap.threshold, rows=amap.rows,
-                                cols=amap.cols)
-            tmp.replace(path)
+            with atomic_write(path) as fh:
+                np.savez_compressed(fh, map=amap.map, score=amap.score, threshold=amap.threshold, rows=amap.rows,
+                                    cols=amap.cols)
         self._maps[q.image] = (amap, key)
         return amap, key
 
-    def _overlay(self, q: Question, amap: AnomalyMap, key: str) -> Path:
+    def _overlay(self, q: Question, amap: AnomalyMap, key: str) -> tuple[Path, bool]:
+        """The overlay's cached image (drawn when missing) and whether it marks anything (once per image)."""
+        if q.image in self._overlays:
+            return self._overlays[q.image]
         settings = json.dumps([self.opts.view, self.rule.__dict__, self.opts.max_side], sort_keys=True)
         name = f"{key}-{hashlib.sha256(settings.encode()).hexdigest()[:12]}.png"
         path = self.cache / "overlays" / name
-        if not path.is_file():
-            from PIL import Image
+        from PIL import Image
 
-            with Image.open(q.query_path) as im:
-                size = im.size
-            image = draw(q.query_path, amap.to_image(size[1], size[0]), self.opts.view,  # type: ignore[arg-type]
-                         self.rule, self.opts.max_side)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp.png")
-            image.save(tmp, format="PNG")
-            tmp.replace(path)
-        return path
+        with Image.open(q.query_path) as im:
+            size = im.size
+        view: Notation = self.opts.view  # type: ignore[assignment]  # every view but text
+        base, grid = fitted(q.query_path, amap.to_image(size[1], size[0]), self.opts.max_side)
+        if not path.is_file():
+            with atomic_write(path) as fh:
+                render(base, grid, view, self.rule).save(fh, format="PNG")
+        self._overlays[q.image] = (path, marks_anything(grid, view, self.rule))
+        return self._overlays[q.image]
 
     # ---------------------------------------------------------------------------------------- the transform
 
     def apply(self, draft: Draft) -> Draft:
         q = draft.question
         amap, key = self._analysis(q)
-        region = region_name(*amap.peak_cell())
+        region = None if amap.flat else region_name(*amap.peak_cell())
         note: dict[str, Any] = {"expert": self.expert.name, "view": self.opts.view, "score": round(amap.score, 6),
                                 "threshold": round(amap.threshold, 6), "defective": amap.defective,
-                                "region": region, "map": str(self.cache / "maps" / f"{key}.npz")}
+                                "region": region, "map": str(self.cache / "maps" / f"{key}.npz"),
+                                "region_scores": {region_name(*cell): v for cell, v in amap.region_scores().items()}}
         if self.opts.view == "text":
-            hint = ExpertHint(amap.score, amap.threshold, amap.defective, region)
+            above = tuple(region_name(*cell) for cell in amap.regions_above(amap.threshold))
+            hint = ExpertHint(amap.score, amap.threshold, amap.defective, region, above)
             return draft.with_(hints=(*draft.hints, hint), notes={**draft.notes, self.name: note})
-        overlay = self._overlay(q, amap, key)
+        overlay, marked = self._overlay(q, amap, key)
         note["overlay"] = str(overlay)
-        return draft.with_(references=(*draft.references, Reference(str(overlay), self.opts.view)),
-                           notes={**draft.notes, self.name: note})
+        ref = Reference(str(overlay), self.opts.view, marked=marked, defective=amap.defective)
+        return draft.with_(references=(*draft.references, ref), notes={**draft.notes, self.name: note})
 
     def record(self) -> dict[str, Any]:
         return {"expert": self.expert.name, "view": self.opts.view, "binarisation": dict(self.rule.__dict__),

@@ -33,13 +33,31 @@ def _resized(image: Image.Image, max_side: int) -> Image.Image:
     return image
 
 
-def draw(query_path: str, full_map: np.ndarray, notation: Notation, rule: Binarisation,
-         max_side: int = 512) -> Image.Image:
-    """The overlay of ``full_map`` (already at the query's pixel size) in ``notation``."""
+def fitted(query_path: str, full_map: np.ndarray, max_side: int = 512) -> tuple[Image.Image, np.ndarray]:
+    """The query resized for drawing, and ``full_map`` (at the query's pixel size) resized to match it."""
     with Image.open(query_path) as im:
         base = _resized(im.convert("RGB"), max_side)
     amap = np.asarray(Image.fromarray(np.asarray(full_map, dtype=np.float32)).resize(base.size,
                                                                                     Image.Resampling.BILINEAR))
+    return base, amap
+
+
+def marks_anything(amap: np.ndarray, notation: Notation, rule: Binarisation) -> bool:
+    """Whether the overlay of ``amap`` (as :func:`fitted` gives it) shows any mark: a marked region, or for
+    the heat map a map that is not the same everywhere."""
+    if notation == "heatmap":
+        return bool(normalise(amap).any())
+    return bool(binarise(amap, rule).any())
+
+
+def draw(query_path: str, full_map: np.ndarray, notation: Notation, rule: Binarisation,
+         max_side: int = 512) -> Image.Image:
+    """The overlay of ``full_map`` (already at the query's pixel size) in ``notation``."""
+    return render(*fitted(query_path, full_map, max_side), notation, rule)
+
+
+def render(base: Image.Image, amap: np.ndarray, notation: Notation, rule: Binarisation) -> Image.Image:
+    """The overlay of ``amap`` on ``base`` (both as :func:`fitted` gives them) in ``notation``."""
     if notation == "heatmap":
         import matplotlib
 

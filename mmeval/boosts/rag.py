@@ -12,14 +12,15 @@ Modes (``--boost-arg mode=...``):
 
 A budget (``max_tokens``, counted with the model's own tokenizer when it is a local checkpoint, else in
 words) keeps whole entries in ranking order and drops the rest, never cutting one mid-sentence.
-Each prediction records which entries it saw, which were dropped, and whether the injected text
-contains the correct option's wording (``leak``): category knowledge names the product and its
-defects, so some questions no longer measure perception under it, and the report splits accuracy by it.
+Each prediction records which entries it saw, which were dropped, which options a blind reader of the
+question, the options and the injected text picks (``reader``), and whether it picks the correct one
+alone (``leak``, :mod:`mmeval.boosts.blind_reader`): category knowledge names the product, so some
+questions no longer measure perception under it; the report compares the reader with the model and
+splits the model's accuracy by it.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -28,12 +29,12 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from mmeval.boosts.base import Boost, BoostContext
+from mmeval.boosts.blind_reader import leaked, read_blind
 from mmeval.boosts.knowledge import Entry, KnowledgeBase
 from mmeval.boosts.retrievers import Retriever, build_retriever
 from mmeval.data import Question
 from mmeval.errors import InputError
 from mmeval.prompting.draft import Draft
-from mmeval.tasks import option_polarity
 
 KNOWLEDGE_FILE = "domain_knowledge.json"
 
@@ -53,31 +54,6 @@ class RagOptions(BaseModel):
                                                            "not fit are dropped (and recorded)")
     tokenizer: str | None = Field(None, description="tokenizer folder that counts the budget (default: the "
                                                     "model's own for hf:/llava: local checkpoints, else words)")
-
-
-_WORD = re.compile(r"[a-z0-9]+")
-_STOP = frozenset("the a an of on in at to is are and or with its it this that for from by as be".split())
-
-
-def _words(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
-
-
-def leaks(answer_text: str, knowledge: str) -> bool:
-    """Whether ``knowledge`` contains the correct option's wording: its whole text, or every key word of it.
-
-    Yes/No options never leak (any text says yes or no somewhere).
-    """
-    if option_polarity(answer_text) is not None:
-        return False
-    words = _words(answer_text)
-    if not words:
-        return False
-    haystack = " " + " ".join(_words(knowledge)) + " "
-    if " " + " ".join(words) + " " in haystack:
-        return True
-    key = [w for w in words if w not in _STOP and len(w) >= 4]
-    return bool(key) and all(f" {w} " in haystack for w in key)
 
 
 def _counter(options: RagOptions, context: BoostContext) -> Callable[[str], int]:
@@ -153,8 +129,9 @@ class RagBoost(Boost):
     def apply(self, draft: Draft) -> Draft:
         kept, dropped, tokens = self._within_budget(self._retrieve(draft))
         text = "\n".join(e.text for e in kept)
+        picked = read_blind(draft.question.question, draft.options, text)
         note: dict[str, Any] = {"entries": [e.ident for e in kept], "dropped": [e.ident for e in dropped],
-                                "tokens": tokens, "leak": leaks(draft.options[draft.answer], text)}
+                                "tokens": tokens, "leak": leaked(picked, draft.answer), "reader": picked}
         notes = {**draft.notes, self.name: note}
         if not kept:
             return draft.with_(notes=notes)

@@ -97,7 +97,7 @@ def _draw_notations(args: argparse.Namespace) -> int:
     from mmeval.data import load_benchmark, resolve
     from mmeval.errors import InputError
     from mmeval.experts.binarise import Binarisation
-    from mmeval.experts.oracle import read_mask
+    from mmeval.experts.mapfile import read_mask
 
     json_path, root = resolve(args.data)
     bench = load_benchmark(json_path, root)
@@ -108,7 +108,7 @@ def _draw_notations(args: argparse.Namespace) -> int:
                          if args.image else f"{json_path}: no defective image with a mask to draw")
     q = picked[0]
     assert q.mask_path is not None  # picked only questions with a mask file
-    sheet = montage(q.query_path, read_mask(q.mask_path).astype("float32"), Binarisation(max_boxes=3))
+    sheet = montage(q.query_path, read_mask(Path(q.mask_path)).astype("float32"), Binarisation(max_boxes=3))
     out = Path(args.notations)
     out.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(out)

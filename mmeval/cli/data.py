@@ -1,4 +1,5 @@
-"""``mmeval data check``: is a benchmark answerable without its images? ``mmeval data fetch``: get MMAD."""
+"""``mmeval data check``: is a benchmark answerable without its images? ``mmeval data fetch``: get MMAD.
+``mmeval data subset``: a fixed, stratified, seeded sample of its questions."""
 
 from __future__ import annotations
 
@@ -34,6 +35,27 @@ def add_parser(sub: Any) -> None:
     chk.add_argument("--seed", type=flags.seed, default=0,
                      help="seed of the option shuffle, as 'mmeval run --seed' (default: 0)")
     chk.set_defaults(func=cmd_check)
+    sub_ = actions.add_parser(
+        "subset", help="a fixed sample of the questions: up to N per dataset x question type, seeded",
+        description="Draw up to --per-type questions from every dataset x question type of a benchmark (a seeded "
+                    "draw per cell: the same data, N and seed give the same sample) and write them to --out as "
+                    "subset.json: the question ids and the digest that names the sample. 'mmeval run --subset FILE' "
+                    "answers exactly those questions, and 'mmeval human serve --subset FILE' asks them of people; "
+                    "runs on the same sample carry the same digest and compare question by question.")
+    sub_.add_argument("data", metavar="DATA", help="an mmad.json, a directory holding one, 'synthetic[:SCALE]', "
+                                                   "'mmad', or a table (as 'mmeval run --data' takes)")
+    sub_.add_argument("--per-type", type=int, required=True, metavar="N",
+                      help="questions drawn per dataset x question type (all of a cell that has fewer)")
+    sub_.add_argument("--seed", type=int, default=0, help="seed of the draw (default: 0)")
+    sub_.add_argument("--out", required=True, metavar="SUBSET_JSON", help="the file to write (e.g. subset.json)")
+    sub_.add_argument("--shots", type=int, default=1,
+                      help="sample only questions whose record lists this many templates, as 'mmeval run --shots' "
+                           "needs (default: 1, as run's)")
+    sub_.add_argument("--templates", choices=["random", "similar"], default="random",
+                      help="which template list --shots counts (default: random)")
+    sub_.add_argument("--columns", metavar="FIELD=COLUMN,...", help="for tables (as 'mmeval run --columns')")
+    sub_.add_argument("--image-root", help="the folder image paths are relative to (as 'mmeval run --image-root')")
+    sub_.set_defaults(func=cmd_subset)
     fetch = actions.add_parser(
         "fetch", help="download a published benchmark (MMAD) from the Hugging Face hub into mmeval's cache",
         description="Download the MMAD benchmark (the dataset repository jiang-cc/MMAD: mmad.json, "
@@ -73,6 +95,31 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(data_check.summary(result), file=sys.stderr)
     files = data_check.write_data_check(result, out)
     print(files["csv"].resolve())
+    return 0
+
+
+def cmd_subset(args: argparse.Namespace) -> int:
+    from mmeval.data import load_benchmark, resolve
+    from mmeval.data.subset import draw
+    from mmeval.data.tables import parse_columns
+
+    if args.shots < 0:
+        raise InputError(f"--shots must be 0 or more, got {args.shots}")
+    json_path, root = resolve(args.data, args.image_root, columns=parse_columns(args.columns))
+    bench = load_benchmark(json_path, root, shots=args.shots, templates=args.templates)
+    sample = draw(bench.questions, args.per_type, args.seed, source=str(json_path))
+    out = Path(args.out)
+    try:
+        sample.write(out)
+    except OSError as exc:
+        raise InputError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
+    short = [s for s in sample.strata if s.drawn < args.per_type]
+    print(f"mmeval: sample {sample.digest}: {len(sample.ids)} of {len(bench.questions)} questions, "
+          f"{len(sample.strata)} dataset x type cell(s)"
+          + (f"; {len(short)} cell(s) had fewer than {args.per_type} and are taken whole" if short else "")
+          + (f"; {len(bench.skipped)} record(s) skipped (unusable with --shots {args.shots})" if bench.skipped else ""),
+          file=sys.stderr)
+    print(out.resolve())
     return 0
 
 

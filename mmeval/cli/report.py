@@ -11,6 +11,9 @@ from mmeval.cli import args as flags
 from mmeval.errors import InputError
 
 _CYCLE_HELP = "production line cycle time in milliseconds: the report says whether the model keeps up"
+_HUMAN_HELP = ("a human panel's folder (mmeval human serve --out): people who answered the same sample (--subset) are "
+               "shown beside the run(s), with the gap per task; a panel beside the run's subset file is found without "
+               "it (repeatable)")
 
 
 def add_parser(sub: Any) -> None:
@@ -19,6 +22,7 @@ def add_parser(sub: Any) -> None:
                                      "report.html and heatmap.svg.")
     rep.add_argument("run_dir", help="a directory written by 'mmeval run'")
     rep.add_argument("--cycle-ms", type=flags.positive_ms, metavar="MS", help=_CYCLE_HELP)
+    rep.add_argument("--human", action="append", default=[], metavar="DIR", help=_HUMAN_HELP)
     rep.set_defaults(func=cmd_report)
 
     cmp = sub.add_parser(
@@ -37,6 +41,7 @@ def add_parser(sub: Any) -> None:
                      help="bootstrap resamples for the confidence intervals (default: 1000)")
     cmp.add_argument("--seed", type=flags.seed, default=0, help="bootstrap seed, a whole number of at least 0 "
                                                                "(default: 0)")
+    cmp.add_argument("--human", action="append", default=[], metavar="DIR", help=_HUMAN_HELP)
     cmp.set_defaults(func=cmd_compare)
 
     sm = sub.add_parser("score-mmad", help="score an answers file written by the official MMAD scripts",
@@ -62,7 +67,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     cycle_ms = args.cycle_ms
     if cycle_ms is None and (run_dir / "run.json").is_file():
         cycle_ms = RunRecord.read(run_dir / "run.json").cycle_ms  # the run's own, unless given now
-    table = write_run_report(run_dir, cycle_ms=cycle_ms)
+    table = write_run_report(run_dir, cycle_ms=cycle_ms, humans=[Path(h) for h in args.human])
     print(table.round(2).to_string(), file=sys.stderr)
     print(f"report: {Path(args.run_dir).resolve()}")
     return 0
@@ -72,7 +77,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from mmeval.report import compare
 
     comp = compare.compare([Path(r) for r in args.runs], args.with_refs or [], cycle_ms=args.cycle_ms,
-                           n_boot=args.bootstrap, seed=args.seed)
+                           n_boot=args.bootstrap, seed=args.seed, humans=[Path(h) for h in args.human])
     print(compare.text_summary(comp), file=sys.stderr)
     if args.out:
         files = compare.write(comp, Path(args.out), cycle_ms=args.cycle_ms)

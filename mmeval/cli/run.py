@@ -9,6 +9,8 @@ has stay plain flags.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import re
 import sys
 from pathlib import Path
@@ -31,7 +33,7 @@ DEFAULTS: dict[str, Any] = {
     "answer_mode": "generate", "boost": None, "limit": None, "strict": False, "allow_unknown_types": False,
     "circular": False, "probes": False, "batch_size": None, "concurrency": None, "out": None, "overwrite": False,
     "allow_other_files": False, "cycle_ms": None, "verify_images": "header", "prompt_style": "mmeval",
-    "columns": None,
+    "columns": None, "subset": None,
 }
 
 
@@ -97,6 +99,9 @@ def add_parser(sub: Any) -> None:
                      help="keep the options in the file's order (default: shuffle, seeded)")
     run.add_argument("--limit", type=flags.count, metavar="K",
                      help="answer only the first K questions (a later run without it continues)")
+    run.add_argument("--subset", metavar="SUBSET_JSON",
+                     help="answer only the questions of a fixed sample written by 'mmeval data subset' (its digest "
+                          "is part of the run's identity); a sample naming questions the data lacks is an error")
     run.add_argument("--out", help="run directory (default: reports/<model>_<data>_<shots>shot_seed<seed>)")
     run.add_argument("--strict", action="store_const", const=True,
                      help="stop at the first bad record (default: skip and list them in the report)")
@@ -179,13 +184,15 @@ def build_config(s: dict[str, Any]) -> Any:
     from mmeval.data.tables import parse_columns
 
     data, image_root = stored_data(str(s["data"]), s["image_root"], columns=parse_columns(s["columns"]))
+    subset, subset_path = _subset(s.get("subset"))
     try:
         return RunConfig(
             model=s["model"], model_args=hashed, runtime_args=runtime, answer_mode=s["answer_mode"], boosts=names,
             boost_args=boost_hashed, boost_runtime_args=boost_runtime,
             data=data, image_root=image_root,
             shots=s["shots"], templates=s["templates"], seed=s["seed"], shuffle=s["shuffle"],
-            allow_unknown_types=s["allow_unknown_types"], limit=s["limit"], strict=s["strict"],
+            allow_unknown_types=s["allow_unknown_types"], limit=s["limit"], subset=subset, subset_path=subset_path,
+            strict=s["strict"],
             circular=s["circular"], probes=s["probes"], batch_size=s["batch_size"], concurrency=s["concurrency"],
             verify_images=s["verify_images"], prompt_style=s["prompt_style"], reading=adapter_class.reading)
     except ValidationError as exc:
@@ -194,13 +201,41 @@ def build_config(s: dict[str, Any]) -> Any:
         raise InputError(f"{where}: {err['msg']}") from None
 
 
+def _subset(value: Any) -> tuple[str | None, str | None]:
+    """(digest, absolute path) of ``--subset``, read and checked now; (None, None) without one."""
+    if not value:
+        return None, None
+    from mmeval.data.subset import read_subset
+
+    path = Path(str(value)).expanduser().resolve()
+    return read_subset(path).digest, str(path)
+
+
 def default_out(config: Any) -> Path:
+    """``reports/<model>_<data>_<shots>shot_seed<seed>[_<style>][_subset-<digest>][_<boosts and their options>]``:
+    runs that would answer differently get different folders (the sample and boosts parts are never cut off)."""
     from mmeval.data.synthetic.cache import synthetic_scale
 
     data_name = config.data.replace(":", "-") if synthetic_scale(config.data) else Path(config.data).stem
-    boost = "_" + "+".join(config.boosts) if config.boosts else ""
     style = f"_{config.prompt_style}" if config.prompt_style != "mmeval" else ""
-    return Path("reports") / _slug(f"{config.model}_{data_name}_{config.shots}shot_seed{config.seed}{boost}{style}")
+    name = _slug(f"{config.model}_{data_name}_{config.shots}shot_seed{config.seed}{style}")
+    tail = (f"_subset-{config.subset[:8]}" if config.subset else "") + _boost_label(config.boosts, config.boost_args)
+    if tail:
+        name = name[: max(1, 80 - len(tail))].rstrip("-") + tail
+    return Path("reports") / name
+
+
+def _boost_label(names: tuple[str, ...], args: dict[str, dict[str, Any]]) -> str:
+    """``_rag-agent-expert-oracle-view-text``: each boost with the options that change its answers, readable
+    when short and plain, else as a digest of them (a path, a long list)."""
+    parts = []
+    for name in names:
+        given = args.get(name, {})
+        text = "-".join(f"{k}-{v}" for k, v in sorted(given.items()))
+        if len(text) > 40 or not re.fullmatch(r"[A-Za-z0-9._-]*", text):
+            text = hashlib.sha256(json.dumps(given, sort_keys=True, default=str).encode()).hexdigest()[:10]
+        parts.append(f"{name}-{text}" if given else name)
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", "_" + "+".join(parts)) if parts else ""
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -245,8 +280,8 @@ def _ablation(s: dict[str, Any], variants: list[str], *, progress: bool) -> int:
     from mmeval.report import ablation
     from mmeval.report.analysis import load_run
 
-    configs = {v: build_config({**s, "boost": v, "variants": variants}) for v in variants}
-    base_out = Path(s["out"]) if s["out"] else default_out(build_config({**s, "boost": None, "variants": variants}))
+    configs = variant_configs(s, variants)
+    base_out = Path(s["out"]) if s["out"] else ablation_out(s, variants, configs)
     status = 0
     for variant, config in configs.items():
         print(f"--- variant {variant} ---", file=sys.stderr)
@@ -257,6 +292,19 @@ def _ablation(s: dict[str, Any], variants: list[str], *, progress: bool) -> int:
     print(ablation.text_summary(result), file=sys.stderr)
     print(f"ablation: {files['html'].resolve()}")
     return status
+
+
+def variant_configs(s: dict[str, Any], variants: list[str]) -> dict[str, Any]:
+    """The RunConfig of each variant of an ablation."""
+    return {v: build_config({**s, "boost": v, "variants": variants}) for v in variants}
+
+
+def ablation_out(s: dict[str, Any], variants: list[str], configs: dict[str, Any]) -> Path:
+    """An ablation's default folder: the plain run's name, then the boosts' answer-changing options when any are
+    given, so that two ablations with another expert or view never share their variants' folders."""
+    plain = default_out(build_config({**s, "boost": None, "variants": variants}))
+    given = {b: a for c in configs.values() for b, a in c.boost_args.items() if a}
+    return plain.with_name(plain.name + _boost_label(tuple(given), given)) if given else plain
 
 
 def _summary(result: Any, out: Path) -> None:

@@ -36,6 +36,7 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 from mmeval.errors import InputError
 
@@ -200,22 +201,40 @@ def extract(archive: Path, dest: Path, *, limits: Limits | None = None, strip: s
     return len(members)
 
 
+class _WriteFailed(Exception):
+    """Writing an unpacked member failed (a full disk, no permission): the archive is not at fault."""
+
+
 def _write_member(archive: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, bar: object) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
     written = 0
     try:
-        with zf.open(info) as src, open(target, "wb") as dst:
+        with zf.open(info) as src, _open_target(target) as dst:
             while chunk := src.read(MiB):
                 written += len(chunk)
                 if written > info.file_size:
                     raise UnsafeArchive(f"{archive}: member '{info.filename}' holds more bytes than its header "
                                         "declares; refused")
-                dst.write(chunk)
+                try:
+                    dst.write(chunk)
+                except OSError as exc:
+                    raise _WriteFailed(str(exc)) from None
                 if bar is not None:
                     bar.update(len(chunk))  # type: ignore[attr-defined]
+    except _WriteFailed as exc:
+        raise InputError(f"{archive}: cannot write '{target}' while unpacking ({exc}); the archive is fine: free "
+                         "space or fix the folder's permissions and run the command again") from None
     except _read_errors() as exc:
         raise DamagedArchive(f"{archive}: member '{info.filename}' cannot be read ({type(exc).__name__}: {exc}); "
                              "the archive is truncated or corrupt: delete it and download it again") from None
+
+
+def _open_target(target: Path) -> BinaryIO:
+    """The member's file, opened for writing (its folders made); a failure is the folder's, not the archive's."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return open(target, "wb")
+    except OSError as exc:
+        raise _WriteFailed(str(exc)) from None
 
 
 def _merge(src: Path, dest: Path) -> None:

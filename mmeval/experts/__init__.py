@@ -6,6 +6,7 @@ heavy. Adding an expert is one module plus one line in :data:`EXPERTS`.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +79,7 @@ def option_docs_with_experts(own: type[BaseModel]) -> list[optionspec.OptionDoc]
     docs = optionspec.describe(own)
     for name in EXPERTS:
         for d in optionspec.describe(expert_class(name).Options):
-            docs.append(optionspec.OptionDoc(d.name, d.type, d.default, f"(expert {name}) {d.help}", d.operational))
+            docs.append(dataclasses.replace(d, help=f"(expert {name}) {d.help}"))
     return docs
 
 

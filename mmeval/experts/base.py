@@ -7,10 +7,19 @@ MLLM, a report scores its maps against the masks. Experts know nothing of questi
 
 Adding an expert is one module with a subclass of :class:`Expert`, plus one line in
 :data:`mmeval.experts.EXPERTS`.
+
+Whoever keeps an expert's answer for later (the agent boost caches maps on disk) keys it with
+:meth:`Expert.cache_key`, which the base class owns: the expert's name and version, its options
+(defaults included; operational ones aside) and the bytes of every file :meth:`Expert.inputs` lists.
+By default that is the query, the templates when the expert compares with them and the mask when it
+reads one; an expert that reads anything else (a folder of maps, weights) adds those files to
+:meth:`Expert.inputs`, so replacing them never serves a stale answer.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,6 +29,8 @@ from typing import ClassVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from mmeval import optionspec
+from mmeval.errors import InputError
 from mmeval.regions import cell_of
 
 
@@ -77,6 +88,21 @@ class AnomalyMap:
         ys, xs = np.nonzero(top)
         return cell_of(float(self.rows[ys].mean()), float(self.cols[xs].mean()), 1.0, 1.0)
 
+    @property
+    def flat(self) -> bool:
+        """Whether the map is the same everywhere (an oracle's empty mask ...): it points nowhere."""
+        return bool(self.map.max() <= self.map.min())
+
+    def regions_above(self, line: float) -> list[tuple[int, int]]:
+        """The grid cells where the map rises above ``line`` (the expert's threshold), highest first, the
+        peak's own cell before others as high; empty for a flat map."""
+        if self.flat:
+            return []
+        scores = self.region_scores()
+        peak = self.peak_cell()
+        above = [cell for cell, v in scores.items() if v > line]
+        return sorted(above, key=lambda cell: (-scores[cell], cell != peak, cell))
+
     def region_scores(self) -> dict[tuple[int, int], float]:
         """Per cell of the 3x3 region grid: the map's maximum there (an empty cell gets the map's minimum)."""
         band_r = np.array([cell_of(float(r), 0.0, 1.0, 1.0)[0] for r in self.rows])
@@ -101,6 +127,9 @@ class Expert(ABC):
     #: whether :meth:`analyse` reads the ground-truth mask (an oracle: an upper bound, not a detector)
     uses_mask: ClassVar[bool] = False
 
+    #: raise it when a change of the code changes what :meth:`analyse` returns for the same inputs
+    version: ClassVar[int] = 1
+
     def __init__(self, options: BaseModel | None = None, data_root: Path | None = None) -> None:
         self.options = options if options is not None else self.Options()
         self.data_root = data_root
@@ -111,3 +140,34 @@ class Expert(ABC):
 
         ``mask`` is the ground-truth mask's path (None for a normal image); only an oracle reads it.
         """
+
+    def inputs(self, query: str, templates: Sequence[str], mask: str | None = None) -> list[Path]:
+        """Every file :meth:`analyse` reads for this query: the query, the templates when the expert needs
+        them, the mask when it reads one. An expert that reads other files adds them (see the module doc)."""
+        files = [Path(query)]
+        if self.needs_templates:
+            files += [Path(t) for t in templates]
+        if self.uses_mask and mask:
+            files.append(Path(mask))
+        return files
+
+    def cache_key(self, query: str, templates: Sequence[str], mask: str | None = None) -> str:
+        """What this expert's answer for the query depends on, hashed: its name and version, its options
+        (defaults included, operational ones aside) and the bytes of every file of :meth:`inputs`."""
+        options = {k: v for k, v in self.options.model_dump(mode="json").items()
+                   if not optionspec.is_operational(type(self.options), k)}
+        try:
+            files = [_file_digest(p) for p in self.inputs(query, templates, mask)]
+        except OSError as exc:
+            raise InputError(f"expert {self.name}: cannot read {exc.filename or query}: {exc.strerror or exc}"
+                             ) from None
+        blob = json.dumps([self.name, self.version, options, files], sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

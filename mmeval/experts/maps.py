@@ -2,8 +2,9 @@
 
 The folder mirrors the image paths of the data: the map of ``DS-MVTec/bottle/image/broken_large/000.png``
 is ``ROOT/DS-MVTec/bottle/image/broken_large/000.npy`` (a float array, H x W) or ``.../000.png`` (a
-grey image, read as 0-1). The image score is the map's maximum; ``threshold`` is the decision line
-(default 0.5, for maps scaled to 0-1).
+grey image, read as 0-1). A file that cannot serve as a map is an InputError naming it (:mod:`.mapfile`).
+The image score is the map's maximum; ``threshold`` is the decision line (default 0.5, for maps scaled
+to 0-1).
 """
 
 from __future__ import annotations
@@ -12,12 +13,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
-import numpy as np
-from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
 from mmeval.errors import InputError
 from mmeval.experts.base import AnomalyMap, Expert
+from mmeval.experts.mapfile import read_map
 
 
 class MapsOptions(BaseModel):
@@ -50,17 +50,9 @@ class MapsExpert(Expert):
                 return candidate
         raise InputError(f"expert maps: no map for '{rel}' (looked for {stem}.npy and {stem}.png)")
 
+    def inputs(self, query: str, templates: Sequence[str], mask: str | None = None) -> list[Path]:
+        return [*super().inputs(query, templates, mask), self._find(query)]
+
     def analyse(self, query: str, templates: Sequence[str], mask: str | None = None) -> AnomalyMap:
-        path = self._find(query)
-        try:
-            if path.suffix == ".npy":
-                grid = np.asarray(np.load(path, allow_pickle=False), dtype=np.float32)
-            else:
-                with Image.open(path) as im:
-                    grid = np.asarray(im.convert("L"), dtype=np.float32) / 255.0
-        except (OSError, ValueError) as exc:
-            raise InputError(f"expert maps: cannot read {path}: {exc}") from None
-        grid = np.squeeze(grid)
-        if grid.ndim != 2 or not np.isfinite(grid).all():
-            raise InputError(f"expert maps: {path} is not a finite 2-D map (shape {grid.shape})")
+        grid = read_map(self._find(query), "expert maps: map")
         return AnomalyMap(grid, score=float(grid.max()), threshold=self.threshold)

@@ -8,19 +8,13 @@ correct hint, not a detector.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
-from PIL import Image
 
 from mmeval.experts.base import AnomalyMap, Expert
-
-
-def read_mask(path: str) -> np.ndarray:
-    """A mask file as a boolean array (any non-zero pixel is defect; colour masks count every channel)."""
-    with Image.open(path) as im:
-        arr = np.asarray(im)
-    return (arr.max(axis=-1) if arr.ndim == 3 else arr) > 0
+from mmeval.experts.mapfile import open_image, read_mask
 
 
 class OracleExpert(Expert):
@@ -31,8 +25,8 @@ class OracleExpert(Expert):
 
     def analyse(self, query: str, templates: Sequence[str], mask: str | None = None) -> AnomalyMap:
         if mask:
-            grid = read_mask(mask).astype(np.float32)
+            grid = read_mask(Path(mask), "oracle: mask").astype(np.float32)
         else:
-            with Image.open(query) as im:
+            with open_image(Path(query), "oracle: image") as im:
                 grid = np.zeros((im.height, im.width), dtype=np.float32)
         return AnomalyMap(grid, score=float(grid.max()), threshold=0.5)

@@ -40,6 +40,9 @@ class Reference:
 
     path: str
     notation: str = "marks"
+    #: whether the drawing marks anything, and the expert's verdict (None: not said)
+    marked: bool = True
+    defective: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,9 @@ class ExpertHint:
     score: float
     threshold: float
     defective: bool
-    region: str  #: where the detector's map peaks, as a region of the 3x3 grid ("top left" ...)
+    region: str | None  #: where the detector's map peaks, as a region of the 3x3 grid ("top left" ...); None: flat
+    #: every region where the map rises above the threshold, highest first
+    regions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

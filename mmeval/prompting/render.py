@@ -136,7 +136,8 @@ def _prefix(image_knowledge: tuple[str, ...], template_paths: tuple[str, ...], q
         parts.append(TextPart(text=head + "\n\n" + render_block("query", shots=0) + "\n"))
     parts.append(ImagePart(path=query_path, role="query"))
     for ref in references:
-        parts.append(TextPart(text="\n" + render_block("expert", notation=ref.notation) + "\n"))
+        parts.append(TextPart(text="\n" + render_block("expert", notation=ref.notation, marked=ref.marked,
+                                                         defective=ref.defective) + "\n"))
         parts.append(ImagePart(path=ref.path, role="reference"))
     for hint in hints:
         parts.append(TextPart(text="\n" + render_block("expert_text", hint=hint)))

@@ -20,7 +20,7 @@ from mmeval import scoring, tasks
 from mmeval.errors import InputError
 from mmeval.jsonsafe import json_safe
 from mmeval.predictions import Prediction
-from mmeval.report import analysis, references
+from mmeval.report import analysis, human_panel, references
 from mmeval.report.analysis import Analysis, RunData
 from mmeval.report.answer_rows import MAX_WRONG, AnswerRow, Thumbnails, answer_rows, row_tasks, wrong_answers
 from mmeval.report.csvsafe import write_csv
@@ -65,6 +65,8 @@ class Comparison:
     tests: list[PairedTest] = field(default_factory=list)
     references: list[str] = field(default_factory=list)
     coverage: Coverage | None = None
+    #: people who answered the same sample as the runs (mmeval human serve), if any
+    panel: human_panel.HumanPanel | None = None
     tasks: list[str] = field(default_factory=list)  # the task columns: those the runs ask, in report order
 
     @property
@@ -116,7 +118,9 @@ def _restrict(run: RunData, ids: set[str]) -> RunData:
 
 
 def compare(run_dirs: Sequence[Path], with_refs: Sequence[str] = (), *, cycle_ms: float | None = None,
-            n_boot: int = 1000, seed: int = 0) -> Comparison:
+            n_boot: int = 1000, seed: int = 0, humans: Sequence[Path] = ()) -> Comparison:
+    """The runs side by side (see the module docstring); ``humans``: folders of human panels to look in besides
+    the runs' subset folder (:func:`mmeval.report.human_panel.find_panel`)."""
     refs = parse_with(with_refs)
     if not run_dirs:
         raise InputError("compare needs at least one run directory")
@@ -146,7 +150,8 @@ def compare(run_dirs: Sequence[Path], with_refs: Sequence[str] = (), *, cycle_ms
     table = pd.DataFrame(rows).set_index("label")
     tests = [PairedTest(labels[0], labels[i], analysis.paired_mcnemar(runs[0].preds, runs[i].preds))
              for i in range(1, len(runs))]
-    return Comparison(table, runs, results, tests, refs, coverage, asked)
+    panel = human_panel.find_panel(runs, humans, n_boot=n_boot, seed=seed)
+    return Comparison(table, runs, results, tests, refs, coverage, panel, asked)
 
 
 def _summary_row(label: str, res: Analysis) -> dict[str, Any]:
@@ -205,6 +210,7 @@ def write(comp: Comparison, out: Path, *, cycle_ms: float | None = None) -> dict
         "coverage": {"shared": comp.coverage.shared, "per_run": comp.coverage.per_run,
                      "differing": comp.coverage.differing, "note": comp.coverage.note()} if comp.coverage else None,
         "comparable_with_references": _comparable(comp),
+        "human_panel": comp.panel.model_dump(mode="json") if comp.panel else None,
     }
     (out / "compare.json").write_text(json.dumps(json_safe(payload), indent=1, ensure_ascii=False, default=str),
                                       encoding="utf-8")
@@ -258,6 +264,7 @@ def compare_page(comp: Comparison, labels: list[str], summaries: list[dict[str, 
                  for label, r in zip(labels, comp.runs, strict=True)],
         "coverage_note": comp.coverage.note() if comp.coverage else "",
         "comparable": _comparable(comp), "not_comparable": references.NOT_COMPARABLE,
+        "panel": human_panel.page_rows(comp.panel) if comp.panel else None,
     }
 
 
@@ -275,6 +282,8 @@ def text_summary(comp: Comparison) -> str:
         lines.append(f"\nA = {t.a}  vs  B = {t.b} (paired McNemar per task; Holm-adjusted across tasks)")
         view = t.table[["task", "paired", "acc_a", "acc_b", "a_only", "b_only", "p", "p_holm", "method", "verdict"]]
         lines.append(view.round({"acc_a": 1, "acc_b": 1, "p": 4, "p_holm": 4}).to_string(index=False))
+    if comp.panel is not None:
+        lines.append("\n" + human_panel.text_summary(comp.panel))
     if any(k != "run" for k in comp.table["kind"]):
         if not _comparable(comp):
             lines.append("\n" + references.NOT_COMPARABLE)

@@ -14,6 +14,7 @@ from mmeval.report import references
 from mmeval.report.analysis import Analysis, RunData
 from mmeval.report.answer_rows import MAX_WRONG, Thumbnails, answer_rows, row_tasks, wrong_answers
 from mmeval.report.figures import bars_vs_human
+from mmeval.report.human_panel import HumanPanel, page_rows
 
 
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
@@ -38,9 +39,9 @@ def _ci_rows(ci: pd.DataFrame) -> tuple[list[str], list[dict[str, Any]]]:
 
 
 def run_page(rd: RunData, res: Analysis, *, heatmap_svg: str | None = None, files: Sequence[str] = (),
-             max_wrong: int = MAX_WRONG) -> dict[str, Any]:
+             max_wrong: int = MAX_WRONG, panel: HumanPanel | None = None) -> dict[str, Any]:
     """What report.html shows of one run (the context of its template); ``heatmap_svg``: the heatmap, as
-    :func:`mmeval.report.figures.heatmap` wrote it, embedded inline."""
+    :func:`mmeval.report.figures.heatmap` wrote it, embedded inline; ``panel``: people measured on the same sample."""
     table = res.table
     task_cols = scoring.task_columns(table)
     avg = scoring.AVERAGE
@@ -76,6 +77,7 @@ def run_page(rd: RunData, res: Analysis, *, heatmap_svg: str | None = None, file
         "cache_hits": sum(int(u.get("cache_hits") or 0) for u in rd.usage),
         "changes": rd.changes, "data_check": _data_check(rd), "boosts": res.boosts, "boost_records": rd.record.boosts,
         "status": rd.status,
+        "panel": page_rows(panel) if panel is not None else None,
     }
 
 

@@ -4,6 +4,7 @@ mmad_answers.json and report.html."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,13 +25,16 @@ FILES = ["scores.csv", "scores.json", "ci.csv", "analysis.json", "mmad_answers.j
 
 
 def write_run_report(run_dir: Path, *, cycle_ms: float | None = None, html: bool = True,
-                     n_boot: int = 1000, seed: int = 0, preds: list[Prediction] | None = None) -> pd.DataFrame:
+                     n_boot: int = 1000, seed: int = 0, preds: list[Prediction] | None = None,
+                     humans: Sequence[Path] = ()) -> pd.DataFrame:
     """Score a run directory (predictions.jsonl + run.json) into its report files; returns the score table.
 
     scores.csv, scores.json, heatmap.svg, analysis.json (hallucination, bootstrap CIs, calibration, latency,
     CircularEval: see :mod:`mmeval.report.analysis`), ci.csv, mmad_answers.json (the benchmark questions in
     the official MMAD answers format) and report.html. ``preds``: the run's predictions.jsonl as its writer
-    just wrote it (read from the file when not given).
+    just wrote it (read from the file when not given). A measured human panel on the run's sample (found
+    beside its subset file, or in ``humans``: see :mod:`mmeval.report.human_panel`) goes into report.html and
+    human_panel.json.
     """
     # the analyses (scipy and the rest) load when there is a run to report on, not when ``mmeval run`` starts
     from mmeval.report import analysis
@@ -38,12 +42,12 @@ def write_run_report(run_dir: Path, *, cycle_ms: float | None = None, html: bool
     with heap.records_kept():
         with heap.building():
             rd = analysis.load_run(run_dir, preds=preds)
-        return _write(run_dir, rd, cycle_ms=cycle_ms, html=html, n_boot=n_boot, seed=seed)
+        return _write(run_dir, rd, cycle_ms=cycle_ms, html=html, n_boot=n_boot, seed=seed, humans=humans)
 
 
 def _write(run_dir: Path, rd: RunData, *, cycle_ms: float | None, html: bool, n_boot: int,
-           seed: int) -> pd.DataFrame:
-    from mmeval.report import analysis
+           seed: int, humans: Sequence[Path] = ()) -> pd.DataFrame:
+    from mmeval.report import analysis, human_panel
     from mmeval.report.run_page import run_page
 
     root = rd.image_root()
@@ -57,7 +61,12 @@ def _write(run_dir: Path, rd: RunData, *, cycle_ms: float | None, html: bool, n_
         json.dumps(res.record(rd.title).jsonable(), indent=1, ensure_ascii=False, default=str), encoding="utf-8")
     write_csv(res.ci, run_dir / "ci.csv", index=False, float_format="%.4f")
     export_answers(analysis.plain_preds(rd.preds), run_dir / "mmad_answers.json")
+    panel = human_panel.find_panel([rd], humans, n_boot=n_boot, seed=seed)
+    if panel is not None:
+        (run_dir / human_panel.FILE).write_text(panel.model_dump_json(indent=1), encoding="utf-8")
+    else:
+        (run_dir / human_panel.FILE).unlink(missing_ok=True)
     if html:
         write_page(run_dir / "report.html", RUN_TEMPLATE,
-                   run_page(rd, res, heatmap_svg=heatmap, files=FILES))
+                   run_page(rd, res, heatmap_svg=heatmap, files=FILES, panel=panel))
     return res.table

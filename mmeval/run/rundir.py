@@ -35,8 +35,8 @@ __all__ = ["CHANGES", "LOCK", "MANIFEST", "PREDICTIONS", "RUN_FILE", "SKIPPED", 
 OWN_PATTERNS = ("predictions.jsonl", "predictions.rank*.jsonl", "predictions.jsonl.tmp", "run.json",
                 "run.json.tmp", "status.json", "status.json.tmp", "skipped.json", "timings.jsonl",
                 "timings.rank*.jsonl", "usage.jsonl", "changes.jsonl", "scores.csv", "scores.json", "analysis.json",
-                "ci.csv", "heatmap.svg", "heatmap.png", "report.html", "mmad_answers.json", ".rank*.*", LOCK, MANIFEST,
-                ARTIFACTS)
+                "ci.csv", "heatmap.svg", "heatmap.png", "report.html", "mmad_answers.json", "human_panel.json",
+                ".rank*.*", LOCK, MANIFEST, ARTIFACTS)
 
 
 def is_own(name: str) -> bool:

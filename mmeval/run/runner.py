@@ -22,6 +22,7 @@ from mmeval import heap, launch
 from mmeval.answers import Fallback, choose_noted
 from mmeval.config import BoostRecord, RunConfig, RunRecord, RunStatus
 from mmeval.data import Benchmark, Question, load_benchmark, resolve
+from mmeval.data.subset import read_subset, select
 from mmeval.errors import AdapterError, InputError
 from mmeval.home import mmeval_home
 from mmeval.layout import ARTIFACTS, PROBE
@@ -53,6 +54,19 @@ def load(config: RunConfig) -> Benchmark:
     return load_benchmark(json_path, root, shots=config.shots, templates=config.templates,
                           strict=config.strict, allow_unknown_types=config.allow_unknown_types,
                           verify_images=config.verify_images)
+
+
+def asked(config: RunConfig, bench: Benchmark) -> list[Question]:
+    """The questions a run asks: the sample of ``--subset`` (checked against the digest in the config) or all,
+    then the first ``--limit`` of them."""
+    questions = bench.questions
+    if config.subset:
+        sample = read_subset(config.subset_path or "")
+        if sample.digest != config.subset:
+            raise InputError(f"--subset {config.subset_path}: the file now holds sample {sample.digest}, but this run "
+                             f"was started on sample {config.subset}; give the file it was started with")
+        questions = select(questions, sample, bench.skipped, where=f"--subset {config.subset_path}")
+    return questions[: config.limit] if config.limit else questions
 
 
 def build_boosts(config: RunConfig, bench: Benchmark) -> list[boost_registry.Boost]:
@@ -201,7 +215,7 @@ def run(config: RunConfig, out: Path, *, overwrite: bool = False, allow_other_fi
             shard.announce(out, rank)
         with heap.building():
             bench = load(config)
-        questions = bench.questions[: config.limit] if config.limit else bench.questions
+        questions = asked(config, bench)
         if not questions:
             raise InputError(f"--data {config.data}: no valid questions (skipped {len(bench.skipped)} record(s))")
         held = RunDirLock(out) if rank == 0 and lock else None
@@ -239,6 +253,8 @@ def _run(config: RunConfig, out: Path, bench: Benchmark, questions: list[Questio
         mine = {pred_path: read_predictions(pred_path, repair=True)}  # a torn last line is cut off the file
         prepared = prepare(questions, config, boosts)
         on_disk = latest_by_id(p for p in shard.read_all(out, known=mine) if p.config == digest)
+    if rank == 0 and boosts:  # again, now with what the boosts did while preparing (images an expert analysed ...)
+        write_run_record(out, _record(config, bench, boosts, cycle_ms))
     current = {p.request.id: p.digest for p in prepared}
     done = {i for i, p in on_disk.items() if p.error is None and current.get(i) == p.question_digest}
     changed = sorted(i for i, p in on_disk.items() if i in current and current[i] != p.question_digest)

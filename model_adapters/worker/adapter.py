@@ -44,6 +44,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from mmeval import launch
+from mmeval.home import atomic_write
 from mmeval.model_adapters.base import OPERATIONAL, AdapterError, AdapterSettings, ModelAdapter
 from mmeval.model_adapters.remote.retry import RetryPolicy
 from mmeval.model_adapters.worker.client import WorkerFailure, WorkerProcess, WorkerSpec
@@ -250,11 +251,9 @@ class WorkerAdapter(ModelAdapter):
         if rel.is_absolute() or ".." in rel.parts or not rel.parts:
             rel = PurePosixPath(hashlib.sha256(request.image.encode()).hexdigest()[:24])
         target = self.settings.artifacts_dir / MAPS / Path(*rel.parts).with_suffix(".npz")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.stem + ".tmp.npz")
-        np.savez_compressed(tmp, map=full.astype(np.float32), score=np.float64(score), rows=rows.astype(np.float64),
-                            cols=cols.astype(np.float64))
-        tmp.replace(target)
+        with atomic_write(target) as fh:
+            np.savez_compressed(fh, map=full.astype(np.float32), score=np.float64(score),
+                                rows=rows.astype(np.float64), cols=cols.astype(np.float64))
         self.stats["maps"] += 1
         return (PurePosixPath(self.settings.artifacts_dir.name) / MAPS / PurePosixPath(*rel.parts)
                 ).with_suffix(".npz").as_posix()
