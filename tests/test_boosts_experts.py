@@ -239,3 +239,26 @@ def test_a_template_a_boost_does_not_name_is_refused(official_data: Path, tmp_pa
     boost = Checklist(NoBoostOptions(), BoostContext(official_data.parent, official_data, 0, tmp_path))
     with pytest.raises(TypeError, match="without naming it"):
         boost.add_text(Draft(q, dict(q.options), q.answer), "knowledge", knowledge="x")
+
+
+def test_rewording_a_first_boost_template_moves_only_the_runs_of_its_boost(monkeypatch: pytest.MonkeyPatch) -> None:
+    """knowledge, expert and expert_text were hashed with every run before boosts named their templates: every
+    run's prompt digest counts them with their fixed text, and only the runs of their boost see a rewording."""
+    from mmeval.config import RunConfig
+    from mmeval.prompting import render
+    from mmeval.prompting.fixed_texts import FIXED_TEXTS
+
+    owned = {t for name in boosts.BOOSTS for t in boosts.boost_class(name).templates}
+    assert set(FIXED_TEXTS) == owned & set(render.TEMPLATE_NAMES)  # every boost template in the list is fixed
+    def digests() -> tuple[str, str]:  # a plain run's and an agent run's, made now
+        return (RunConfig(model="random", data="d", shots=1).digest(),
+                RunConfig(model="random", data="d", shots=1, boosts=("agent",)).digest())
+
+    plain, agent = digests()
+    original = render._load
+    monkeypatch.setattr(render, "_load", lambda name: original(name) + " Reworded." if name == "expert"
+                        else original(name))
+    assert digests()[0] == plain and digests()[1] != agent
+    monkeypatch.setattr(render, "_load", lambda name: original(name) + " Reworded." if name == "question"
+                        else original(name))
+    assert digests()[0] != plain  # a template of every run moves every run

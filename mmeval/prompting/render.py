@@ -12,6 +12,7 @@ in the runs that use the boost.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from functools import cache, lru_cache
 from importlib import resources
 
@@ -19,11 +20,13 @@ import jinja2
 
 from mmeval.home import template_cache
 from mmeval.prompting.draft import BoostText, Draft, ExpertHint, Reference
+from mmeval.prompting.fixed_texts import FIXED_TEXTS
 from mmeval.prompting.messages import ImagePart, Message, Part, TextPart
 
 #: the templates in every run's identity: the default style's own, and the first boosts' (knowledge, expert,
-#: expert_text), which were hashed with every run before boosts named their templates and stay, so that those
-#: runs keep their hash. A new template belongs to a boost (``Boost.templates``), never to this list.
+#: expert_text), which were hashed with every run before boosts named their templates and stay, with the text
+#: they had then (:mod:`mmeval.prompting.fixed_texts`), so that those runs keep their hash. A new template
+#: belongs to a boost (``Boost.templates``), never to this list.
 TEMPLATE_NAMES = ("instruction", "knowledge", "fewshot", "query", "expert", "expert_text", "question")
 
 
@@ -74,15 +77,20 @@ def _render_cached(name: str, items: tuple[tuple[str, object], ...]) -> str:
 
 def prompts_digest() -> str:
     """A hash of every run's templates (:data:`TEMPLATE_NAMES`): part of the run-config hash, so a wording
-    change starts a new run."""
-    return templates_digest(TEMPLATE_NAMES)
+    change starts a new run. The three boost templates among them count with their text as fixed in
+    :mod:`mmeval.prompting.fixed_texts` (their current text is in the identity of the runs using the boost)."""
+    return _digest((name, FIXED_TEXTS.get(name) or _load(name)) for name in TEMPLATE_NAMES)
 
 
 def templates_digest(names: tuple[str, ...]) -> str:
-    """A hash of the named templates' text (a boost's, in the runs that use it)."""
+    """A hash of the named templates' current text (a boost's, in the runs that use it)."""
+    return _digest((name, _load(name)) for name in names)
+
+
+def _digest(texts: Iterable[tuple[str, str]]) -> str:
     h = hashlib.sha256()
-    for name in names:
-        h.update(name.encode() + b"\0" + _load(name).encode() + b"\0")
+    for name, text in texts:
+        h.update(name.encode() + b"\0" + text.encode() + b"\0")
     return h.hexdigest()[:16]
 
 
