@@ -57,6 +57,8 @@ IGNORED_PREDICTION_FIELDS = {"config", "question_digest"}
 KIND_FIELDS = {"note"}
 #: scores.json keys that describe the run rather than its results
 IGNORED_SCORE_KEYS = {"run", "version", "schema_version", "mmeval_version"}
+#: scores.json keys that describe the run and that a newer version may add: compared only when both sides have them
+ADDED_RUN_KEYS = {"status"}
 #: usage fields that are measurements of time, not results
 TIMING_KEYS = {"model_seconds"}
 
@@ -208,6 +210,8 @@ def diff_scores(a: Path, b: Path) -> list[str]:
     ja = json.loads((a / "scores.json").read_text(encoding="utf-8"))
     jb = json.loads((b / "scores.json").read_text(encoding="utf-8"))
     for key in sorted((ja.keys() | jb.keys()) - IGNORED_SCORE_KEYS):
+        if key in ADDED_RUN_KEYS and (key in ja) != (key in jb):
+            continue
         problems.extend(diff_values(ja.get(key), jb.get(key), f"scores.json:{key}"))
     return problems
 
