@@ -618,13 +618,13 @@ def build_tiny(kind: str, out: str | Path, *, hidden: int = 32, layers: int = 2,
 
 
 def source_digest() -> str:
-    """What a cached checkpoint depends on: this file, transformers and torch."""
+    """What a cached checkpoint depends on: this file's digest, then a digest of the transformers and torch
+    versions."""
     import torch
     import transformers
 
-    h = hashlib.sha256(Path(__file__).read_bytes())
-    h.update(f"{transformers.__version__} {torch.__version__}".encode())
-    return h.hexdigest()[:16]
+    versions = hashlib.sha256(f"{transformers.__version__} {torch.__version__}".encode()).hexdigest()[:8]
+    return f"{hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]}-{versions}"
 
 
 def cached(kind: str, root: str | Path, **size: Any) -> Path:
@@ -632,15 +632,18 @@ def cached(kind: str, root: str | Path, **size: Any) -> Path:
 
     Built into a temporary folder and renamed into place, so a half-written build is never used and two
     processes building the same one at once both end with a complete copy. Builds of an earlier source
-    are removed when a new one is made, so the folder does not grow with every change to the builders.
+    are removed when a new one is made, so the folder does not grow with every change to the builders;
+    builds of this source for other torch or transformers versions stay (a second environment, one with
+    torchvision, shares the folder without rebuilding the first one's models each time).
     """
     digest = source_digest()
+    source = digest.split("-")[0]
     key = digest + ("-" + "-".join(f"{k}{v}" for k, v in sorted(size.items())) if size else "")
     final = Path(root) / key / kind
     if (final / "config.json").is_file():
         return final
     for old in Path(root).glob("*"):
-        if old.is_dir() and not old.name.startswith(digest):
+        if old.is_dir() and not old.name.startswith(source):
             shutil.rmtree(old, ignore_errors=True)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{kind}-", dir=final.parent))
