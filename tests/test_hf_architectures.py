@@ -275,6 +275,58 @@ def test_every_path_gives_the_same_numbers(adapters: Callable[[str], HFAdapter],
     _assert_same_numbers(_scores(adapter, reqs), runs[(True, False, 8)], "fallback cache")
 
 
+#: sizes (width, height) the images of :func:`sized_reqs` are given in turn: large, wide, small and tall
+#: (width x height with the tiny processors: Pixtral grids of 4x3, 4x2, 2x2 and 2x4 merged patches; Llama 4
+#: tiles of 2x2, 2x1, 1 and 1x3)
+ODD_SIZES = [(128, 80), (60, 28), (30, 30), (28, 90)]
+
+
+@pytest.fixture(scope="module")
+def sized_reqs(reqs: list[Request], tmp_path_factory: pytest.TempPathFactory) -> list[Request]:
+    """The same questions with every image resized to one of :data:`ODD_SIZES` (MMAD's images differ in size
+    and shape; the synthetic ones are all square)."""
+    import dataclasses
+
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("sized-images")
+    copies: dict[str, str] = {}
+
+    def resized(part: Any) -> Any:
+        if not hasattr(part, "path"):
+            return part
+        if part.path not in copies:
+            out = folder / f"{len(copies)}.png"
+            Image.open(part.path).convert("RGB").resize(ODD_SIZES[len(copies) % len(ODD_SIZES)]).save(out)
+            copies[part.path] = str(out)
+        return dataclasses.replace(part, path=copies[part.path])
+
+    return [dataclasses.replace(r, message=dataclasses.replace(r.message, parts=[resized(p) for p in r.message.parts]))
+            for r in reqs]
+
+
+#: architectures whose inputs change shape with an image's size: Pixtral's patch grid and image sizes, Llama 4's tiles
+SIZE_DEPENDENT_KINDS = _params(("mistral3", "llama4"))
+
+
+@pytest.mark.parametrize("kind", SIZE_DEPENDENT_KINDS)
+def test_images_of_other_sizes_keep_inputs_and_numbers(adapters: Callable[[str], HFAdapter],
+                                                        sized_reqs: list[Request], kind: str) -> None:
+    """Images of different sizes and shapes in one batch (padded pixel values, per-image sizes, tile counts):
+    the inputs still equal the processor's, and every path still gives the same letter scores."""
+    adapter = adapters(kind)
+    for req in sized_reqs[:2]:
+        item = adapter.prompts.prepare(req)
+        _assert_same_inputs(adapter.runtime.process([item.images], [item.text]), _reference(adapter, req))
+    runs: dict[tuple[bool, bool, int], Scores] = {}
+    for reuse, invariant, size in LETTER_PATHS:
+        adapter.opts = adapter.opts.model_copy(update={"prefix_reuse": reuse, "batch_invariant": invariant})
+        adapter.batch_size = size
+        runs[(reuse, invariant, size)] = _scores(adapter, sized_reqs)
+    for path, got in runs.items():
+        _assert_same_numbers(got, runs[LETTER_PATHS[0]], ("sized images", path))
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_generation_is_the_same_with_and_without_prefix_reuse(adapters: Callable[[str], HFAdapter],
                                                               reqs: list[Request], kind: str) -> None:
