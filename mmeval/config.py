@@ -93,7 +93,18 @@ class RunConfig(BaseModel):
             fields["prompt_style"] = f"{self.prompt_style}:{style_digest(self.prompt_style)}"
         if fields["reading"] is None:  # families that read replies as the prompt style does keep their hash
             del fields["reading"]
+        if self.boosts:  # only where boosts run, so a plain run's hash never depends on the boosts there are
+            del fields["boost_args"]  # the resolved options hold them: a default given or left out is one run
+            fields["boost_identity"] = self.boost_identity()
         return fields
+
+    def boost_identity(self) -> dict[str, dict[str, Any]]:
+        """Per boost run, what decides its output: its options resolved (defaults included) and the digest of
+        its templates (:meth:`mmeval.boosts.Boost.identity`). A default or a wording changed in a later release
+        changes the hash, so such a run never resumes into answers given under the old one."""
+        from mmeval.boosts import boost_class
+
+        return {name: boost_class(name).identity(self.boost_args.get(name, {})) for name in self.boosts}
 
     def adapter_options(self) -> dict[str, Any]:
         return {**self.model_args, **self.runtime_args}

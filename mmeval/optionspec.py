@@ -67,6 +67,14 @@ def normalise(model: type[BaseModel], raw: dict[str, Any], where: str) -> tuple[
     return hashed, runtime
 
 
+def resolved(model: type[BaseModel], raw: dict[str, Any], where: str) -> dict[str, Any]:
+    """Every option that affects predictions, as the owner will use it: the values given, normalised, and the
+    defaults of the others (what decides its output; a default changed in a later release shows here).
+    Operational options are left out, as in :func:`normalise`."""
+    validated = validate(model, raw, where).model_dump(mode="json")
+    return {name: value for name, value in validated.items() if not is_operational(model, name)}
+
+
 @dataclass(frozen=True)
 class OptionDoc:
     name: str

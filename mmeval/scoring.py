@@ -46,9 +46,26 @@ def _null_is_nan(value: Any) -> Any:
 Figure = Annotated[float, BeforeValidator(_null_is_nan)]
 
 
-def columns() -> list[str]:
-    """The score table's columns: the tasks, their Average, the detection metrics."""
-    return tasks.task_names() + [AVERAGE] + list(DETECTION_METRICS)
+def columns(asked: Iterable[str]) -> list[str]:
+    """The score table's columns for data asking the tasks ``asked``: the registered ones in report order,
+    their Average, the detection metrics when the detection task is asked, then the tasks outside the
+    registry (shown, not averaged).
+
+    Only the tasks the data asks: a column nothing fills is not shown, and a task file that exists but is
+    not asked changes no number (each Average sums the same values in the same order).
+    """
+    names = tasks.in_order(asked)
+    known = {t.name for t in tasks.all_tasks()}
+    registered = [t for t in names if t in known]
+    metrics = list(DETECTION_METRICS) if tasks.detection_task() in registered else []
+    return registered + [AVERAGE] + metrics + [t for t in names if t not in known]
+
+
+def task_columns(table: pd.DataFrame) -> list[str]:
+    """The registered tasks a score table (or any table with its columns) shows: the ones its Average
+    averages, the columns before it."""
+    cols = [str(c) for c in table.columns]
+    return cols[:cols.index(AVERAGE)] if AVERAGE in cols else []
 
 
 def frame(preds: Iterable[Prediction]) -> pd.DataFrame:
@@ -77,6 +94,11 @@ def extra_tasks(df: pd.DataFrame) -> list[str]:
     return [str(t) for t in df["task"].unique() if t not in known]
 
 
+def asked_tasks(df: pd.DataFrame) -> list[str]:
+    """The tasks a frame asks, in report column order (registered ones first, then :func:`extra_tasks`)."""
+    return tasks.in_order(df["task"].unique())
+
+
 # ------------------------------------------------------------------------------------------ the kernel
 
 @dataclass(frozen=True)
@@ -91,7 +113,7 @@ class ImageCounts:
 
     datasets: list[str]
     images: dict[str, list[str]]
-    task_columns: list[str]  # the registry's tasks, then the extra ones of the frame
+    task_columns: list[str]  # the tasks the frame asks: registered ones in report order, then the extra ones
     counts: dict[tuple[str, str], np.ndarray]
 
 
@@ -101,7 +123,7 @@ def image_counts(df: pd.DataFrame) -> ImageCounts:
     image_col, task_col = df["image"].to_numpy(dtype=object), df["task"].to_numpy(dtype=object)
     normal_col = df["is_normal"].to_numpy(dtype=bool)
     correct_col = df["correct"].to_numpy(dtype=float)
-    task_columns = tasks.task_names() + extra_tasks(df)
+    task_columns = asked_tasks(df)
     images: dict[str, list[str]] = {}
     counts: dict[tuple[str, str], np.ndarray] = {}
     for d, ds in enumerate(datasets):
@@ -163,15 +185,17 @@ def score_cells(ic: ImageCounts, weights: Mapping[str, np.ndarray] | Callable[[s
     ``weights[dataset]``: B x images of the dataset (how often each image counts); None weighs every image
     once (B = 1). A callable is asked once per dataset, in order, and its matrix let go before the next
     (the bootstrap draws each dataset's resamples on demand: one dataset's matrix in memory at a time).
-    Returns (row, column) -> B values, rows = the datasets and ``Average``, columns = :func:`columns` and
-    the extra tasks. Accuracy cells are ``100 * (correct / questions)``; a balanced
+    Returns (row, column) -> B values, rows = the datasets and ``Average``, columns = :func:`columns` of the
+    tasks asked. Accuracy cells are ``100 * (correct / questions)``; a balanced
     task's cell is 100 x the mean of its accuracy on normal and on anomalous images (the halves asked);
-    a dataset's ``Average`` is the mean of its task cells (extra tasks aside); the ``Average`` row is the
-    mean of the dataset rows. NaN where nothing was asked.
+    a dataset's ``Average`` is the mean of its task cells (extra tasks aside) over the tasks the frame asks,
+    so a registered task no question asks takes no place in the sum; the ``Average`` row is the mean of the
+    dataset rows. NaN where nothing was asked.
     """
     defs = {t.name: t for t in tasks.all_tasks()}
     detection = tasks.detection_task()
-    cols = columns() + [t for t in ic.task_columns if t not in defs]
+    cols = columns(ic.task_columns)
+    averaged = [t for t in ic.task_columns if t in defs]
     out: dict[tuple[str, str], np.ndarray] = {}
     for ds in ic.datasets:
         if weights is None:
@@ -196,11 +220,13 @@ def score_cells(ic: ImageCounts, weights: Mapping[str, np.ndarray] | Callable[[s
                 out[(ds, name)] = 100 * nanmean(np.stack([_ratio(ka, na), _ratio(kn, nn)], axis=-1))
             else:
                 out[(ds, name)] = 100 * _ratio(kn + ka, nn + na)
-        out[(ds, AVERAGE)] = nanmean(np.stack([out[(ds, t)] for t in defs], axis=-1))
-        det = tot_of.get(detection) if detection is not None else None
-        metrics = _detection_metrics(det if det is not None else np.zeros((n_rows, 4)))
-        for metric in DETECTION_METRICS:
-            out[(ds, metric)] = metrics[metric]
+        out[(ds, AVERAGE)] = (nanmean(np.stack([out[(ds, t)] for t in averaged], axis=-1)) if averaged
+                              else empty)
+        if detection in ic.task_columns:
+            det = tot_of.get(detection)
+            metrics = _detection_metrics(det if det is not None else np.zeros((n_rows, 4)))
+            for metric in DETECTION_METRICS:
+                out[(ds, metric)] = metrics[metric]
     for col in cols:
         values = [out[(ds, col)] for ds in ic.datasets]
         out[(AVERAGE, col)] = nanmean(np.stack(values, axis=-1)) if values else np.full(1, np.nan)
@@ -208,14 +234,15 @@ def score_cells(ic: ImageCounts, weights: Mapping[str, np.ndarray] | Callable[[s
 
 
 def score_table(df: pd.DataFrame, *, drop_invalid: bool = False) -> pd.DataFrame:
-    """Dataset x metric table with an ``Average`` row; tasks absent from a dataset are NaN, not 0."""
+    """Dataset x metric table with an ``Average`` row; the columns of the tasks the data asks (a task absent
+    from one dataset but asked in another is NaN there, not 0)."""
     df = plain(df)
     if drop_invalid:
         df = df[df["valid"]]
     ic = image_counts(df)
     cells = score_cells(ic)
     rows = ic.datasets + [AVERAGE]
-    cols = columns() + extra_tasks(df)
+    cols = columns(ic.task_columns)
     table = pd.DataFrame([[float(cells[(r, c)][0]) for c in cols] for r in rows], index=rows, columns=cols,
                          dtype=float)
     table.index.name = "dataset"

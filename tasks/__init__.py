@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from importlib import resources
 from typing import Literal
@@ -58,7 +58,20 @@ def all_tasks() -> tuple[TaskDef, ...]:
 
 
 def task_names() -> list[str]:
+    """Every registered task, in report column order (what may be asked, not what a run asked)."""
     return [t.name for t in all_tasks()]
+
+
+def in_order(asked: Iterable[str]) -> list[str]:
+    """The task names in ``asked`` (the types some data holds), in report column order: registered tasks by
+    their ``order``, then names outside the registry in the order they come.
+
+    Whatever lists tasks (score tables, the ablation, the data check, figures) lists these: the tasks the
+    data asks, never every file in ``tasks/``, so a type that exists but is not asked changes nothing.
+    """
+    seen = dict.fromkeys(str(a) for a in asked)
+    known = [t for t in task_names() if t in seen]
+    return known + [t for t in seen if t not in known]
 
 
 def resolve(label: str) -> TaskDef | None:

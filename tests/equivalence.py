@@ -3,11 +3,14 @@
 A refactor or a speed-up must not move a single answer or number. This script installs two versions
 side by side (each into its own folder, with ``pip install --no-deps --target``; the dependencies
 come from the running interpreter), runs both on one benchmark folder with the same models, and
-compares, per question, every field of ``predictions.jsonl`` except the config hash, and every
-number of ``scores.csv`` and ``scores.json`` (the run's config, timings and schema versions aside).
+compares, per question, every field of ``predictions.jsonl`` except the config hash (paths into each
+side's own mmeval home aside), and every number of ``scores.csv`` and ``scores.json`` (the run's config,
+timings and schema versions aside). The config hash is compared on its own: a run without boosts must keep
+it (or it would not resume); a boosted run's change is reported, not counted as a difference.
 
 Models: ``random``, ``always-normal``, ``expert --shots 2``, a tiny random LLaVA in generate and in
-likelihood mode, and the ``openai`` adapter against the local fake server of the tests.
+likelihood mode (and in likelihood mode with the ``rag`` boost, and with the ``agent`` boost's drawing), and
+the ``openai`` adapter against the local fake server of the tests.
 
     python tests/equivalence.py --before REV [--after REV] [--work DIR] [--only NAME ...]
 
@@ -37,6 +40,11 @@ RUNS: dict[str, tuple[list[str], list[str], list[str]]] = {
     "expert": (["--model", "expert", "--shots", "2"], [], []),
     "llava-generate": (["--model", "llava:{llava}", "--shots", "1"], [], []),
     "llava-likelihood": (["--model", "llava:{llava}", "--shots", "1", "--answer-mode", "likelihood"], [], []),
+    # boosted: likelihood mode, whose option scores follow every token of the prompt
+    "llava-rag": (["--model", "llava:{llava}", "--shots", "1", "--answer-mode", "likelihood", "--boost", "rag"], [],
+                  []),
+    "llava-agent": (["--model", "llava:{llava}", "--shots", "1", "--answer-mode", "likelihood", "--boost", "agent"],
+                    [], []),
     "openai": (["--model", "openai:fake-vlm", "--shots", "1"],
                ["--base-url", "{base_url}", "--no-api-cache"],
                ["--model-arg", "base_url={base_url}", "--model-arg", "no_cache=true"]),
@@ -89,7 +97,8 @@ class Side:
 
     def __init__(self, name: str, site: Path, work: Path) -> None:
         self.name, self.site, self.work = name, site, work
-        self.env = {**os.environ, "PYTHONPATH": str(site), "MMEVAL_HOME": str(work / f"home-{name}"),
+        self.home = work / f"home-{name}"
+        self.env = {**os.environ, "PYTHONPATH": str(site), "MMEVAL_HOME": str(self.home),
                     "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OPENAI_API_KEY": ""}
         helptext = self.mmeval(["run", "--help"], capture_output=True).stdout
         self.new_style = "--model-arg" in helptext
@@ -120,16 +129,42 @@ def start_server(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
 
 
 def read_jsonl(path: Path) -> dict[str, dict[str, Any]]:
+    return read_jsonl_text(path.read_text(encoding="utf-8"))
+
+
+def read_predictions(run: Path, home: Path) -> dict[str, dict[str, Any]]:
+    """A run's predictions, with paths into its side's mmeval home (boost caches) written as ``$MMEVAL_HOME``."""
+    text = (run / "predictions.jsonl").read_text(encoding="utf-8")
+    return read_jsonl_text(text.replace(json.dumps(str(home))[1:-1], "$MMEVAL_HOME"))
+
+
+def read_jsonl_text(text: str) -> dict[str, dict[str, Any]]:
     out = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in text.splitlines():
         if line.strip():
             rec = json.loads(line)
             out[rec["id"]] = rec
     return out
 
 
-def diff_predictions(a: Path, b: Path) -> list[str]:
-    pa, pb = read_jsonl(a / "predictions.jsonl"), read_jsonl(b / "predictions.jsonl")
+def diff_hashes(a: Path, b: Path, boosted: bool) -> tuple[list[str], str]:
+    """(problems, note): the config hash of run.json and of every prediction, before against after."""
+    hashes = []
+    for run in (a, b):
+        digest = json.loads((run / "run.json").read_text(encoding="utf-8"))["digest"]
+        in_lines = {rec["config"] for rec in read_jsonl(run / "predictions.jsonl").values()}
+        if in_lines != {digest}:
+            return [f"{run}: predictions carry config hashes {sorted(in_lines)}, run.json {digest}"], ""
+        hashes.append(digest)
+    if hashes[0] == hashes[1]:
+        return [], f"config hash {hashes[0]} unchanged"
+    if boosted:
+        return [], f"config hash {hashes[0]} -> {hashes[1]} (a boosted run: its boosts' identity changed)"
+    return [f"config hash {hashes[0]} -> {hashes[1]}: a run without boosts would not resume"], ""
+
+
+def diff_predictions(a: Path, b: Path, homes: tuple[Path, Path]) -> list[str]:
+    pa, pb = read_predictions(a, homes[0]), read_predictions(b, homes[1])
     problems = []
     if list(pa) != list(pb):
         problems.append(f"question ids differ: {len(pa)} vs {len(pb)} "
@@ -212,10 +247,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for name in names:
             outs = [side.run(name, data, values) for side in sides]
-            problems = diff_predictions(*outs) + diff_scores(*outs)
+            hash_problems, hash_note = diff_hashes(*outs, boosted="--boost" in RUNS[name][0])
+            problems = diff_predictions(*outs, (before.home, after.home)) + diff_scores(*outs) + hash_problems
             n = len(read_jsonl(outs[0] / "predictions.jsonl"))
             status = "identical" if not problems else f"{len(problems)} difference(s)"
-            print(f"{name:<18} {n} predictions: {status}", flush=True)
+            print(f"{name:<18} {n} predictions: {status}; {hash_note or 'config hash: see below'}", flush=True)
             for p in problems[:20]:
                 print("   ", p)
             failures += bool(problems)

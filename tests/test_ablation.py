@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from mmeval import model_adapters
+from mmeval import model_adapters, tasks
 from mmeval.cli import main
 from mmeval.config import RunRecord
 
@@ -43,7 +43,8 @@ def test_one_command_runs_every_variant_and_compares(hint_follower: str, tmp_pat
     svg = ET.fromstring((out / "ablation" / "ablation_heatmap.svg").read_text(encoding="utf-8"))
     assert float(svg.get("width", "0")) > 400
     cells = [e for e in svg.iter("{http://www.w3.org/2000/svg}rect") if e.get("class") == "cell"]
-    assert len(cells) == 2 * 8  # rag and agent against none, seven tasks and Average
+    asked = {json.loads(line)["task"] for line in (out / "none" / "predictions.jsonl").read_text().splitlines()}
+    assert len(cells) == 2 * (len(asked) + 1)  # rag and agent against none: the tasks the data asks, and Average
     html = (out / "ablation" / "ablation.html").read_text(encoding="utf-8")
     assert "What each boost changes" in html and "Defect Localization" in html
 
@@ -52,6 +53,25 @@ def test_notations_are_drawn_for_the_readme(tmp_path: Path) -> None:
     assert main(["boosts", "--notations", str(tmp_path / "n.png")]) == 0
     sheet = Image.open(tmp_path / "n.png")
     assert sheet.width == 6 * 256 and sheet.height > 256
+
+
+def test_ablation_on_a_benchmark_built_from_an_mvtec_tree(synthetic_demo: Path, tmp_path: Path) -> None:
+    """``mmeval build mvtec`` asks four of MMAD's seven types; the ablation compares those and only those."""
+    from byod_trees import mvtec_tree
+
+    bench = tmp_path / "bench"
+    assert main(["build", "mvtec", str(mvtec_tree(synthetic_demo, tmp_path / "tree")), "--out", str(bench)]) == 0
+    asked = {q["type"] for rec in json.loads((bench / "mmad.json").read_text()).values() for q in rec["conversation"]}
+    out = tmp_path / "abl"
+    assert main(["run", "--model", "random", "--data", str(bench), "--shots", "1", "--no-progress",
+                 "--boost", "none,agent", "--out", str(out)]) == 0
+    saved = json.loads((out / "ablation" / "ablation.json").read_text())
+    assert {c["task"] for c in saved["cells"]} == asked | {"Average"} and len(asked) < len(tasks.task_names())
+    assert all(isinstance(c["paired"], int) and c["paired"] > 0 for c in saved["cells"])
+    cells = pd.read_csv(out / "ablation" / "ablation.csv")
+    assert set(cells["task"]) == asked | {"Average"} and not cells["accuracy"].isna().any()
+    scores = pd.read_csv(out / "none" / "scores.csv", index_col=0)
+    assert set(scores.columns) - {"Average", "Recall", "Precision", "F1", "Overkill", "Miss"} == asked
 
 
 def test_ablations_with_other_boost_options_get_their_own_default_folders() -> None:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
-from mmeval import boosts, experts
+from mmeval import boosts, experts, optionspec
 from mmeval.boosts.base import Boost
 from mmeval.cli import main
 from mmeval.config import RunRecord
@@ -159,3 +159,106 @@ def test_anomaly_map_regions_and_shape() -> None:
     assert regions[(1, 1)] == 0.0
     with pytest.raises(ValueError, match="2-D"):
         AnomalyMap(np.zeros(5), score=0.0, threshold=1.0)
+
+
+class NoteOptionsLater(NoteOptions):
+    text: str = Field("Screws are brass.", description="the note to add")
+
+
+class AddNoteLater(AddNote):
+    """The same boost in a later release, whose default changed."""
+
+    Options: ClassVar[type[BaseModel]] = NoteOptionsLater
+
+
+def test_a_boost_identity_is_its_resolved_options_defaults_included(registered: None,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from mmeval.config import RunConfig
+
+    plain = RunConfig(model="random", data="d", shots=1)
+    assert "boost_identity" not in plain.hashed_fields()  # a plain run's hash knows nothing of boosts
+    implicit = RunConfig(model="random", data="d", shots=1, boosts=("note",))
+    explicit = RunConfig(model="random", data="d", shots=1, boosts=("note",),
+                         boost_args={"note": {"text": "Screws are steel."}})
+    assert implicit.hashed_fields()["boost_identity"] == {
+        "note": {"options": {"text": "Screws are steel.", "per_question": False}}}  # not refs: operational
+    assert implicit.digest() == explicit.digest()  # a default given or left out: the same run
+    before = implicit.digest()
+    monkeypatch.setitem(boosts.BOOSTS, "note", f"{__name__}:AddNoteLater")
+    assert implicit.digest() != before and plain.digest() == RunConfig(model="random", data="d", shots=1).digest()
+    # the agent's identity holds the chosen expert's options too, defaults included
+    agent = RunConfig(model="random", data="d", shots=1, boosts=("agent",)).boost_identity()["agent"]
+    patch = experts.expert_class("patch").Options
+    hashed = {n for n in patch.model_fields if not optionspec.is_operational(patch, n)}
+    assert agent["options"]["view"] == "bbox" and hashed <= set(agent["options"])
+    assert not {n for n in patch.model_fields if optionspec.is_operational(patch, n)} & set(agent["options"])
+    assert set(agent) == {"options", "templates"}
+
+
+class Checklist(Boost):
+    name: ClassVar[str] = "checklist"
+    templates: ClassVar[tuple[str, ...]] = ("test_checklist",)
+
+    def apply(self, draft: Draft) -> Draft:
+        return self.add_text(draft, items=("the rim", "the thread"))
+
+
+def test_a_boost_template_is_in_the_identity_of_the_runs_that_use_it_only(monkeypatch: pytest.MonkeyPatch,
+                                                                          official_data: Path) -> None:
+    from mmeval.config import RunConfig
+    from mmeval.prompting import render
+    from mmeval.run.prepare import prepare
+    from mmeval.run.runner import build_boosts, load
+
+    plain_before = RunConfig(model="random", data="d", shots=1).digest()
+    original = render._load
+    wording = {"text": "Check {% for item in items %}{{ item }}{{ ', ' if not loop.last }}{% endfor %}."}
+
+    def load_template(name: str) -> str:
+        return wording["text"] if name == "test_checklist" else original(name)
+
+    monkeypatch.setattr(render, "_load", load_template)
+    monkeypatch.setitem(boosts.BOOSTS, "checklist", f"{__name__}:Checklist")
+    plain = RunConfig(model="random", data=str(official_data), shots=1)
+    assert RunConfig(model="random", data="d", shots=1).digest() == plain_before  # a new boost: no plain hash moves
+    cfg = RunConfig(model="random", data=str(official_data), shots=1, boosts=("checklist",))
+    first = cfg.digest()
+    bench = load(cfg)
+    prepared = prepare(bench.questions, cfg, build_boosts(cfg, bench))
+    assert "Check the rim, the thread." in prepared[0].request.message.parts[0].text
+    wording["text"] = "Look at {% for item in items %}{{ item }} {% endfor %}"
+    assert cfg.digest() != first and plain.digest() == RunConfig(model="random", data=str(official_data),
+                                                                 shots=1).digest()
+
+
+def test_a_template_a_boost_does_not_name_is_refused(official_data: Path, tmp_path: Path) -> None:
+    from mmeval.boosts.base import BoostContext, NoBoostOptions
+    from mmeval.data import load_benchmark
+
+    q = load_benchmark(official_data, official_data.parent, shots=1).questions[0]
+    boost = Checklist(NoBoostOptions(), BoostContext(official_data.parent, official_data, 0, tmp_path))
+    with pytest.raises(TypeError, match="without naming it"):
+        boost.add_text(Draft(q, dict(q.options), q.answer), "knowledge", knowledge="x")
+
+
+def test_rewording_a_first_boost_template_moves_only_the_runs_of_its_boost(monkeypatch: pytest.MonkeyPatch) -> None:
+    """knowledge, expert and expert_text were hashed with every run before boosts named their templates: every
+    run's prompt digest counts them with their fixed text, and only the runs of their boost see a rewording."""
+    from mmeval.config import RunConfig
+    from mmeval.prompting import render
+    from mmeval.prompting.fixed_texts import FIXED_TEXTS
+
+    owned = {t for name in boosts.BOOSTS for t in boosts.boost_class(name).templates}
+    assert set(FIXED_TEXTS) == owned & set(render.TEMPLATE_NAMES)  # every boost template in the list is fixed
+    def digests() -> tuple[str, str]:  # a plain run's and an agent run's, made now
+        return (RunConfig(model="random", data="d", shots=1).digest(),
+                RunConfig(model="random", data="d", shots=1, boosts=("agent",)).digest())
+
+    plain, agent = digests()
+    original = render._load
+    monkeypatch.setattr(render, "_load", lambda name: original(name) + " Reworded." if name == "expert"
+                        else original(name))
+    assert digests()[0] == plain and digests()[1] != agent
+    monkeypatch.setattr(render, "_load", lambda name: original(name) + " Reworded." if name == "question"
+                        else original(name))
+    assert digests()[0] != plain  # a template of every run moves every run

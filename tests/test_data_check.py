@@ -144,3 +144,18 @@ def test_load_data_check_without_or_with_a_broken_check(tmp_path: Path) -> None:
     (tmp_path / "data_check.json").write_text('{"sources": 3}', encoding="utf-8")
     with pytest.raises(InputError, match="data_check.json"):
         load_data_check(tmp_path)
+
+
+def test_a_type_with_a_single_question_is_checked(tmp_path: Path) -> None:
+    """One question of a type: one half of the images has it and the other none, so a rule is fitted on
+    nothing or tested on nothing; the check still gives the type its row (too few questions to say more)."""
+    records = _leaky_records(20)
+    key = next(k for k in records if "good" in k)
+    records[key]["conversation"].append(_q("How smooth is the surface?", ["Matte.", "Glossy.", "Rough.", "Smooth."],
+                                           2, "Object Classification"))
+    path = tmp_path / "mmad.json"
+    path.write_text(json.dumps(records), encoding="utf-8")
+    for seed in range(4):  # the single question falls in either half
+        result = data_check.check([path], seed=seed)
+        (verdict,) = [v for v in result.verdicts if v.task == "Object Classification"]
+        assert verdict.questions == 1 and verdict.verdict in ("fair", "inconclusive")

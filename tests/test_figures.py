@@ -10,12 +10,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mmeval import scoring, tasks
-from mmeval.report import colours, figures
+from mmeval import scoring
+from mmeval.report import colours, figures, references
 
 NS = "{http://www.w3.org/2000/svg}"
 XSS = "<script>alert(1)</script>"
-COLS = tasks.task_names() + [scoring.AVERAGE]
+#: the tasks the human expert was measured on (the tasks of the runs these figures draw)
+ASKED = [t for t in references.human_expert() if t != scoring.AVERAGE]
+COLS = ASKED + [scoring.AVERAGE]
 AD, DC = "Anomaly Detection", "Defect Classification"
 
 
@@ -173,7 +175,7 @@ def series(label: str, value: float, ci: bool) -> dict:
 def test_bars_per_series_and_task_with_error_bars() -> None:
     without = series("published", 30.0, ci=False)
     without["values"][DC] = float("nan")  # not published: no bar
-    root = parse(figures.bars_vs_human([series("run A", 50.0, ci=True), without], "vs human"))
+    root = parse(figures.bars_vs_human([series("run A", 50.0, ci=True), without], "vs human", ASKED))
     groups = by_class(root, "g", "series")
     assert len(groups) == 3 and "human" in groups[2].get("class")
     bars = [by_class(g, "rect", "bar") for g in groups]
@@ -195,8 +197,26 @@ def test_bars_per_series_and_task_with_error_bars() -> None:
     assert max(float(s.get("y")) + 12 for s in swatches) <= float(root.get("height"))
 
 
+def test_bars_for_the_tasks_asked_and_a_human_average_over_them() -> None:
+    """A run asking some of the tasks, and one of a type the human expert was never measured on."""
+    some = ASKED[:3]
+    root = parse(figures.bars_vs_human([series("run A", 50.0, ci=True)], "some", some))
+    human = [b for g in by_class(root, "g", "series") if "human" in g.get("class") for b in by_class(g, "rect", "bar")]
+    assert [b.findtext(NS + "title").split(": ")[0] for b in human] == [
+        f"human expert (approx.) · {t}" for t in some + [scoring.AVERAGE]]
+    expected = sum(references.human_expert()[t] for t in some) / len(some)
+    assert float(human[-1].findtext(NS + "title").split(": ")[1]) == pytest.approx(expected, abs=0.05)
+    new = "Surface Finish"
+    root = parse(figures.bars_vs_human([{"label": "run B", "values": {new: 70.0, **{t: 60.0 for t in some}}}],
+                                       "new type", [*some, new]))
+    groups = by_class(root, "g", "series")
+    assert len(by_class(groups[0], "rect", "bar")) == len(some) + 1  # the run: every task it asks (no Average given)
+    # the human expert: the tasks it was measured on, and no Average (it cannot average a task it never did)
+    assert len(by_class(groups[1], "rect", "bar")) == len(some)
+
+
 def test_bars_escape_labels() -> None:
-    svg = figures.bars_vs_human([series(XSS, 60.0, ci=True)], f"{XSS} vs human")
+    svg = figures.bars_vs_human([series(XSS, 60.0, ci=True)], f"{XSS} vs human", ASKED)
     assert "<script" not in svg
     root = parse(svg)
     assert not [e for e in root.iter() if e.tag.endswith("script")]
@@ -205,7 +225,7 @@ def test_bars_escape_labels() -> None:
 
 def test_bars_make_room_for_many_series() -> None:
     many = [series(f"model number {k} (1-shot, published)", 40.0 + k, ci=False) for k in range(9)]
-    root = parse(figures.bars_vs_human(many, "nine"))
+    root = parse(figures.bars_vs_human(many, "nine", ASKED))
     bars = by_class(root, "rect", "bar")
     assert len(bars) == 10 * len(COLS)
     frame = by_class(root, "rect", "frame")[0]

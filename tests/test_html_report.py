@@ -67,6 +67,8 @@ def make_run(root: Path, name: str, seed: int) -> Path:
                 add(f"{image}#1@rot{k}", image, DC, normal, four, "ABCD"[(1 + k) % 4],
                     str(rng.choice(list("ABCD"))), variant=f"rot{k}", base_id=f"{image}#1")
         add(f"{image}#2", image, OA, normal, four, "C", str(rng.choice(list("ABCD"))))
+        if i == 1:  # one dataset asks Defect Localization, the other does not
+            add(f"{image}#3", image, "Defect Localization", normal, four, "A", "A")
         if normal:
             add(f"{image}#probe", image, "Defect Probe", True,
                 {"A": "Hole.", "B": "There is no defect.", "C": "Scratch.", "D": "Stain."}, "B",
@@ -136,7 +138,8 @@ def test_score_and_analysis_files_are_typed_and_versioned(runs: tuple[Path, Path
     assert scores.version == SCORES_SCHEMA_VERSION and scores.run.config.model == "toy-a"
     table = pd.read_csv(run / "scores.csv", index_col=0)
     assert math.isnan(table.loc["DS-A", "Defect Localization"])  # not asked: null in JSON, NaN read back
-    assert math.isnan(scores.scores["DS-A"]["Defect Localization"])
+    assert math.isnan(scores.scores["DS-A"]["Defect Localization"]) and table.loc["DS-B", "Defect Localization"] == 100
+    assert "Object Classification" not in table.columns and "Object Classification" not in scores.scores["Average"]
     assert scores.scores["Average"]["Average"] == pytest.approx(table.loc["Average", "Average"], abs=1e-4)
     record = AnalysisRecord.model_validate_json((run / "analysis.json").read_text())
     assert record.version == ANALYSIS_SCHEMA_VERSION and record.title == "toy-a · 1-shot · seed 1"

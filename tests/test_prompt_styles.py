@@ -8,12 +8,14 @@ from typing import ClassVar
 
 import pytest
 
+from mmeval.boosts import Boost, BoostContext
+from mmeval.boosts.base import NoBoostOptions
 from mmeval.cli.run import build_config, default_out, settings
 from mmeval.config import RunConfig
 from mmeval.data import load_benchmark
 from mmeval.errors import InputError
 from mmeval.model_adapters.baselines import RandomAdapter
-from mmeval.prompting.draft import Draft, ExpertHint
+from mmeval.prompting.draft import SLOTS, BoostText, Draft, ExpertHint, Reference
 from mmeval.prompting.messages import ImagePart, Request, Response, TextPart
 from mmeval.prompting.shuffle import question_rng
 from mmeval.prompting.styles import MMADAnomalyGPT, renderer
@@ -75,15 +77,52 @@ def test_rotations_repeat_earlier_questions_then_their_own(official_data: Path) 
         assert text[following].startswith(base)
 
 
-def test_boosts_that_add_to_the_prompt_are_refused(official_data: Path) -> None:
-    bench = load_benchmark(official_data, official_data.parent, shots=1, strict=True)
-    q = bench.questions[0]
-    draft = Draft(q, dict(q.options), q.answer, hints=(ExpertHint(0.9, 0.5, True, "center"),))
-    with pytest.raises(InputError, match="shows no domain knowledge or expert output"):
-        MMADAnomalyGPT()(draft)
+#: a marked value for every slot of a draft, and what of it shows in a rendered message
+MARKED = {
+    "image_knowledge": (("Marked image knowledge.",), "Marked image knowledge."),
+    "question_knowledge": (("Marked question knowledge.",), "Marked question knowledge."),
+    "references": ((Reference("/x/marked-overlay.png", "bbox"),), "/x/marked-overlay.png"),
+    "hints": ((ExpertHint(0.875, 0.5, True, "marked corner"),), "marked corner"),
+    "texts": ((BoostText("knowledge", (("knowledge", "Marked text of a boost."),), "question"),),
+              "Marked text of a boost."),
+}
+
+
+def test_every_slot_has_its_place_in_the_default_style_and_is_refused_by_the_script_style(
+        official_data: Path) -> None:
+    """The rule, slot by slot: a new slot must be placed by the default renderer (and listed here), and a style
+    that cannot place it refuses the draft instead of dropping what a boost added."""
+    assert set(MARKED) == set(SLOTS)
+    q = load_benchmark(official_data, official_data.parent, shots=1, strict=True).questions[0]
+    for slot, (value, shown) in MARKED.items():
+        draft = Draft(q, dict(q.options), q.answer, **{slot: value})
+        message = renderer("mmeval")(draft)
+        seen = [p.text for p in message.parts if isinstance(p, TextPart)] + [p.path for p in message.images]
+        assert any(shown in s for s in seen), slot
+        with pytest.raises(InputError, match=f"has no place for .*\\({slot}\\)"):
+            MMADAnomalyGPT()(draft)
     assert renderer("mmeval") is renderer("mmeval")  # the default style keeps no state
     with pytest.raises(InputError, match="unknown"):
         renderer("nope")
+
+
+class _Persona(Boost):
+    name: ClassVar[str] = "persona"
+    templates: ClassVar[tuple[str, ...]] = ("knowledge",)
+
+    def apply(self, draft: Draft) -> Draft:
+        return self.add_text(draft, knowledge="You have inspected bearings for twenty years.")
+
+
+def test_a_boost_adding_text_is_refused_before_anything_is_asked_naming_it(official_data: Path,
+                                                                            tmp_path: Path) -> None:
+    bench = load_benchmark(official_data, official_data.parent, shots=1, strict=True)
+    boost = _Persona(NoBoostOptions(), BoostContext(official_data.parent, official_data, 0, tmp_path))
+    plain = prepare(bench.questions, RunConfig(model="random", data=str(official_data), shots=1), [boost])
+    assert "twenty years" in plain[0].request.message.parts[0].text  # placed after the instruction, in the prefix
+    with pytest.raises(InputError, match="what --boost persona adds"):
+        prepare(bench.questions, RunConfig(model="random", data=str(official_data), shots=1,
+                                           prompt_style="mmad-anomalygpt"), [boost])
 
 
 def test_the_default_style_keeps_existing_hashes_and_another_style_is_another_run() -> None:

@@ -61,9 +61,11 @@ def test_invalid_counts_wrong_and_is_counted() -> None:
 def test_average_row_and_column_order() -> None:
     preds = [pred(i, t, False, i % 2 == 0, d) for d in ("D1", "D2") for t in TASKS[1:5] for i in range(4)]
     preds += [pred(9, "Object Classification", True, True, "D1"), pred(9, "Object Classification", True, False, "D2")]
-    table = scoring.score_table(scoring.frame(preds))
-    assert list(table.columns) == TASKS + ["Average", "Recall", "Precision", "F1", "Overkill", "Miss"]
-    assert list(table.index) == ["D1", "D2", "Average"]
+    preds += [pred(10, "Object Analysis", True, True, "D2")]
+    table = scoring.score_table(scoring.frame(list(reversed(preds))))
+    # the tasks asked, in the registry's order whatever order the data gives; no detection task, no Recall ...
+    assert list(table.columns) == TASKS[1:] + ["Average"]
+    assert list(table.index) == ["D2", "D1", "Average"]
     assert table.loc["D1", "Object Classification"] == 100 and table.loc["D2", "Object Classification"] == 0
     assert np.isnan(table.loc["D1", "Object Analysis"])  # absent task: NaN, not a 0 that drags the mean
     assert table.loc["D1", "Average"] == pytest.approx(np.mean([50, 50, 50, 50, 100]))
@@ -188,7 +190,10 @@ def mmad_table(df: pd.DataFrame) -> pd.DataFrame:
             q = sub[sub["task"] == extra]
             row[extra] = float(100 * q["correct"].mean()) if len(q) else np.nan
         rows[ds] = row
-    table = pd.DataFrame(list(rows.values()), index=list(rows), columns=scoring.columns() + scoring.extra_tasks(df))
+    asked = [t for t in TASKS if (df["task"] == t).any()]
+    metrics = ["Recall", "Precision", "F1", "Overkill", "Miss"] if "Anomaly Detection" in asked else []
+    table = pd.DataFrame(list(rows.values()), index=list(rows),
+                         columns=asked + ["Average"] + metrics + scoring.extra_tasks(df))
     table.loc["Average"] = table.mean(axis=0, skipna=True)
     return table
 
@@ -236,3 +241,25 @@ def test_kernel_weights_count_images_as_often_as_drawn() -> None:
     for (row, col), value in dropped.items():
         expected = without.loc[row, col] if row in without.index else np.nan
         assert value[0] == pytest.approx(expected, nan_ok=True), (row, col)
+
+
+def test_a_task_that_exists_but_is_not_asked_changes_no_number(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An eighth task file makes nine values in every Average's sum if it takes a place there (numpy then sums
+    pairwise, in another order, and the last bit moves); a task no question asks must take none."""
+    from mmeval import tasks
+
+    df = scoring.frame(random_preds(8, 40, 6))
+    before = scoring.score_table(df)
+    registered = tasks.all_tasks()
+    extra = tasks.TaskDef(name="Surface Finish", aliases=("Surface Finish",), asked_about="normal",
+                          scoring="accuracy", order=8)
+    monkeypatch.setattr(tasks, "all_tasks", lambda: (*registered, extra))
+    after = scoring.score_table(df)
+    assert list(after.columns) == list(before.columns) and "Surface Finish" not in after.columns
+    a, b = before.to_numpy(dtype=float), after.to_numpy(dtype=float)
+    assert ((a == b) | (np.isnan(a) & np.isnan(b))).all()
+    # asked, it is a column of its own and part of each dataset's Average
+    asked = pd.concat([df, df.head(1).assign(task="Surface Finish", id="x#9")], ignore_index=True)
+    table = scoring.score_table(asked)
+    assert "Surface Finish" in table.columns and list(table.columns).index("Surface Finish") < list(
+        table.columns).index("Average")

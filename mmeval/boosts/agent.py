@@ -82,6 +82,7 @@ class AgentBoost(Boost):
     name: ClassVar[str] = "agent"
     summary: ClassVar[str] = "an anomaly detector's verdict or marked-up image shown to the model"
     Options: ClassVar[type[BaseModel]] = AgentOptions
+    templates: ClassVar[tuple[str, ...]] = ("expert", "expert_text")
 
     def __init__(self, options: BaseModel, context: BoostContext) -> None:
         super().__init__(options, context)
@@ -108,6 +109,10 @@ class AgentBoost(Boost):
     @classmethod
     def option_docs(cls) -> list[optionspec.OptionDoc]:
         return experts.option_docs_with_experts(AgentOptions)
+
+    @classmethod
+    def resolved_options(cls, args: dict[str, Any]) -> dict[str, Any]:
+        return experts.resolved_with_expert(AgentOptions, args, "--boost-arg (agent)")
 
     # ---------------------------------------------------------------------------------------- analysis
 

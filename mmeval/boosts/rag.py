@@ -78,6 +78,7 @@ class RagBoost(Boost):
     summary: ClassVar[str] = ("domain knowledge: the category's entries (MMAD), or the entries most similar to "
                               "the question")
     Options: ClassVar[type[BaseModel]] = RagOptions
+    templates: ClassVar[tuple[str, ...]] = ("knowledge",)
 
     def __init__(self, options: BaseModel, context: BoostContext) -> None:
         super().__init__(options, context)

@@ -62,6 +62,8 @@ count = whole(at_least=1)
 count_or_zero = whole(at_least=0)
 #: requests in flight at once
 concurrency = whole(at_least=1, at_most=1024)
+#: a TCP port; 0 lets the system pick a free one
+port = whole(at_least=0, at_most=65535)
 #: a share of something
 fraction = number("a number strictly between 0 and 1", lambda v: 0 < v < 1)
 #: a production line's cycle time

@@ -73,6 +73,8 @@ def cmd_boosts(args: argparse.Namespace) -> int:
     for name in BOOSTS:
         cls = boost_class(name)
         print(f"{name:<12} {cls.summary}")
+        if cls.templates:
+            print(f"    worded by: {', '.join(f'prompts/{t}.j2' for t in cls.templates)}")
         docs = cls.option_docs()
         if docs:
             print(optionspec.format_docs(docs, indent="    "))

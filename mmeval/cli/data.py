@@ -44,11 +44,11 @@ def add_parser(sub: Any) -> None:
                     "runs on the same sample carry the same digest and compare question by question.")
     sub_.add_argument("data", metavar="DATA", help="an mmad.json, a directory holding one, 'synthetic[:SCALE]', "
                                                    "'mmad', or a table (as 'mmeval run --data' takes)")
-    sub_.add_argument("--per-type", type=int, required=True, metavar="N",
+    sub_.add_argument("--per-type", type=flags.count, required=True, metavar="N",
                       help="questions drawn per dataset x question type (all of a cell that has fewer)")
-    sub_.add_argument("--seed", type=int, default=0, help="seed of the draw (default: 0)")
+    sub_.add_argument("--seed", type=flags.seed, default=0, help="seed of the draw (default: 0)")
     sub_.add_argument("--out", required=True, metavar="SUBSET_JSON", help="the file to write (e.g. subset.json)")
-    sub_.add_argument("--shots", type=int, default=1,
+    sub_.add_argument("--shots", type=flags.count_or_zero, default=1,
                       help="sample only questions whose record lists this many templates, as 'mmeval run --shots' "
                            "needs (default: 1, as run's)")
     sub_.add_argument("--templates", choices=["random", "similar"], default="random",

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from mmeval.cli import args as flags
 from mmeval.errors import InputError
 
 EXTRA = "pip install 'mmeval[human]'"
@@ -40,23 +41,23 @@ def add_parser(sub: Any) -> None:
                      help="the benchmark, as 'mmeval run --data' takes it (default: synthetic)")
     srv.add_argument("--image-root", help="as 'mmeval run --image-root'")
     srv.add_argument("--columns", metavar="FIELD=COLUMN,...", help="for tables, as 'mmeval run --columns'")
-    srv.add_argument("--per-type", type=int, metavar="N",
+    srv.add_argument("--per-type", type=flags.count, metavar="N",
                      help="draw a sample of N questions per dataset x question type (as 'mmeval data subset')")
     srv.add_argument("--subset", metavar="SUBSET_JSON", help="or ask the questions of a sample written by "
                                                              "'mmeval data subset' (default: the folder's own)")
-    srv.add_argument("--seed", type=int, default=0,
+    srv.add_argument("--seed", type=flags.seed, default=0,
                      help="seed of the sample and of the option order, as 'mmeval run --seed' (default: 0)")
-    srv.add_argument("--shots", type=int, default=1,
+    srv.add_argument("--shots", type=flags.count_or_zero, default=1,
                      help="defect-free templates shown beside the query, as 'mmeval run --shots' (default: 1)")
     srv.add_argument("--templates", choices=["random", "similar"], default="random",
                      help="which template list, as 'mmeval run --templates' (default: random)")
-    srv.add_argument("--practice", type=int, default=6, metavar="N",
+    srv.add_argument("--practice", type=flags.count_or_zero, default=6, metavar="N",
                      help="practice questions with feedback before the real ones, drawn from outside the sample "
                           "(default: 6; 0 for none)")
     srv.add_argument("--host", default="127.0.0.1",
                      help="address to listen on (default: 127.0.0.1, this machine only); any other address makes "
                           "every URL carry its annotator's token")
-    srv.add_argument("--port", type=int, default=8765, help="port (default: 8765; 0 picks a free one)")
+    srv.add_argument("--port", type=flags.port, default=8765, help="port (default: 8765; 0 picks a free one)")
     srv.set_defaults(func=cmd_serve)
 
     agr = actions.add_parser(
@@ -104,10 +105,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from mmeval.human.session import HumanSession, parse_annotators, settle
 
     names = parse_annotators(args.annotators)
-    if args.shots < 0 or args.practice < 0:
-        raise InputError("--shots and --practice must be 0 or more")
-    if not 0 <= args.port <= 65535:
-        raise InputError(f"--port must be between 0 and 65535, got {args.port}")
     data, image_root = stored_data(args.data, args.image_root, columns=parse_columns(args.columns))
     folder = Path(args.out)
     sample = _sample(args, data, image_root)

@@ -106,7 +106,8 @@ def add_parser(sub: Any) -> None:
     run.add_argument("--strict", action="store_const", const=True,
                      help="stop at the first bad record (default: skip and list them in the report)")
     run.add_argument("--allow-unknown-types", action="store_const", const=True,
-                     help="keep questions whose type is not one of the seven tasks (reported in extra columns)")
+                     help="keep questions whose type is no task of the registry (tasks/*.toml): they are reported "
+                          "in extra columns, not averaged")
     run.add_argument("--circular", action="store_const", const=True,
                      help="CircularEval: also ask every rotation of each question's options; a question counts as "
                           "right only when all rotations are (reported beside plain accuracy)")

@@ -18,7 +18,7 @@ from mmeval.experts.base import AnomalyMap, Expert
 from mmeval.registry import did_you_mean, load_class
 
 __all__ = ["EXPERTS", "AnomalyMap", "Expert", "build_expert", "expert_class", "option_docs_with_experts",
-           "split_with_expert", "validate_args"]
+           "resolved_with_expert", "split_with_expert", "validate_args"]
 
 #: name -> "module:Class"
 EXPERTS: dict[str, str] = {
@@ -62,6 +62,16 @@ def split_with_expert(own: type[BaseModel], raw: dict[str, Any], where: str) -> 
     rest = {k: v for k, v in raw.items() if k not in mine}
     more_hashed, more_runtime = optionspec.normalise(expert.Options, rest, f"{where} (expert {expert.name})")
     return {**hashed, **more_hashed}, {**runtime, **more_runtime}
+
+
+def resolved_with_expert(own: type[BaseModel], args: dict[str, Any], where: str) -> dict[str, Any]:
+    """Options of something that consults an expert, resolved (defaults included, operational ones aside):
+    ``own``'s, then the chosen expert's, as :func:`mmeval.optionspec.resolved` gives them."""
+    mine = {k: v for k, v in args.items() if k in own.model_fields}
+    resolved = optionspec.resolved(own, mine, where)
+    expert = expert_class(str(resolved["expert"]))
+    rest = {k: v for k, v in args.items() if k not in mine}
+    return {**resolved, **optionspec.resolved(expert.Options, rest, f"{where} (expert {expert.name})")}
 
 
 def option_docs_with_experts(own: type[BaseModel]) -> list[optionspec.OptionDoc]:

@@ -17,6 +17,10 @@
   stays invalid, where the script's cutoff-0 match always picks one); and boosts that add text or images
   to the prompt cannot be combined with this style (the script shows none).
 
+Each style states which slots of a draft it places (:data:`PLACES`; the slots are
+:data:`mmeval.prompting.draft.SLOTS`). A draft that fills a slot its style cannot place is refused with one
+rule (:func:`refuse_unplaced`), whichever boost filled it: nothing a boost adds is ever dropped in silence.
+
 A renderer keeps state across an image's questions, so :func:`renderer` gives a fresh one per preparation.
 """
 
@@ -31,7 +35,7 @@ from typing import Literal, get_args
 import jinja2
 
 from mmeval.errors import InputError
-from mmeval.prompting.draft import Draft
+from mmeval.prompting.draft import SLOTS, Draft
 from mmeval.prompting.messages import ImagePart, Message, Part, TextPart
 from mmeval.prompting.render import render_draft
 from mmeval.tasks import has_role
@@ -46,6 +50,9 @@ ANSWER_FALLBACK: dict[str, Literal["invalid", "closest"]] = {"mmeval": "invalid"
 #: the template files of each style besides the default's (their digest enters the run's identity)
 STYLE_TEMPLATES: dict[str, tuple[str, ...]] = {"mmad-anomalygpt": ("mmad_anomalygpt",)}
 
+#: the draft slots each style places in its messages: the default style every one, MMAD's AnomalyGPT script none
+PLACES: dict[str, frozenset[str]] = {"mmeval": frozenset(SLOTS), "mmad-anomalygpt": frozenset()}
+
 Renderer = Callable[[Draft], Message]
 
 
@@ -58,6 +65,21 @@ def _env() -> jinja2.Environment:
     """Rendered exactly as written: no stripping, the template's whitespace control decides every character."""
     return jinja2.Environment(loader=jinja2.FunctionLoader(lambda name: _template_text(name.removesuffix(".j2"))),
                               undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
+
+
+def places_every_slot(style: str) -> bool:
+    """Whether ``style`` places whatever a boost adds (then no draft of it needs checking)."""
+    return PLACES.get(style, frozenset()) >= frozenset(SLOTS)
+
+
+def refuse_unplaced(style: str, draft: Draft, boost: str | None = None) -> None:
+    """InputError when ``draft`` fills a slot ``style`` cannot place (``boost``: the boost that just filled it)."""
+    unplaced = [s for s in draft.filled_slots() if s not in PLACES.get(style, frozenset())]
+    if unplaced:
+        who = f"--boost {boost}" if boost else "a boost"
+        raise InputError(f"--prompt-style {style} has no place for what {who} adds to the prompt "
+                         f"({', '.join(unplaced)}): it reproduces a reference script that shows no domain knowledge, "
+                         "expert output or added text. Drop the --boost, or use --prompt-style mmeval")
 
 
 def style_digest(style: str) -> str:
@@ -87,9 +109,7 @@ class MMADAnomalyGPT:
             first=q.index == 0)
 
     def __call__(self, draft: Draft) -> Message:
-        if draft.image_knowledge or draft.question_knowledge or draft.references or draft.hints:
-            raise InputError("--prompt-style mmad-anomalygpt reproduces MMAD's AnomalyGPT script, which shows no "
-                             "domain knowledge or expert output: drop the --boost, or use --prompt-style mmeval")
+        refuse_unplaced("mmad-anomalygpt", draft)
         q = draft.question
         if q.image != self._image:
             self._image, self._pieces = q.image, {}

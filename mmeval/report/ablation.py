@@ -11,6 +11,7 @@ and a heatmap of the differences on a diverging scale centred at 0. The baseline
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,11 +55,17 @@ class AblationRecord(BaseModel):
 class Ablation:
     baseline: str
     runs: dict[str, RunData]
-    cells: pd.DataFrame  # the AblationCell fields, one row each
+    cells: list[AblationCell]
+    tasks: list[str]  # the task columns: those the runs ask, in report order
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """The cells as a table, one row each (for the CSV, the pivots and the page)."""
+        return pd.DataFrame([c.model_dump() for c in self.cells], columns=list(AblationCell.model_fields))
 
     def record(self) -> AblationRecord:
         return AblationRecord(baseline=self.baseline, variants={v: str(r.path) for v, r in self.runs.items()},
-                              cells=[AblationCell.model_validate(row) for row in self.cells.to_dict(orient="records")])
+                              cells=self.cells)
 
 
 def _tests(base: list[Prediction], other: list[Prediction]) -> dict[str, dict[str, Any]]:
@@ -66,36 +73,48 @@ def _tests(base: list[Prediction], other: list[Prediction]) -> dict[str, dict[st
     return {str(r["task"]): {str(k): v for k, v in r.items()} for r in table.to_dict(orient="records")}
 
 
+def _cell(table: pd.DataFrame, dataset: str, task: str) -> float:
+    """One score-table cell; NaN where the table has no such row or column (the run asks no such question)."""
+    return scoring.table_row(table, dataset).get(task, math.nan)
+
+
 def ablation(runs: dict[str, RunData], baseline: str) -> Ablation:
-    """Every variant's score table against the baseline's, with paired tests per dataset and task."""
+    """Every variant's score table against the baseline's, with paired tests per dataset and task.
+
+    The tasks are those the runs ask (a benchmark built from a user's images may ask four of MMAD's seven); a
+    dataset gets no cell for a task neither run asks there.
+    """
     tables = {v: scoring.score_table(scoring.frame(r.preds)) for v, r in runs.items()}
     base_table, base_run = tables[baseline], runs[baseline]
-    cols = tasks.task_names() + [scoring.AVERAGE]
-    rows = []
+    asked = tasks.in_order(t for table in tables.values() for t in scoring.task_columns(table))
+    cells = []
     for variant, table in tables.items():
         if variant == baseline:
             continue
-        for dataset in [d for d in table.index if d in base_table.index]:
+        for dataset in [str(d) for d in table.index if d in base_table.index]:
             if dataset == scoring.AVERAGE:
                 tests = _tests(base_run.preds, runs[variant].preds)
             else:
                 tests = _tests([p for p in base_run.preds if p.dataset == dataset],
                                [p for p in runs[variant].preds if p.dataset == dataset])
-            for task in cols:
-                acc, ref = float(table.loc[dataset, task]), float(base_table.loc[dataset, task])
+            for task in asked + [scoring.AVERAGE]:
+                acc, ref = _cell(table, dataset, task), _cell(base_table, dataset, task)
+                if math.isnan(acc) and math.isnan(ref):
+                    continue
                 test = tests.get(task if task != scoring.AVERAGE else "All", {})
-                rows.append({"variant": variant, "dataset": str(dataset), "task": task, "accuracy": acc,
-                             "baseline": ref, "difference": acc - ref, "paired": test.get("paired"),
-                             "p": test.get("p"), "p_holm": test.get("p_holm")})
-    return Ablation(baseline, runs, pd.DataFrame(rows, columns=list(AblationCell.model_fields)))
+                cells.append(AblationCell(variant=variant, dataset=dataset, task=task, accuracy=acc, baseline=ref,
+                                          difference=acc - ref, paired=test.get("paired"), p=test.get("p"),
+                                          p_holm=test.get("p_holm")))
+    return Ablation(baseline, runs, cells, asked)
 
 
 def difference_heatmap(ab: Ablation, path: Path) -> str:
     """Variants x tasks (Average over datasets): the change in points, on a diverging scale centred at 0.
     Written as SVG to ``path``; returns its text."""
-    cols = tasks.task_names() + [scoring.AVERAGE]
-    avg = ab.cells[ab.cells["dataset"] == scoring.AVERAGE]
-    data = avg.pivot(index="variant", columns="task", values="difference").reindex(columns=cols).astype(float)
+    cells = ab.frame
+    avg = cells[cells["dataset"] == scoring.AVERAGE]
+    data = avg.pivot(index="variant", columns="task", values="difference").reindex(
+        columns=ab.tasks + [scoring.AVERAGE]).astype(float)
     data = data.reindex([v for v in ab.runs if v != ab.baseline])
     limit = max(5.0, float(data.abs().max().max()) if data.size else 5.0)
     return annotated_heatmap(data, path, title=f"What each boost changes (Average over datasets) vs {ab.baseline}",
@@ -108,11 +127,12 @@ def write_ablation(ab: Ablation, out: Path) -> dict[str, Path]:
     out.mkdir(parents=True, exist_ok=True)
     files = {"csv": out / "ablation.csv", "json": out / "ablation.json", "heatmap": out / "ablation_heatmap.svg",
              "html": out / "ablation.html"}
-    write_csv(ab.cells, files["csv"], index=False, float_format="%.4f")
+    cells = ab.frame
+    write_csv(cells, files["csv"], index=False, float_format="%.4f")
     files["json"].write_text(json.dumps(json_safe(ab.record().model_dump()), indent=1), encoding="utf-8")
     heatmap_svg = difference_heatmap(ab, files["heatmap"])
-    average = ab.cells[ab.cells["dataset"] == scoring.AVERAGE]
-    per_dataset = ab.cells[ab.cells["dataset"] != scoring.AVERAGE]
+    average = cells[cells["dataset"] == scoring.AVERAGE]
+    per_dataset = cells[cells["dataset"] != scoring.AVERAGE]
     write_page(files["html"], TEMPLATE, {
         "title": f"Boost ablation: {next(iter(ab.runs.values())).model}", "baseline": ab.baseline,
         "runs": [{"variant": v, "dir": str(r.path), "report": str(r.path / "report.html")} for v, r in ab.runs.items()],
@@ -122,7 +142,8 @@ def write_ablation(ab: Ablation, out: Path) -> dict[str, Path]:
 
 
 def text_summary(ab: Ablation) -> str:
-    avg = ab.cells[ab.cells["dataset"] == scoring.AVERAGE]
+    cells = ab.frame
+    avg = cells[cells["dataset"] == scoring.AVERAGE]
     view = avg.pivot(index="variant", columns="task", values="difference")
-    cols = [c for c in tasks.task_names() + [scoring.AVERAGE] if c in view.columns]
+    cols = [c for c in ab.tasks + [scoring.AVERAGE] if c in view.columns]
     return f"accuracy change vs {ab.baseline} (points, Average over datasets):\n" + view[cols].round(1).to_string()

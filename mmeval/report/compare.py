@@ -67,6 +67,12 @@ class Comparison:
     coverage: Coverage | None = None
     #: people who answered the same sample as the runs (mmeval human serve), if any
     panel: human_panel.HumanPanel | None = None
+    tasks: list[str] = field(default_factory=list)  # the task columns: those the runs ask, in report order
+
+    @property
+    def task_cols(self) -> list[str]:
+        """The task columns and their Average: what the heatmap, the bars and the terminal show."""
+        return self.tasks + [scoring.AVERAGE]
 
 
 def parse_with(values: Sequence[str] | None) -> list[str]:
@@ -128,7 +134,8 @@ def compare(run_dirs: Sequence[Path], with_refs: Sequence[str] = (), *, cycle_ms
     labels = _labels(runs)
     results = [analysis.analyse(r.preds, run_dir=r.path, cycle_ms=cycle_ms, n_boot=n_boot, seed=seed) for r in runs]
     avg = scoring.AVERAGE
-    cols = scoring.columns()
+    asked = tasks.in_order(t for res in results for t in scoring.task_columns(res.table))
+    cols = scoring.columns(asked)
     rows = []
     for r, label, res in zip(runs, labels, results, strict=True):
         avg_row = scoring.table_row(res.table, avg)
@@ -137,13 +144,14 @@ def compare(run_dirs: Sequence[Path], with_refs: Sequence[str] = (), *, cycle_ms
                      **{c: avg_row.get(c, float("nan")) for c in cols}, "Average_lo": lo, "Average_hi": hi})
     for name in refs:
         ref = references.reference_row(name)
-        rows.append({"label": ref.label, "kind": ref.kind, "source": ref.source, **{c: ref.score(c) for c in cols},
+        rows.append({"label": ref.label, "kind": ref.kind, "source": ref.source,
+                     **{c: ref.score(c) for c in cols}, **ref.over(asked),
                      "Average_lo": float("nan"), "Average_hi": float("nan")})
     table = pd.DataFrame(rows).set_index("label")
     tests = [PairedTest(labels[0], labels[i], analysis.paired_mcnemar(runs[0].preds, runs[i].preds))
              for i in range(1, len(runs))]
     panel = human_panel.find_panel(runs, humans, n_boot=n_boot, seed=seed)
-    return Comparison(table, runs, results, tests, refs, coverage, panel)
+    return Comparison(table, runs, results, tests, refs, coverage, panel, asked)
 
 
 def _summary_row(label: str, res: Analysis) -> dict[str, Any]:
@@ -185,8 +193,7 @@ def write(comp: Comparison, out: Path, *, cycle_ms: float | None = None) -> dict
     out.mkdir(parents=True, exist_ok=True)
     table = comp.table
     write_csv(table, out / "compare.csv", float_format="%.4f")
-    cols = tasks.task_names() + [scoring.AVERAGE]
-    heatmap_svg = heatmap(table[cols], out / "heatmap.svg", "MMAD accuracy: model × task")
+    heatmap_svg = heatmap(table[comp.task_cols], out / "heatmap.svg", "MMAD accuracy: model × task")
     labels = list(table.index[table["kind"] == "run"])
     summaries = [_summary_row(label, res) for label, res in zip(labels, comp.results, strict=True)]
     payload = {
@@ -220,7 +227,7 @@ def compare_page(comp: Comparison, labels: list[str], summaries: list[dict[str, 
     series = [res.gap_series(label) for label, res in zip(labels, comp.results, strict=True)]
     for label, row in table[table["kind"] == "published"].iterrows():
         series.append({"label": label, "values": row.to_dict()})
-    bars = bars_vs_human(series, "Accuracy per task vs human expert (approx.); runs with 95% bootstrap CI")
+    bars = bars_vs_human(series, "Accuracy per task vs human expert (approx.); runs with 95% bootstrap CI", comp.tasks)
 
     thumbs = Thumbnails()
     diffs = []
@@ -232,13 +239,13 @@ def compare_page(comp: Comparison, labels: list[str], summaries: list[dict[str, 
                       "tasks": row_tasks(rows)})
     wrong, n_wrong = wrong_answers(comp.runs[-1].preds)
     wrong_rows = answer_rows(wrong, comp.runs[-1].image_root(), thumbs, MAX_WRONG)
-    cols = tasks.task_names() + [scoring.AVERAGE]
+    cols = comp.task_cols
     ci_rows = []
     for label, res in zip(labels, comp.results, strict=True):
         avg = res.ci[res.ci["dataset"] == scoring.AVERAGE] if not res.ci.empty else res.ci
         cells = {m: [v, lo, hi] for m, v, lo, hi in zip(avg["metric"], avg["value"], avg["lo"], avg["hi"], strict=True)}
         ci_rows.append({"label": label, "cells": [cells.get(c, [None] * 3) for c in cols]})
-    detection = list(scoring.DETECTION_METRICS)
+    detection = [m for m in scoring.DETECTION_METRICS if m in table.columns]
     return {
         "title": "MMAD comparison: " + " vs ".join(list(table.index)[:4]) + (" …" if len(table) > 4 else ""),
         "rows": [{"label": label, "kind": r["kind"], "source": r["source"], "cells": [r[c] for c in cols],
@@ -268,8 +275,7 @@ def _comparable(comp: Comparison) -> bool:
 
 def text_summary(comp: Comparison) -> str:
     """The model x task table and the significance tests, for the terminal."""
-    cols = tasks.task_names() + [scoring.AVERAGE]
-    lines = [comp.table[cols].round(1).to_string()]
+    lines = [comp.table[comp.task_cols].round(1).to_string()]
     if comp.coverage is not None and comp.coverage.note():
         lines.append("\n" + comp.coverage.note())
     for t in comp.tests:

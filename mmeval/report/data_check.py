@@ -39,8 +39,8 @@ from mmeval.report.csvsafe import write_csv
 CHECK_JSON, CHECK_CSV = "data_check.json", "data_check.csv"
 MARGIN = 10.0  # points above chance beyond which a blind rule is a leak
 Z95 = 1.959964
-# the type whose answer *is* the category: rules that know the category are expected to ace it
-CATEGORY_IS_ANSWER = "Object Classification"
+#: the role of the type whose answer *is* the category: rules that know the category are expected to ace it
+CATEGORY_IS_ANSWER: task_registry.Role = "object-type"
 
 Verdict = Literal["fair", "slight edge", "leak", "inconclusive"]
 
@@ -162,6 +162,8 @@ def _classifier(train: Sequence[Item], test: Sequence[Item]) -> list[str]:
                 y.append(letter == it.answer)
         return q, o, pairs, y
 
+    if not test:  # a type with a single question: one half holds it, the other nothing to answer
+        return []
     tq, to, tp, ty = rows(train)
     if len(set(ty)) < 2:
         return [sorted(it.options)[0] for it in test]
@@ -307,7 +309,7 @@ def _task_results(task: str, items: list[Item], seed: int) -> tuple[list[RuleRes
                 chosen[id(it)] = letter
         correct = np.array([chosen[id(it)] == it.answer for it in items])
         acc, low, high = _score(correct, groups, Z95)
-        counted = not (rule.knows_category and task == CATEGORY_IS_ANSWER)
+        counted = not (rule.knows_category and task_registry.has_role(task, CATEGORY_IS_ANSWER))
         results.append(RuleResult(task=task, rule=rule.name, knows_category=rule.knows_category, counted=counted,
                                   questions=len(items), accuracy=acc, ci_low=low, ci_high=high, chance=chance))
         correct_by_rule[rule.name] = correct
@@ -341,8 +343,7 @@ def _counts(items: Sequence[Item]) -> list[CountRow]:
 
 
 def _task_order(items: Sequence[Item]) -> list[str]:
-    known = [t for t in task_registry.task_names() if any(it.task == t for it in items)]
-    return known + [t for t in dict.fromkeys(it.task for it in items) if t not in known]
+    return task_registry.in_order(it.task for it in items)
 
 
 def check(json_paths: Sequence[Path], seed: int = 0) -> DataCheck:

@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from mmeval import scoring, tasks
+from mmeval import scoring
 from mmeval.report import references
 from mmeval.report.colours import ACCURACY, TAB10, VMAX, VMIN, Scale, is_dark, scale, to_hex
 
@@ -77,7 +77,7 @@ def heatmap(table: pd.DataFrame, path: Path, title: str) -> str:
     """Rows x task columns (plus Average), annotated with the percentage, on the fixed 0-100 scale.
 
     Writes the SVG to ``path`` and returns its text, for a page to embed."""
-    cols = [c for c in tasks.task_names() + [scoring.AVERAGE] if c in table.columns]
+    cols = scoring.task_columns(table) + [scoring.AVERAGE]
     return annotated_heatmap(table[cols].astype(float), path, title=title, fmt=".1f", cmap=ACCURACY.name,
                              vmin=VMIN, vmax=VMAX, label="accuracy (%)")
 
@@ -323,16 +323,17 @@ def legend(plot: Plot, drawn: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def bars_vs_human(series: Sequence[dict[str, Any]], title: str) -> str:
+def bars_vs_human(series: Sequence[dict[str, Any]], title: str, asked: Sequence[str]) -> str:
     """Grouped bars per task: each series (label, values, optional lo/hi) beside the human expert (approx.).
 
-    ``series``: dicts with ``label``, ``values`` (task -> %), optional ``lo``/``hi`` (task -> %).
-    Returns the SVG text, for a page to embed inline.
+    ``series``: dicts with ``label``, ``values`` (task -> %), optional ``lo``/``hi`` (task -> %); ``asked``: the
+    tasks drawn (those the runs ask), then their Average. The human expert has a bar where the paper gives a
+    figure, and an Average over the same tasks. Returns the SVG text, for a page to embed inline.
     """
-    cols = tasks.task_names() + [scoring.AVERAGE]
+    cols = list(asked) + [scoring.AVERAGE]
     unc = {str(k): float(v) for k, v in references.human_baseline()["uncertainty"].to_dict().items()}
-    all_series = list(series) + [{"label": "human expert (approx.)", "values": references.human_expert(),
-                                  "human": True}]
+    expert = references.reference_row(references.HUMAN).over(list(asked))
+    all_series = list(series) + [{"label": "human expert (approx.)", "values": expert, "human": True}]
     labels = [str(s["label"]) for s in all_series]
     plot = bar_plot(cols, labels, title)
     drawn = []

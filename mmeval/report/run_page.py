@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from mmeval import scoring, tasks
+from mmeval import scoring
 from mmeval.errors import InputError
 from mmeval.report import references
 from mmeval.report.analysis import Analysis, RunData
@@ -43,12 +43,12 @@ def run_page(rd: RunData, res: Analysis, *, heatmap_svg: str | None = None, file
     """What report.html shows of one run (the context of its template); ``heatmap_svg``: the heatmap, as
     :func:`mmeval.report.figures.heatmap` wrote it, embedded inline; ``panel``: people measured on the same sample."""
     table = res.table
-    task_cols = tasks.task_names()
+    task_cols = scoring.task_columns(table)
     avg = scoring.AVERAGE
-    score_cols = [c for c in scoring.columns() if c in table]
+    score_cols = [str(c) for c in table.columns]
     ci_metrics, ci_rows = _ci_rows(res.ci)
     bars = bars_vs_human([res.gap_series(rd.label)],
-                         f"{rd.title}: accuracy per task (95% bootstrap CI) vs human expert (approx.)")
+                         f"{rd.title}: accuracy per task (95% bootstrap CI) vs human expert (approx.)", task_cols)
     thumbs = Thumbnails()
     wrong, n_wrong = wrong_answers(rd.preds, max_wrong)
     rows = answer_rows(wrong, rd.image_root(), thumbs, max_wrong)
@@ -60,7 +60,7 @@ def run_page(rd: RunData, res: Analysis, *, heatmap_svg: str | None = None, file
         "skipped": len(rd.skipped), "usage": rd.usage, "files": list(files),
         "average": scoring.table_row(table, avg).get(avg, float("nan")),
         "average_ci": list(res.ci_of(avg, avg)),
-        "human_average": references.human_expert().get(avg),
+        "human_average": references.reference_row(references.HUMAN).over(task_cols)[avg],
         "score_cols": score_cols, "score_rows": _score_rows(table, score_cols), "tasks": task_cols,
         "heatmap": heatmap_svg,
         "bars": bars, "gap": _records(res.human_gap), "human_caveat": references.HUMAN_CAVEAT,

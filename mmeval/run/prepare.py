@@ -21,7 +21,7 @@ from mmeval.layout import PROBE
 from mmeval.prompting.draft import Draft
 from mmeval.prompting.messages import Request
 from mmeval.prompting.shuffle import shuffle_options
-from mmeval.prompting.styles import renderer
+from mmeval.prompting.styles import places_every_slot, refuse_unplaced, renderer
 from mmeval.prompting.variants import probe_questions, rotate
 
 
@@ -77,9 +77,12 @@ def prepare(questions: Sequence[Question], config: RunConfig, boosts: Sequence[B
     """Shuffle, vary, boost (in order) and render every question."""
     out: list[Prepared] = []
     render = renderer(config.prompt_style)
+    check = not places_every_slot(config.prompt_style)
     for draft, rid, variant, base_id in _drafts(questions, config):
         for boost in boosts:
             draft = boost.apply(draft)
+            if check:  # before anything is asked: a boost whose additions the style cannot show is refused
+                refuse_unplaced(config.prompt_style, draft, boost.name)
         q = draft.question
         request = Request(id=rid, task=q.task, image=q.image, options=draft.options, message=render(draft))
         digest = q.digest if variant != PROBE else _probe_digest(q.digest, draft)

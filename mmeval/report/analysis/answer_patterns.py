@@ -21,13 +21,11 @@ def invalid_rates(preds: Iterable[Prediction]) -> pd.DataFrame:
     """Answers that name no option, per task (plain questions), for the probes and for the rotations."""
     preds = list(preds)
     rows = []
-    order = tasks.task_names()
     plain = plain_preds(preds)
     by_task: dict[str, list[Prediction]] = defaultdict(list)
     for p in plain:
         by_task[p.task].append(p)
-    asked = [t for t in order if t in by_task] + sorted(set(by_task) - set(order))
-    groups = [(t, by_task[t]) for t in asked]
+    groups = [(t, by_task[t]) for t in tasks.in_order(by_task)]
     groups.append(("All questions", plain))
     probes = probe_preds(preds)
     if probes:
@@ -50,12 +48,11 @@ def position_bias(preds: Iterable[Prediction]) -> pd.DataFrame:
     correct_pct (1 = no preference for the position).
     """
     plain = plain_preds(preds)
-    order = tasks.task_names()
     by_task: dict[str, list[Prediction]] = defaultdict(list)
     for p in plain:
         by_task[p.task].append(p)
     rows = []
-    for name, sub in [(t, by_task[t]) for t in order if t in by_task] + [("All", plain)]:
+    for name, sub in [(t, by_task[t]) for t in tasks.in_order(by_task)] + [("All", plain)]:
         if not sub:
             continue
         chosen_n = Counter(p.choice for p in sub)

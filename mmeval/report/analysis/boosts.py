@@ -35,7 +35,7 @@ from mmeval.predictions import Prediction
 from mmeval.regions import best_named, option_region
 from mmeval.report.analysis.questions import plain_preds
 from mmeval.scoring import Figure
-from mmeval.tasks import has_role, task_names, yes_no_letters
+from mmeval.tasks import has_role, in_order, yes_no_letters
 
 
 class ExpertUse(BaseModel):
@@ -114,7 +114,7 @@ def expert_use(preds: Iterable[Prediction]) -> tuple[str | None, list[ExpertUse]
     alone = task_scores([p for p, _ in pairs], [float(e == p.answer) for p, e in pairs])
     model = task_scores([p for p, _ in pairs])
     rows = []
-    for task in [t for t in task_names() if t in groups]:
+    for task in in_order(groups):
         followed = [p for p, e in groups[task] if p.choice == e]
         overrode = [p for p, e in groups[task] if p.choice is not None and p.choice != e]
         rows.append(ExpertUse(
@@ -153,13 +153,13 @@ def knowledge_leaks(preds: Iterable[Prediction]) -> list[KnowledgeLeak]:
     leaked = [p for p, n in rows if n["leak"]]
     clean = [p for p, n in rows if not n["leak"]]
     on_leaked, on_clean = task_scores(leaked), task_scores(clean)
-    tasks_asked = {p.task for p in preds_all}
+    tasks_asked = in_order(p.task for p in preds_all)
     nan = math.nan
     return [KnowledgeLeak(task=t, questions=sum(p.task == t for p in preds_all),
                           reader_accuracy=reader.get(t, nan), model_accuracy=model.get(t, nan),
                           leaked=sum(p.task == t for p in leaked), leaked_accuracy=on_leaked.get(t, nan),
                           clean=sum(p.task == t for p in clean), clean_accuracy=on_clean.get(t, nan))
-            for t in task_names() if t in tasks_asked]
+            for t in tasks_asked]
 
 
 def boost_effects(preds: list[Prediction]) -> BoostEffects:

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
-from mmeval import scoring, tasks
+from mmeval import scoring
 from mmeval.predictions import Prediction
 
 LEVEL = 0.95
@@ -65,7 +65,7 @@ def bootstrap_ci(preds_or_df: Iterable[Prediction] | pd.DataFrame, *, n_boot: in
     alpha = (1 - level) / 2
     rows = []
     for ds in counts.datasets + [scoring.AVERAGE]:
-        for metric in tasks.task_names() + [scoring.AVERAGE]:
+        for metric in counts.task_columns + [scoring.AVERAGE]:
             vals = reps[(ds, metric)]
             finite = vals[~np.isnan(vals)]
             lo, hi = (np.quantile(finite, [alpha, 1 - alpha]) if finite.size else (np.nan, np.nan))

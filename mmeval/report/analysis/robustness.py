@@ -40,9 +40,7 @@ def circular(preds: Iterable[Prediction]) -> pd.DataFrame:
             incomplete[p.task] += 1
             continue
         per_task[p.task].append((p.correct, p.correct and all(r.correct for r in rs)))
-    order = tasks.task_names()
-    asked = [t for t in order if t in per_task or t in incomplete] + sorted(
-        (set(per_task) | set(incomplete)) - set(order))
+    asked = tasks.in_order([*per_task, *incomplete])
     rows = []
     for t in asked:
         data = per_task.get(t, [])

@@ -58,8 +58,7 @@ def paired_mcnemar(a: Iterable[Prediction], b: Iterable[Prediction], *, alpha: f
         if y is None or x.options.get(x.answer, "").strip() != y.options.get(y.answer, "").strip():
             continue
         pairs[x.task].append((x.correct, y.correct))
-    order = tasks.task_names()
-    asked = [t for t in order if t in pairs] + sorted(set(pairs) - set(order))
+    asked = tasks.in_order(pairs)
     rows = []
     for name, data in [(t, pairs[t]) for t in asked] + [("All", [v for t in asked for v in pairs[t]])]:
         n = len(data)

@@ -9,6 +9,7 @@ off the paper's radar chart).
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from functools import lru_cache
 from importlib import resources
 from typing import Literal
@@ -17,6 +18,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from mmeval.errors import InputError
+from mmeval.scoring import AVERAGE, DETECTION_METRICS
 
 SOURCE = ("MMAD (Jiang et al., ICLR 2025, arXiv:2410.09453), result files in the all_result/ folder "
           "of the MMAD repository")
@@ -58,6 +60,20 @@ class Reference(BaseModel):
         """The row's figure for ``column``; NaN when the reference does not give it."""
         return self.scores.get(column, float("nan"))
 
+    def over(self, asked: Sequence[str]) -> dict[str, float]:
+        """The row's figures for the tasks ``asked`` and an ``Average`` that averages what a run asking them
+        averages: the published Average when they are the reference's own tasks, else the mean of its figures
+        for them (NaN when it has no figure for one)."""
+        own = [t for t in self.scores if t != AVERAGE and t not in DETECTION_METRICS]
+        out = {t: self.scores[t] for t in asked if t in self.scores}
+        if sorted(asked) == sorted(own):
+            out[AVERAGE] = self.score(AVERAGE)
+        elif asked and all(t in out for t in asked):
+            out[AVERAGE] = sum(out[t] for t in asked) / len(asked)
+        else:
+            out[AVERAGE] = float("nan")
+        return out
+
 
 def _read(name: str) -> pd.DataFrame:
     text = resources.files("mmeval.report.references").joinpath(name).read_text(encoding="utf-8")
@@ -75,7 +91,8 @@ def _published() -> pd.DataFrame:
 
 
 def human_baseline() -> pd.DataFrame:
-    """Task (seven tasks + ``Average``) -> expert, uncertainty, ordinary, note. Approximate, see HUMAN_CAVEAT."""
+    """Task (MMAD's seven tasks + ``Average``) -> expert, uncertainty, ordinary, note. Approximate, see
+    HUMAN_CAVEAT."""
     return _human().copy()
 
 
