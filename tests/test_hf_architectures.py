@@ -11,7 +11,8 @@ Per architecture:
   and without prefix reuse;
 - both answer modes end to end through the CLI.
 
-Mistral 3 and Llama 4 need torchvision for their processors and are skipped without it.
+Mistral 3 and Llama 4 need torchvision for their processors: they are tested where it is installed and
+skipped ("torchvision is not installed") where it is not.
 """
 
 from __future__ import annotations
@@ -40,13 +41,16 @@ from mmeval.run.runner import load  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
-#: architectures whose processors transformers builds only with torchvision
-NEEDS_TORCHVISION = {"mistral3": "Mistral 3 (its PixtralProcessor needs torchvision)",
-                     "llama4": "Llama 4 (its image processor exists only as a torchvision one)"}
-_WHY_NOT = ("torchvision is not installed" if tiny_models.torchvision_missing()
-            else "no tiny builder yet: it was written where torchvision could not be installed")
-KINDS = [*tiny_models.KINDS, *(pytest.param(k, marks=pytest.mark.skip(reason=f"{why}: {_WHY_NOT}"))
-                               for k, why in NEEDS_TORCHVISION.items())]
+_NO_TORCHVISION = pytest.mark.skipif(tiny_models.torchvision_missing(), reason="torchvision is not installed")
+
+
+def _params(kinds: tuple[str, ...]) -> list[Any]:
+    """The kinds as test parameters; those whose processors transformers builds only with torchvision skip without
+    it."""
+    return [pytest.param(k, marks=_NO_TORCHVISION) if k in tiny_models.TORCHVISION_KINDS else k for k in kinds]
+
+
+KINDS = _params(tiny_models.KINDS)
 
 Scores = dict[str, dict[str, float]]
 
@@ -156,6 +160,8 @@ def _generation_logprob(adapter: HFAdapter, inputs: dict[str, Any], tokens: list
     from transformers import LogitsProcessorList
 
     model = adapter.loaded.model
+    # floats in the model's dtype, as a user of the processor casts them (Llama 4's come in bfloat16)
+    inputs = {k: v.to(model.dtype) if v.is_floating_point() else v for k, v in inputs.items()}
     config = greedy_config(model, adapter.loaded.tok.pad_token_id, len(tokens))
     config.eos_token_id = None  # a forced token that happens to be an end token must not stop the steps
     with torch.inference_mode():
@@ -269,6 +275,58 @@ def test_every_path_gives_the_same_numbers(adapters: Callable[[str], HFAdapter],
     _assert_same_numbers(_scores(adapter, reqs), runs[(True, False, 8)], "fallback cache")
 
 
+#: sizes (width, height) the images of :func:`sized_reqs` are given in turn: large, wide, small and tall
+#: (width x height with the tiny processors: Pixtral grids of 4x3, 4x2, 2x2 and 2x4 merged patches; Llama 4
+#: tiles of 2x2, 2x1, 1 and 1x3)
+ODD_SIZES = [(128, 80), (60, 28), (30, 30), (28, 90)]
+
+
+@pytest.fixture(scope="module")
+def sized_reqs(reqs: list[Request], tmp_path_factory: pytest.TempPathFactory) -> list[Request]:
+    """The same questions with every image resized to one of :data:`ODD_SIZES` (MMAD's images differ in size
+    and shape; the synthetic ones are all square)."""
+    import dataclasses
+
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("sized-images")
+    copies: dict[str, str] = {}
+
+    def resized(part: Any) -> Any:
+        if not hasattr(part, "path"):
+            return part
+        if part.path not in copies:
+            out = folder / f"{len(copies)}.png"
+            Image.open(part.path).convert("RGB").resize(ODD_SIZES[len(copies) % len(ODD_SIZES)]).save(out)
+            copies[part.path] = str(out)
+        return dataclasses.replace(part, path=copies[part.path])
+
+    return [dataclasses.replace(r, message=dataclasses.replace(r.message, parts=[resized(p) for p in r.message.parts]))
+            for r in reqs]
+
+
+#: architectures whose inputs change shape with an image's size: Pixtral's patch grid and image sizes, Llama 4's tiles
+SIZE_DEPENDENT_KINDS = _params(("mistral3", "llama4"))
+
+
+@pytest.mark.parametrize("kind", SIZE_DEPENDENT_KINDS)
+def test_images_of_other_sizes_keep_inputs_and_numbers(adapters: Callable[[str], HFAdapter],
+                                                        sized_reqs: list[Request], kind: str) -> None:
+    """Images of different sizes and shapes in one batch (padded pixel values, per-image sizes, tile counts):
+    the inputs still equal the processor's, and every path still gives the same letter scores."""
+    adapter = adapters(kind)
+    for req in sized_reqs[:2]:
+        item = adapter.prompts.prepare(req)
+        _assert_same_inputs(adapter.runtime.process([item.images], [item.text]), _reference(adapter, req))
+    runs: dict[tuple[bool, bool, int], Scores] = {}
+    for reuse, invariant, size in LETTER_PATHS:
+        adapter.opts = adapter.opts.model_copy(update={"prefix_reuse": reuse, "batch_invariant": invariant})
+        adapter.batch_size = size
+        runs[(reuse, invariant, size)] = _scores(adapter, sized_reqs)
+    for path, got in runs.items():
+        _assert_same_numbers(got, runs[LETTER_PATHS[0]], ("sized images", path))
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_generation_is_the_same_with_and_without_prefix_reuse(adapters: Callable[[str], HFAdapter],
                                                               reqs: list[Request], kind: str) -> None:
@@ -308,7 +366,8 @@ def test_models_show_lists_exactly_the_tested_architectures(capsys: pytest.Captu
     from mmeval.model_adapters.hf.architectures import TESTED
 
     assert [a.model_type for a in TESTED] == list(tiny_models.KINDS)
+    assert [a.model_type for a in TESTED if a.needs_torchvision] == list(tiny_models.TORCHVISION_KINDS)
     assert main(["models", "show", "hf"]) == 0
     shown = capsys.readouterr().out
     assert all(f"{a.name} " in shown and a.model_type in shown for a in TESTED)
-    assert "Mistral 3" in shown and "Llama 4" in shown and "trust_remote_code" in shown
+    assert shown.count("needs torchvision") == len(tiny_models.TORCHVISION_KINDS) and "trust_remote_code" in shown

@@ -14,7 +14,9 @@ answer look like). Each handles an assistant turn, because the adapter reads the
 generation prompt and an answer from the template.
 
 Processors of video-capable models want a video processor, which transformers builds only with
-torchvision; the builders use :func:`mmeval.model_adapters.hf.image_only_processor_class` instead.
+torchvision; the builders use :func:`mmeval.model_adapters.hf.image_only_processor_class` instead. Mistral 3
+and Llama 4 have no way round it (their image processing itself needs torchvision): they are built only
+where torchvision is installed (``TORCHVISION_KINDS``).
 
 Built checkpoints are cached on disk (:func:`cached`) under a key made of this file's source, the
 transformers and torch versions, so a test session builds each architecture at most once and later
@@ -66,19 +68,27 @@ class TokenizerSpec:
     named: dict[str, str] = field(default_factory=dict)
     #: tokens added as plain (not special) tokens, as Qwen3's ``<think>``
     plain: tuple[str, ...] = ()
+    #: the regex that splits text into words before the byte-level BPE (None: GPT-2's); tiktoken-style
+    #: tokenizers (Mistral's Tekken, Llama 4's) split with their own, one digit or letter run at a time
+    split: str | None = None
 
 
 def build_tokenizer(spec: TokenizerSpec | None = None, vocab_size: int = 600) -> Any:
     """A byte-level BPE (every byte encodable) trained on the MMAD words, with the family's special tokens
     (LLaVA-1.5's Llama 2 ones by default)."""
     spec = spec or _LLAMA2
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
     specials = list(dict.fromkeys(["<unk>", *spec.specials, *([spec.bos] if spec.bos else []), spec.eos, spec.pad,
                                    *spec.named.values()]))
     tk = Tokenizer(models.BPE(unk_token="<unk>"))
-    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    if spec.split is None:
+        tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    else:
+        tk.pre_tokenizer = pre_tokenizers.Sequence([
+            pre_tokenizers.Split(Regex(spec.split), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
     tk.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
@@ -184,17 +194,52 @@ GEMMA3_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<start_of_turn>model\n' }}{% endif %}"
 )
 
-#: Llama 3.2 Vision: BOS, header-delimited turns closed by ``<|eot_id|>``, an image written as ``<|image|>``
-#: (the dated system header the published template writes only for conversations without images is left out)
-MLLAMA_TEMPLATE = (
+
+def _header_turns(start: str, end: str, eot: str) -> str:
+    """Llama 3 and 4 turns: BOS, ``{start}role{end}`` and two newlines, the content (an image as ``<|image|>``),
+    ``eot``; the generation prompt is the assistant's header."""
+    return (
+        "{{ bos_token }}"
+        "{% for message in messages %}"
+        "{{ " + repr(start) + " + message['role'] + " + repr(end + "\n\n") + " }}"
+        "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
+        "{% for item in message['content'] %}"
+        "{% if item['type'] == 'image' %}{{ '<|image|>' }}"
+        "{% elif item['type'] == 'text' %}{{ item['text'] }}{% endif %}"
+        "{% endfor %}{% endif %}{{ " + repr(eot) + " }}{% endfor %}"
+        "{% if add_generation_prompt %}{{ " + repr(start + "assistant" + end + "\n\n") + " }}{% endif %}"
+    )
+
+
+#: Llama 3.2 Vision: header-delimited turns closed by ``<|eot_id|>`` (the dated system header the published
+#: template writes only for conversations without images is left out)
+MLLAMA_TEMPLATE = _header_turns("<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>")
+#: Llama 4: the same turns with its own markers, closed by ``<|eot|>``; the processor expands each ``<|image|>``
+#: into ``<|image_start|>`` ... ``<|patch|>`` ... ``<|image_end|>``
+LLAMA4_TEMPLATE = _header_turns("<|header_start|>", "<|header_end|>", "<|eot|>")
+
+#: Mistral Small 3.1 (Mistral 3): BOS, a system prompt (a default one when the conversation brings none) in
+#: ``[SYSTEM_PROMPT]`` ... ``[/SYSTEM_PROMPT]``, user turns in ``[INST]`` ... ``[/INST]`` with ``[IMG]`` for an
+#: image; no generation prompt: the answer follows ``[/INST]`` directly and ends with the EOS (the published
+#: default system prompt also states the date; left out here, it would make prompts depend on the day)
+MISTRAL3_TEMPLATE = (
     "{{ bos_token }}"
-    "{% for message in messages %}"
-    "{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n' }}"
-    "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
-    "{% for item in message['content'] %}"
-    "{% if item['type'] == 'image' %}{{ '<|image|>' }}{% elif item['type'] == 'text' %}{{ item['text'] }}{% endif %}"
-    "{% endfor %}{% endif %}{{ '<|eot_id|>' }}{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}"
+    "{% if messages[0]['role'] == 'system' %}"
+    "{% set system = messages[0]['content'] if messages[0]['content'] is string "
+    "else messages[0]['content'][0]['text'] %}{% set turns = messages[1:] %}"
+    "{% else %}{% set system = 'You are a helpful assistant that answers about images precisely.' %}"
+    "{% set turns = messages %}{% endif %}"
+    "{{ '[SYSTEM_PROMPT]' + system + '[/SYSTEM_PROMPT]' }}"
+    "{% for message in turns %}"
+    "{% set content = message['content'] %}"
+    "{% if message['role'] == 'user' %}{{ '[INST]' }}"
+    "{% if content is string %}{{ content }}{% else %}{% for item in content %}"
+    "{% if item['type'] == 'image' %}{{ '[IMG]' }}{% elif item['type'] == 'text' %}{{ item['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}{{ '[/INST]' }}"
+    "{% elif message['role'] == 'assistant' %}"
+    "{% if content is string %}{{ content }}{% else %}{% for item in content %}{{ item['text'] }}{% endfor %}"
+    "{% endif %}{{ eos_token }}"
+    "{% endif %}{% endfor %}"
 )
 
 #: Aya Vision (Command R tokens): BOS, ``<|START_OF_TURN_TOKEN|><|USER_TOKEN|>`` ... ``<|END_OF_TURN_TOKEN|>``
@@ -248,6 +293,19 @@ _AYA = TokenizerSpec(("<|START_OF_TURN_TOKEN|>", "<|END_OF_TURN_TOKEN|>", "<|USE
                       "<|IMG_LINE_BREAK|>"),
                      bos="<BOS_TOKEN>", eos="<|END_OF_TURN_TOKEN|>", pad="<PAD>", add_bos=True)
 _PALIGEMMA = TokenizerSpec((), bos="<bos>", eos="<eos>", pad="<pad>", add_bos=True, named={"image_token": "<image>"})
+#: the word split of tiktoken-style tokenizers (Tekken, Llama 4): letter runs with one leading non-letter, single
+#: digits, punctuation runs, newline runs, other whitespace
+_TIKTOKEN_SPLIT = (r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+"
+                   r"|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*"
+                   r"|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+#: Mistral 3's Tekken tokenizer as transformers converts it: control tokens in brackets, a BOS it adds itself
+_MISTRAL3 = TokenizerSpec(("[INST]", "[/INST]", "[SYSTEM_PROMPT]", "[/SYSTEM_PROMPT]", "[IMG]", "[IMG_BREAK]",
+                           "[IMG_END]"),
+                          bos="<s>", eos="</s>", pad="<pad>", add_bos=True, split=_TIKTOKEN_SPLIT)
+_LLAMA4 = TokenizerSpec(("<|header_start|>", "<|header_end|>", "<|eot|>", "<|end_of_text|>", "<|image_start|>",
+                         "<|image_end|>", "<|image|>", "<|patch|>", "<|tile_x_separator|>", "<|tile_y_separator|>"),
+                        bos="<|begin_of_text|>", eos="<|eot|>", pad="<|finetune_right_pad|>", add_bos=True,
+                        split=_TIKTOKEN_SPLIT)
 
 
 # ------------------------------------------------------------------------------------------ builders
@@ -570,12 +628,61 @@ def _paligemma(s: Size) -> tuple[Any, Any]:
     return proc, PaliGemmaForConditionalGeneration(config)
 
 
+def _mistral3(s: Size) -> tuple[Any, Any]:
+    from transformers import Mistral3Config, Mistral3ForConditionalGeneration, PixtralProcessor
+    from transformers.models.pixtral.image_processing_pixtral import PixtralImageProcessor
+
+    tok = build_tokenizer(_MISTRAL3)
+    merge = 2  # the patch grid is merged 2x2 before the language model, as in Mistral Small 3.1
+    # images keep their shape (the longest edge at most twice the tile size here), in whole merged patches
+    longest = 2 * s.image_size
+    proc = PixtralProcessor(image_processor=PixtralImageProcessor(size={"longest_edge": longest},
+                                                                  patch_size={"height": s.patch, "width": s.patch}),
+                            tokenizer=tok, patch_size=s.patch, spatial_merge_size=merge,
+                            chat_template=MISTRAL3_TEMPLATE)
+    text = _llama_text(tok, s, "MistralConfig", head_dim=s.hidden // s.heads, sliding_window=None).to_dict()
+    vision = dict(_vision(s), image_size=longest, head_dim=s.vision_hidden // 2)
+    config = Mistral3Config(vision_config=vision, text_config=text, spatial_merge_size=merge,
+                            image_token_index=tok.convert_tokens_to_ids("[IMG]"), vision_feature_layer=-1,
+                            tie_word_embeddings=False)
+    return proc, Mistral3ForConditionalGeneration(config)
+
+
+def _llama4(s: Size) -> tuple[Any, Any]:
+    from transformers import Llama4Config, Llama4ForConditionalGeneration, Llama4Processor
+    from transformers.models.llama4.image_processing_llama4 import Llama4ImageProcessor
+
+    tok = build_tokenizer(_LLAMA4)
+    proc = Llama4Processor(image_processor=Llama4ImageProcessor(size={"height": s.image_size, "width": s.image_size},
+                                                                max_patches=4),
+                           tokenizer=tok, patch_size=s.patch, pixel_shuffle_ratio=0.5, chat_template=LLAMA4_TEMPLATE)
+    # one chunked-attention layer with RoPE (its chunks shorter than a prompt, so that they really cut) and one
+    # full-attention layer without, a dense layer and a mixture of experts, as Llama 4 interleaves them
+    text = _llama_text(tok, s, "Llama4TextConfig", head_dim=s.hidden // s.heads, intermediate_size_mlp=s.hidden * 2,
+                       num_local_experts=2, num_experts_per_tok=1, interleave_moe_layer_step=2,
+                       no_rope_layer_interval=2, attention_chunk_size=16).to_dict()
+    vision = dict(hidden_size=s.vision_hidden, intermediate_size=s.vision_hidden * 4, num_hidden_layers=s.vision_layers,
+                  num_attention_heads=2, image_size=s.image_size, patch_size=s.patch, pixel_shuffle_ratio=0.5,
+                  vision_output_dim=s.vision_hidden, projector_input_dim=s.vision_hidden,
+                  projector_output_dim=s.vision_hidden)
+    config = Llama4Config(vision_config=vision, text_config=text,
+                          boi_token_index=tok.convert_tokens_to_ids("<|image_start|>"),
+                          eoi_token_index=tok.convert_tokens_to_ids("<|image_end|>"),
+                          image_token_index=tok.convert_tokens_to_ids("<|patch|>"))
+    return proc, Llama4ForConditionalGeneration(config)
+
+
 @dataclass(frozen=True)
 class Arch:
-    """One architecture the tests build, and its builder (processor and model for a size)."""
+    """One architecture the tests build, and its builder (processor and model for a size).
+
+    ``torchvision``: transformers builds its processor only with torchvision installed (Pixtral's processor
+    is declared to need it; Llama 4's image processor exists only as a torchvision one).
+    """
 
     kind: str
     build: Callable[[Size], tuple[Any, Any]]
+    torchvision: bool = False
 
 
 def torchvision_missing() -> bool:
@@ -590,11 +697,13 @@ ARCHS: dict[str, Arch] = {a.kind: a for a in (
     Arch("qwen3_5", _qwen3_5),
     Arch("idefics3", _idefics3), Arch("smolvlm", _smolvlm), Arch("gemma3", _gemma3), Arch("mllama", _mllama),
     Arch("internvl", _internvl), Arch("aya_vision", _aya_vision), Arch("paligemma", _paligemma),
+    Arch("mistral3", _mistral3, torchvision=True), Arch("llama4", _llama4, torchvision=True),
 )}
 
-#: the kinds of the LLaVA presets, and every architecture
+#: the kinds of the LLaVA presets, every architecture, and those that need torchvision
 LLAVA_KINDS = ("llava", "llava_next", "llava_onevision")
 KINDS = tuple(ARCHS)
+TORCHVISION_KINDS = tuple(k for k, a in ARCHS.items() if a.torchvision)
 
 
 def build_tiny(kind: str, out: str | Path, *, hidden: int = 32, layers: int = 2, heads: int = 2,
@@ -605,6 +714,8 @@ def build_tiny(kind: str, out: str | Path, *, hidden: int = 32, layers: int = 2,
 
     if kind not in ARCHS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    if ARCHS[kind].torchvision and torchvision_missing():
+        raise RuntimeError(f"{kind}: transformers builds its processor only with torchvision, which is not installed")
     out = Path(out)
     torch.manual_seed(seed)
     proc, model = ARCHS[kind].build(Size(hidden, layers, heads, vision_hidden, vision_layers, image_size, patch))
@@ -618,13 +729,13 @@ def build_tiny(kind: str, out: str | Path, *, hidden: int = 32, layers: int = 2,
 
 
 def source_digest() -> str:
-    """What a cached checkpoint depends on: this file, transformers and torch."""
+    """What a cached checkpoint depends on: this file's digest, then a digest of the transformers and torch
+    versions."""
     import torch
     import transformers
 
-    h = hashlib.sha256(Path(__file__).read_bytes())
-    h.update(f"{transformers.__version__} {torch.__version__}".encode())
-    return h.hexdigest()[:16]
+    versions = hashlib.sha256(f"{transformers.__version__} {torch.__version__}".encode()).hexdigest()[:8]
+    return f"{hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]}-{versions}"
 
 
 def cached(kind: str, root: str | Path, **size: Any) -> Path:
@@ -632,15 +743,18 @@ def cached(kind: str, root: str | Path, **size: Any) -> Path:
 
     Built into a temporary folder and renamed into place, so a half-written build is never used and two
     processes building the same one at once both end with a complete copy. Builds of an earlier source
-    are removed when a new one is made, so the folder does not grow with every change to the builders.
+    are removed when a new one is made, so the folder does not grow with every change to the builders;
+    builds of this source for other torch or transformers versions stay (a second environment, one with
+    torchvision, shares the folder without rebuilding the first one's models each time).
     """
     digest = source_digest()
+    source = digest.split("-")[0]
     key = digest + ("-" + "-".join(f"{k}{v}" for k, v in sorted(size.items())) if size else "")
     final = Path(root) / key / kind
     if (final / "config.json").is_file():
         return final
     for old in Path(root).glob("*"):
-        if old.is_dir() and not old.name.startswith(digest):
+        if old.is_dir() and not old.name.startswith(source):
             shutil.rmtree(old, ignore_errors=True)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{kind}-", dir=final.parent))
