@@ -21,19 +21,14 @@ from pathlib import Path
 
 from mmeval.config import RunConfig
 from mmeval.errors import InputError
-from mmeval.layout import PREDICTIONS
-from mmeval.predictions import Prediction, read_predictions
-from mmeval.report.references import measured_on_mmad
 from mmeval.report.run_report import write_run_report
 from mmeval.run.rundir import RunDirLock, ensure_writable
 from mmeval.run.runner import run
 from mmeval.watch import checkpoints as ck
 from mmeval.watch.backends import BACKENDS, Skip
-from mmeval.watch.curve import CURVE_JSON, CurvePoint, CurveRecord, StepEntry, best_step, step_points, write_curve
-from mmeval.watch.plots import DEFAULT_REFERENCES, write_figures
+from mmeval.watch.book import CurveBook, step_dir
+from mmeval.watch.plots import DEFAULT_REFERENCES
 from mmeval.watch.sinks import Sink, metrics
-
-STEPS = "steps"
 
 
 @dataclass
@@ -56,10 +51,6 @@ def say(text: str) -> None:
     print(f"mmeval watch: {text}", file=sys.stderr, flush=True)
 
 
-def step_dir(out: Path, step: int) -> Path:
-    return out / STEPS / f"step-{step:07d}"
-
-
 def adapter_bases(ckpt_dir: Path) -> dict[Path, str | None]:
     """The base each adapter in the folder names (finished or not: only its small config file is read)."""
     from mmeval.model_adapters.hf.peft_adapters import adapter_base
@@ -80,24 +71,13 @@ class Watch:
     def __init__(self, template: RunConfig, settings: WatchSettings) -> None:
         self.template = template
         self.s = settings
-        self.entries: dict[int, StepEntry] = self._previous()
+        self.book = CurveBook(settings.out, f"mmeval watch: {settings.ckpt_dir.name}", settings.references)
+        self.entries = self.book.entries
         self.seen: dict[int, Path] = {}
         self.base = settings.base
         self.backend = BACKENDS[settings.backend](template, self.base)
         self.readiness = ck.Readiness()
-        self.preds: dict[int, list[Prediction]] = {}
-        self.points: dict[tuple[int, int | None], list[CurvePoint]] = {}
         self.final_done = False
-
-    def _previous(self) -> dict[int, StepEntry]:
-        path = self.s.out / CURVE_JSON
-        if not path.is_file():
-            return {}
-        try:
-            record = CurveRecord.model_validate_json(path.read_bytes())
-        except ValueError:
-            raise InputError(f"{path}: not a curve of this mmeval version; choose another --out") from None
-        return {e.step: e for e in record.steps}
 
     # ------------------------------------------------------------------------------------------ the loop
 
@@ -118,7 +98,7 @@ class Watch:
                 self.backend.release()
                 for sink in self.s.sinks:
                     sink.close()
-        self.write()
+        self.book.write()
         return 0
 
     def poll(self) -> None:
@@ -154,7 +134,7 @@ class Watch:
             if self.base is None:
                 self.base = named
                 self.backend.base = named
-                say(f"base model: {named} (from {path / ck.ADAPTER_CONFIG}; --base names another)")
+                say(f"base model: {named}, as {path / ck.ADAPTER_CONFIG} names it (--base chooses one)")
             elif not ck.same_model(named, self.base):
                 raise InputError(f"{path} is an adapter for '{named}', but the base is '{self.base}' "
                                  f"({'--base' if self.s.base else 'named by the first adapter'}); watch one "
@@ -188,9 +168,7 @@ class Watch:
             raise InputError(f"step {ckpt.step}: {result.missing} of {result.total} question(s) got no answer; rerun "
                              "the same command to finish it (answers so far are kept)")
         write_run_report(out, preds=result.written)
-        self.entries[ckpt.step] = StepEntry(step=ckpt.step, checkpoint=ckpt.name, kind=ckpt.kind, status="done",
-                                            run_dir=str(out.relative_to(self.s.out)), digest=digest)
-        new = self.write().get(ckpt.step)
+        new = self.book.done(ckpt.step, ckpt.name, ckpt.kind, digest)
         if new:
             values = metrics(new)
             say(f"step {ckpt.step}: " + ", ".join(f"{k.removeprefix('mmad/')} {v:.1f}" for k, v in values.items()
@@ -200,35 +178,4 @@ class Watch:
 
     def _skip(self, ckpt: ck.Checkpoint, reason: str) -> None:
         say(f"step {ckpt.step} ({ckpt.name}) skipped: {reason}")
-        self.entries[ckpt.step] = StepEntry(step=ckpt.step, checkpoint=ckpt.name, kind=ckpt.kind, status="skipped",
-                                            reason=reason)
-        self.write()
-
-    # ------------------------------------------------------------------------------------------ the curve
-
-    def _predictions(self, entry: StepEntry) -> list[Prediction]:
-        if entry.step not in self.preds:
-            self.preds[entry.step] = read_predictions(self.s.out / entry.run_dir / PREDICTIONS)
-        return self.preds[entry.step]
-
-    def write(self) -> dict[int, list[CurvePoint]]:
-        """Recompute the curve from the done steps' run directories and write its files; returns the points of
-        every step."""
-        done = [e for _, e in sorted(self.entries.items()) if e.status == "done"]
-        previous: StepEntry | None = None
-        points: list[CurvePoint] = []
-        by_step: dict[int, list[CurvePoint]] = {}
-        for entry in done:
-            key = (entry.step, previous.step if previous else None)  # McNemar pairs a step with the one before
-            if key not in self.points:
-                self.points[key] = step_points(entry.step, entry.checkpoint, self._predictions(entry),
-                                               self._predictions(previous) if previous else None, seed=0)
-            by_step[entry.step] = self.points[key]
-            points.extend(self.points[key])
-            previous = entry
-        datasets = {p.dataset for e in done for p in self._predictions(e)}
-        record = CurveRecord(points=points, steps=[e for _, e in sorted(self.entries.items())],
-                             best_step=best_step(points), on_mmad=measured_on_mmad(datasets))
-        write_curve(self.s.out, record)
-        write_figures(self.s.out, record, title=f"mmeval watch: {self.s.ckpt_dir.name}", refs=self.s.references)
-        return by_step
+        self.book.skipped(ckpt.step, ckpt.name, ckpt.kind, reason)
