@@ -42,7 +42,7 @@ def _panels(points: list[CurvePoint]) -> dict[str, list[CurvePoint]]:
 
 
 def draw_svg(record: CurveRecord, refs: tuple[str, ...] = DEFAULT_REFERENCES) -> str:
-    """The figure as SVG text (fonts as paths, no date: the same curve gives the same bytes)."""
+    """The figure as SVG text (text as text in a generic font family, no date: the same curve gives the same bytes)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -53,8 +53,9 @@ def draw_svg(record: CurveRecord, refs: tuple[str, ...] = DEFAULT_REFERENCES) ->
     n = max(1, len(panels))
     cols = min(4, n)
     rows = math.ceil(n / cols)
-    with matplotlib.rc_context({"svg.hashsalt": "mmeval-curve", "svg.fonttype": "path", "font.size": 9}):
-        fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 2.7 * rows), squeeze=False)
+    with matplotlib.rc_context({"svg.hashsalt": "mmeval-curve", "svg.fonttype": "none", "font.size": 9}):
+        height = 2.7 * rows + 0.5
+        fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, height), squeeze=False, sharey=True)
         for ax in axes.flat[n:]:
             ax.set_visible(False)
         for ax, (task, pts) in zip(axes.flat, panels.items(), strict=False):
@@ -62,7 +63,9 @@ def draw_svg(record: CurveRecord, refs: tuple[str, ...] = DEFAULT_REFERENCES) ->
         if lines or record.best_step is not None:
             handles, labels = axes.flat[n - 1].get_legend_handles_labels()
             fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), frameon=False, fontsize=8)
-        fig.tight_layout(rect=(0, 0.06 if lines or record.best_step is not None else 0, 1, 1))
+        # fixed margins (tight_layout measures every text and costs more than the drawing)
+        fig.subplots_adjust(left=0.6 / (3.3 * cols), right=0.98, top=1 - 0.3 / height, bottom=0.9 / height,
+                            wspace=0.12, hspace=0.45)
         buf = io.StringIO()
         fig.savefig(buf, format="svg", metadata={"Date": None})
         plt.close(fig)
@@ -89,7 +92,8 @@ def _panel(ax: Any, task: str, pts: list[CurvePoint], best: int | None,
         ax.axvline(best, color="#b3261e", linewidth=0.9, alpha=0.7, label=f"best step ({best})")
     ax.set_title(task, fontsize=9.5)
     ax.set_xlabel("step")
-    ax.set_ylabel("accuracy (%)")
+    if ax.get_subplotspec().is_first_col():
+        ax.set_ylabel("accuracy (%)")
     ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)
 
