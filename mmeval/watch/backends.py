@@ -82,7 +82,7 @@ class HFBackend:
         if loaded.adapters is None:
             loaded.adapters = AdapterSlot(loaded.model)
         loaded.adapters.use(ckpt.path if ckpt.kind == "adapter" else None)
-        return self._shared  # type: ignore[no-any-return]
+        return self._shared
 
     def finished(self, ckpt: Checkpoint, config: RunConfig) -> None:
         """Nothing to undo: the next step swaps the adapter."""

@@ -66,7 +66,7 @@ def parameters_digest(model: Any) -> str:
     return h.hexdigest()
 
 
-class MmevalCallback(TrainerCallback):  # type: ignore[misc]
+class MmevalCallback(TrainerCallback):
     """The benchmark during training (module docstring)."""
 
     def __init__(self, data: str = "synthetic", *, subset: str | Path | None = None, every: int = 500,
@@ -165,7 +165,7 @@ class MmevalCallback(TrainerCallback):  # type: ignore[misc]
             data, image_root = stored_data(str(self.data), None)
             sample = Path(self.subset).expanduser().resolve() if self.subset else None
             self._template = RunConfig(
-                model=f"hf:{name}", model_args=hashed, runtime_args=runtime, answer_mode=self.answer_mode,  # type: ignore[arg-type]
+                model=f"hf:{name}", model_args=hashed, runtime_args=runtime, answer_mode=self.answer_mode,
                 data=data, image_root=image_root, shots=self.shots, seed=self.seed, batch_size=self.batch_size,
                 subset=read_subset(sample).digest if sample else None, subset_path=str(sample) if sample else None)
         return self._template

@@ -90,17 +90,19 @@ def step_points(step: int, checkpoint: str, preds: Sequence[Prediction], previou
     df = scoring.frame(preds)
     row = scoring.table_row(scoring.score_table(df))
     ci = bootstrap_ci(df, n_boot=N_BOOT, seed=seed)
-    ci = ci[ci["dataset"] == AVERAGE].set_index("metric")
+    ci = ci[ci["dataset"] == AVERAGE]
+    bounds = {str(m): (float(lo), float(hi)) for m, lo, hi in zip(ci["metric"], ci["lo"], ci["hi"], strict=True)}
     plain = plain_preds(preds)
     asked = {p.task for p in plain}
     order = [t for t in tasks.task_names() if t in asked] + sorted(asked - set(tasks.task_names()))
-    mcnemar = paired_mcnemar(previous, preds).set_index("task") if previous is not None else None
+    tests = paired_mcnemar(previous, preds) if previous is not None else None
+    p_values = {str(t): float(p) for t, p in zip(tests["task"], tests["p"], strict=True)} if tests is not None else {}
     points = []
     for task in [*order, AVERAGE]:
         sub = plain if task == AVERAGE else [p for p in plain if p.task == task]
         key = "All" if task == AVERAGE else task
-        p_value = float(mcnemar.loc[key, "p"]) if mcnemar is not None and key in mcnemar.index else math.nan
-        lo, hi = (float(ci.loc[task, "lo"]), float(ci.loc[task, "hi"])) if task in ci.index else (math.nan, math.nan)
+        p_value = p_values.get(key, math.nan)
+        lo, hi = bounds.get(task, (math.nan, math.nan))
         points.append(CurvePoint(step=step, checkpoint=checkpoint, task=task, accuracy=row.get(task, math.nan),
                                  ci_low=lo, ci_high=hi, n=len(sub), p_correct=_p_correct(sub),
                                  invalid_rate=pct(sum(p.choice is None for p in sub), len(sub)), mcnemar_p=p_value))
