@@ -43,12 +43,14 @@ class CurveBook:
             raise InputError(f"{path}: not a curve of this mmeval version; choose another --out") from None
         return {e.step: e for e in record.steps}
 
-    def done(self, step: int, checkpoint: str, kind: str, digest: str) -> list[CurvePoint]:
+    def done(self, step: int, checkpoint: str, kind: str, digest: str, seconds: float | None = None
+             ) -> list[CurvePoint]:
         """Record a step whose run directory is complete; rewrite the curve; return the step's points."""
         self._preds.pop(step, None)
         self._points = {k: v for k, v in self._points.items() if step not in k}
         self.entries[step] = StepEntry(step=step, checkpoint=checkpoint, kind=kind, status="done",
-                                       run_dir=str(step_dir(self.out, step).relative_to(self.out)), digest=digest)
+                                       run_dir=str(step_dir(self.out, step).relative_to(self.out)), digest=digest,
+                                       seconds=None if seconds is None else round(seconds, 3))
         return self.write().get(step, [])
 
     def skipped(self, step: int, checkpoint: str, kind: str, reason: str) -> None:

@@ -24,6 +24,7 @@ saved checkpoints with ``mmeval watch`` instead.
 from __future__ import annotations
 
 import hashlib
+import time
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +135,7 @@ class MmevalCallback(TrainerCallback):
 
     def _answer(self, model: Any, processing_class: Any, step: int) -> dict[str, float]:
         rank, _ = launch.rank_and_world()
+        started = time.perf_counter()
         adapter = self._adapter_for(model, processing_class)
         digest = parameters_digest(model)
         config = self.template(model).model_copy(update={"weights": Weights(step=step, digest=digest)})
@@ -146,7 +148,7 @@ class MmevalCallback(TrainerCallback):
             raise RuntimeError(f"MmevalCallback: step {step}: {result.missing} question(s) got no answer "
                                f"(see {out / 'predictions.jsonl'})")
         write_run_report(out, preds=result.written)
-        return metrics(self.book().done(step, f"step {step}", "in-process", digest))
+        return metrics(self.book().done(step, f"step {step}", "in-process", digest, time.perf_counter() - started))
 
     def book(self) -> CurveBook:
         if self._book is None:

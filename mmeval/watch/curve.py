@@ -64,6 +64,8 @@ class StepEntry(BaseModel):
     run_dir: str = ""
     digest: str = ""
     reason: str = ""
+    #: wall seconds the evaluation took (swapping or loading the weights, answering, the step's report)
+    seconds: float | None = None
 
 
 class CurveRecord(BaseModel):

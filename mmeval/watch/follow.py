@@ -154,6 +154,7 @@ class Watch:
             return
         out = step_dir(self.s.out, ckpt.step)
         say(f"step {ckpt.step} ({ckpt.name}, {ckpt.kind}) -> {out}")
+        started = time.perf_counter()
         try:
             adapter = self.backend.adapter(ckpt, config, out)
             result = run(config, out, progress=self.s.progress, adapter=adapter)
@@ -168,7 +169,7 @@ class Watch:
             raise InputError(f"step {ckpt.step}: {result.missing} of {result.total} question(s) got no answer; rerun "
                              "the same command to finish it (answers so far are kept)")
         write_run_report(out, preds=result.written)
-        new = self.book.done(ckpt.step, ckpt.name, ckpt.kind, digest)
+        new = self.book.done(ckpt.step, ckpt.name, ckpt.kind, digest, time.perf_counter() - started)
         if new:
             values = metrics(new)
             say(f"step {ckpt.step}: " + ", ".join(f"{k.removeprefix('mmad/')} {v:.1f}" for k, v in values.items()
