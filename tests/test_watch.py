@@ -371,3 +371,69 @@ def test_log_to_names_the_extra_when_the_library_is_missing(monkeypatch: pytest.
         open_sink("wandb:my-project")
     with pytest.raises(InputError, match="tensorboard:DIR"):
         open_sink("neptune:x")
+
+
+def test_wandb_and_mlflow_get_the_numbers_through_their_logging_calls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sinks' calls into wandb (init/log/finish) and mlflow (set_tracking_uri/start_run/log_metrics/end_run),
+    recorded by stand-in modules (neither library is a test dependency)."""
+    import types
+
+    from mmeval.watch.sinks import open_sink
+
+    calls: list[tuple] = []
+    wandb = types.ModuleType("wandb")
+    run = types.SimpleNamespace(log=lambda values, step: calls.append(("wandb.log", step, values)),
+                                finish=lambda: calls.append(("wandb.finish",)))
+    wandb.init = lambda **kw: calls.append(("wandb.init", kw)) or run  # type: ignore[attr-defined]
+    mlflow = types.ModuleType("mlflow")
+    mlflow.set_tracking_uri = lambda uri: calls.append(("mlflow.uri", uri))  # type: ignore[attr-defined]
+    mlflow.start_run = lambda **kw: calls.append(("mlflow.start", kw))  # type: ignore[attr-defined]
+    mlflow.log_metrics = lambda values, step: calls.append(("mlflow.log", step, values))  # type: ignore[attr-defined]
+    mlflow.end_run = lambda: calls.append(("mlflow.end",))  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "wandb", wandb)
+    monkeypatch.setitem(sys.modules, "mlflow", mlflow)
+    values = {"mmad/average": 41.5, "mmad/Anomaly Detection": 60.0}
+    for spec in ("wandb:inspection", "mlflow:file:///tmp/mlruns"):
+        sink = open_sink(spec)
+        sink.log(200, values)
+        sink.close()
+    assert calls == [("wandb.init", {"project": "inspection", "job_type": "mmeval-watch"}),
+                     ("wandb.log", 200, values), ("wandb.finish",),
+                     ("mlflow.uri", "file:///tmp/mlruns"), ("mlflow.start", {"run_name": "mmeval-watch"}),
+                     ("mlflow.log", 200, values), ("mlflow.end",)]
+
+
+def test_an_adapter_with_its_own_chat_template_is_loaded_whole(made: dict[str, Path], tmp_path: Path) -> None:
+    from mmeval.watch.backends import HFBackend
+
+    ckpts = _copy(made, tmp_path / "training", steps=(2, 4))
+    (ckpts / "checkpoint-4" / "chat_template.jinja").write_text("{{ messages }} changed", encoding="utf-8")
+    args = build_parser().parse_args(_watch_args(made, ckpts, tmp_path / "curve"))
+    backend = HFBackend(template_config(args), str(made["base"]))
+    same = backend.config(ck.Checkpoint(2, ckpts / "checkpoint-2", "adapter"), "d2")
+    own = backend.config(ck.Checkpoint(4, ckpts / "checkpoint-4", "adapter"), "d4")
+    assert "processor" not in same.model_args  # swapped onto the loaded base
+    assert own.model_args["processor"] == str(ckpts / "checkpoint-4")  # its own processor: loaded whole
+    assert own.weights is not None and own.weights.step == 4 and own.weights.digest == "d4"
+
+
+def test_in_process_adapter_answers_with_a_peft_models_adapter(made: dict[str, Path]) -> None:
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from mmeval.model_adapters.hf.in_process import adapter_for_model
+
+    model = PeftModel.from_pretrained(AutoModelForImageTextToText.from_pretrained(made["base"]),
+                                      made["parts"] / "checkpoint-4")
+    adapter = adapter_for_model(model, AutoProcessor.from_pretrained(made["base"]), options={"dtype": "fp32"})
+    ids = torch.tensor([[1, 40, 41, 42, 43]])
+    with adapter.grad_off():
+        assert not torch.is_inference_mode_enabled() and not torch.is_grad_enabled()
+        inner = adapter.loaded.model(input_ids=ids).logits
+        outer = model(input_ids=ids).logits
+        plain = AutoModelForImageTextToText.from_pretrained(made["base"])(input_ids=ids).logits
+    assert adapter.loaded.model is model.get_base_model()
+    assert torch.equal(inner, outer) and not torch.allclose(inner, plain)
+    adapter.close()
+    assert adapter.loaded.model is model.get_base_model()  # the caller's model is never let go

@@ -77,8 +77,7 @@ class MlflowSink:
         self.run = self.mlflow.start_run(run_name="mmeval-watch")
 
     def log(self, step: int, values: dict[str, float]) -> None:
-        # MLflow's metric names allow no spaces in some stores: "mmad/Anomaly Detection" -> "mmad/Anomaly_Detection"
-        self.mlflow.log_metrics({k.replace(" ", "_"): v for k, v in values.items()}, step=step)
+        self.mlflow.log_metrics(values, step=step)
 
     def close(self) -> None:
         self.mlflow.end_run()
