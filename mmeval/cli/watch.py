@@ -88,7 +88,9 @@ def cmd_watch(args: argparse.Namespace) -> int:
     from mmeval.watch.follow import Watch, WatchSettings
     from mmeval.watch.sinks import open_sink
 
-    ckpt_dir = Path(args.ckpt_dir).expanduser()
+    ckpt_dir = Path(args.ckpt_dir).expanduser().resolve()  # absolute: the paths enter the steps' identities
+    if args.base and Path(args.base).expanduser().exists():
+        args.base = str(Path(args.base).expanduser().resolve())
     if not ckpt_dir.is_dir():
         raise InputError(f"CKPT_DIR {ckpt_dir}: no such folder (give the trainer's output_dir)")
     if args.poll < 0:

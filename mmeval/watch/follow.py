@@ -73,7 +73,7 @@ class Watch:
         self.s = settings
         self.book = CurveBook(settings.out, f"mmeval watch: {settings.ckpt_dir.name}", settings.references)
         self.entries = self.book.entries
-        self.seen: dict[int, Path] = {}
+        self.seen: dict[int, tuple[Path, ck.Kind | None]] = {}  # every checkpoint listed so far, and its kind
         self.base = settings.base
         self.backend = BACKENDS[settings.backend](template, self.base)
         self.readiness = ck.Readiness()
@@ -103,11 +103,12 @@ class Watch:
 
     def poll(self) -> None:
         found = ck.listing(self.s.ckpt_dir)
-        for step, path in self.seen.items():
+        for step, (path, kind) in self.seen.items():
             if step not in found and step not in self.entries:
-                self._skip(ck.Checkpoint(step, path, "adapter"), "deleted before it was evaluated (the trainer's "
-                                                                 "save_total_limit?)")
-        self.seen.update(found)
+                self._skip(ck.Checkpoint(step, path, kind or "full"), "deleted before it was evaluated (the "
+                                                                      "trainer's save_total_limit?)")
+        self.seen.update({step: (path, ck.kind_of(path) or self.seen.get(step, (path, None))[1])
+                          for step, path in found.items()})
         self._resolve_base(found)
         if self.base is not None and 0 not in self.entries:
             self._evaluate(ck.Checkpoint(0, Path(self.base), "base"))
