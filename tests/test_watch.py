@@ -158,6 +158,14 @@ def _head_and_steps(csv_path: Path, steps: set[int]) -> list[str]:
     return lines[:1] + [line for line in lines[1:] if int(line.split(",", 1)[0]) in steps]
 
 
+def test_a_curve_of_another_setup_is_refused(made: dict[str, Path], finished: dict[str, Path],
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    before = (finished["out"] / "curve.csv").read_bytes()
+    assert main(_watch_args(made, finished["ckpts"], finished["out"], "--until-final", "--seed", "1")) == 2
+    assert "another setup" in capsys.readouterr().err
+    assert (finished["out"] / "curve.csv").read_bytes() == before
+
+
 def test_watch_follows_a_live_training(made: dict[str, Path], finished: dict[str, Path], tmp_path: Path) -> None:
     """Checkpoints appear while the watch runs: a tmp-checkpoint and a half-written one are never evaluated, one
     deleted before it was finished is recorded as skipped, and the watch stops after the final checkpoint."""

@@ -25,9 +25,12 @@ def step_dir(out: Path, step: int) -> Path:
 class CurveBook:
     """The steps of one curve and its files in ``out`` (module docstring)."""
 
-    def __init__(self, out: Path, title: str, references: tuple[str, ...] = DEFAULT_REFERENCES) -> None:
+    def __init__(self, out: Path, title: str, setup: str, references: tuple[str, ...] = DEFAULT_REFERENCES) -> None:
+        """``setup``: :func:`~mmeval.watch.curve.setup_digest` of the steps' run config; a book of another setup
+        in ``out`` is refused (its steps answered other questions, or asked them otherwise)."""
         self.out = out
         self.title = title
+        self.setup = setup
         self.references = references
         self.entries: dict[int, StepEntry] = self._previous()
         self._preds: dict[int, list[Prediction]] = {}
@@ -41,6 +44,10 @@ class CurveBook:
             record = CurveRecord.model_validate_json(path.read_bytes())
         except ValueError:
             raise InputError(f"{path}: not a curve of this mmeval version; choose another --out") from None
+        if record.setup and record.setup != self.setup:
+            raise InputError(f"{self.out} holds a curve of another setup (data, subset, shots, seed, answer mode or "
+                             f"model options differ: {record.setup} vs {self.setup}); choose another --out, or "
+                             "give the settings it was made with")
         return {e.step: e for e in record.steps}
 
     def done(self, step: int, checkpoint: str, kind: str, digest: str, seconds: float | None = None
@@ -79,7 +86,7 @@ class CurveBook:
             previous = entry
         datasets = {p.dataset for e in done for p in self._predictions(e)}
         record = CurveRecord(points=points, steps=[e for _, e in sorted(self.entries.items())],
-                             best_step=best_step(points), on_mmad=measured_on_mmad(datasets))
+                             best_step=best_step(points), on_mmad=measured_on_mmad(datasets), setup=self.setup)
         write_curve(self.out, record)
         write_figures(self.out, record, title=self.title, refs=self.references)
         return by_step

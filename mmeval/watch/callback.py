@@ -36,6 +36,7 @@ from mmeval.errors import InputError
 from mmeval.report.run_report import write_run_report
 from mmeval.run.runner import adapter_settings, run
 from mmeval.watch.book import CurveBook, step_dir
+from mmeval.watch.curve import setup_digest
 from mmeval.watch.plots import DEFAULT_REFERENCES
 from mmeval.watch.sinks import metrics
 
@@ -148,11 +149,12 @@ class MmevalCallback(TrainerCallback):
             raise RuntimeError(f"MmevalCallback: step {step}: {result.missing} question(s) got no answer "
                                f"(see {out / 'predictions.jsonl'})")
         write_run_report(out, preds=result.written)
-        return metrics(self.book().done(step, f"step {step}", "in-process", digest, time.perf_counter() - started))
+        return metrics(self.book(model).done(step, f"step {step}", "in-process", digest, time.perf_counter() - started))
 
-    def book(self) -> CurveBook:
+    def book(self, model: Any) -> CurveBook:
         if self._book is None:
-            self._book = CurveBook(self.out, f"mmeval during training: {self.out.name}", self.references)
+            self._book = CurveBook(self.out, f"mmeval during training: {self.out.name}",
+                                   setup_digest(self.template(model)), self.references)
         return self._book
 
     def template(self, model: Any) -> RunConfig:

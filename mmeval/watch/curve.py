@@ -22,6 +22,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from mmeval import scoring, tasks
+from mmeval.config import RunConfig
 from mmeval.predictions import Prediction
 from mmeval.report.analysis import bootstrap_ci, paired_mcnemar, pct, plain_preds, softmax
 from mmeval.scoring import Figure
@@ -76,6 +77,14 @@ class CurveRecord(BaseModel):
     steps: list[StepEntry]
     best_step: int | None
     on_mmad: bool = Field(description="whether the data is MMAD's, so that its human and published figures compare")
+    setup: str = Field("", description="digest of what every step shares (data, sample, shots, seed, answer mode, "
+                                       "options): steps of another setup never join the curve")
+
+
+def setup_digest(config: RunConfig) -> str:
+    """The digest of a run config without what changes from step to step (model, weights, adapter, processor)."""
+    args = {k: v for k, v in config.model_args.items() if k not in ("adapter", "processor")}
+    return config.model_copy(update={"model": "", "weights": None, "model_args": args}).digest()
 
 
 def _p_correct(preds: Sequence[Prediction]) -> float:

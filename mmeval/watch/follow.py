@@ -27,6 +27,7 @@ from mmeval.run.runner import run
 from mmeval.watch import checkpoints as ck
 from mmeval.watch.backends import BACKENDS, Skip
 from mmeval.watch.book import CurveBook, step_dir
+from mmeval.watch.curve import setup_digest
 from mmeval.watch.plots import DEFAULT_REFERENCES
 from mmeval.watch.sinks import Sink, metrics
 
@@ -71,7 +72,8 @@ class Watch:
     def __init__(self, template: RunConfig, settings: WatchSettings) -> None:
         self.template = template
         self.s = settings
-        self.book = CurveBook(settings.out, f"mmeval watch: {settings.ckpt_dir.name}", settings.references)
+        self.book = CurveBook(settings.out, f"mmeval watch: {settings.ckpt_dir.name}", setup_digest(template),
+                              settings.references)
         self.entries = self.book.entries
         self.seen: dict[int, tuple[Path, ck.Kind | None]] = {}  # every checkpoint listed so far, and its kind
         self.base = settings.base
@@ -109,7 +111,7 @@ class Watch:
                                                                       "trainer's save_total_limit?)")
         self.seen.update({step: (path, ck.kind_of(path) or self.seen.get(step, (path, None))[1])
                           for step, path in found.items()})
-        self._resolve_base(found)
+        self._resolve_base()
         if self.base is not None and 0 not in self.entries:
             self._evaluate(ck.Checkpoint(0, Path(self.base), "base"))
         for step, path in found.items():
@@ -127,7 +129,7 @@ class Watch:
             self._evaluate(ck.Checkpoint(step, path, kind))
             self.final_done = self.final_done or ck.is_final(path)
 
-    def _resolve_base(self, found: dict[int, Path]) -> None:
+    def _resolve_base(self) -> None:
         bases = adapter_bases(self.s.ckpt_dir)
         for path, named in bases.items():
             if named is None:
