@@ -445,3 +445,75 @@ def test_in_process_adapter_answers_with_a_peft_models_adapter(made: dict[str, P
     assert torch.equal(inner, outer) and not torch.allclose(inner, plain)
     adapter.close()
     assert adapter.loaded.model is model.get_base_model()  # the caller's model is never let go
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+class RecordingProxy:
+    """A proxy that forwards nothing: it records the first line of every request the browser sends it (``GET
+    http://host/...`` or ``CONNECT host:443``) and closes the connection."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self.lines: list[str] = []
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(2)
+                try:
+                    self.lines.append(conn.recv(4096).decode("latin-1").split("\r\n", 1)[0])
+                    conn.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+                except OSError:
+                    pass
+
+    def hosts(self) -> set[str]:
+        return {line.split()[1].split("/")[2] if "://" in line.split()[1] else line.split()[1]
+                for line in self.lines if len(line.split()) > 1}
+
+
+@pytest.mark.skipif(shutil.which(str(CHROMIUM)) is None,
+                    reason="/usr/bin/chromium is not installed (CI installs it: apt-get install chromium)")
+def test_curve_page_opens_in_a_browser_with_no_network(finished: dict[str, Path], tmp_path: Path) -> None:
+    """Every request of the browser goes to a proxy that records it and forwards nothing: the page asks for nothing
+    more than an empty page does (the browser's own background requests), and still draws its figure."""
+    import numpy as np
+    from PIL import Image
+
+    proxy = RecordingProxy()
+
+    def browse(page: Path, name: str) -> tuple[set[str], str, Path]:
+        proxy.lines.clear()
+        shot = tmp_path / f"{name}.png"
+        cmd = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync",
+               f"--proxy-server=http://127.0.0.1:{proxy.port}", "--proxy-bypass-list=<-loopback>",
+               f"--user-data-dir={tmp_path / ('profile-' + name)}", "--dump-dom", f"--screenshot={shot}",
+               "--window-size=1280,1400", page.resolve().as_uri()]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return proxy.hosts(), done.stdout, shot
+
+    (tmp_path / "empty.html").write_text("<html><body><p>empty</p></body></html>")
+    (tmp_path / "fetches.html").write_text('<html><body><img src="http://figures.example.org/curve.png"></body></html>')
+    baseline, _, _ = browse(tmp_path / "empty.html", "empty")
+    fetching, _, _ = browse(tmp_path / "fetches.html", "fetches")
+    assert "figures.example.org" in fetching  # the proxy sees what a page asks for
+    asked, dom, shot = browse(finished["out"] / "curve.html", "curve")
+    assert asked <= baseline, asked - baseline
+    assert "Accuracy against step" in dom and "<svg" in dom
+    with Image.open(shot) as im:
+        grey = np.asarray(im.convert("L"), dtype=float)
+    assert grey.std() > 20 and len(np.unique(grey)) > 50  # the figure drew (a blank page has one colour)

@@ -112,8 +112,7 @@ def write_html(path: Path, record: CurveRecord, svg: str, title: str, refs: tupl
     html = env.get_template("curve.html.j2").render(
         title=title, svg=_strip_prolog(svg), steps=steps, tasks=tasks_, cells=cells, record=record,
         skipped=[s for s in record.steps if s.status == "skipped"],
-        refs=[label for label, _, _ in reference_lines(refs)] if record.on_mmad else [],
-        not_comparable=references.NOT_COMPARABLE)
+        refs=[label for label, _, _ in reference_lines(refs)] if record.on_mmad else [])
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(html, encoding="utf-8")
     tmp.replace(path)
