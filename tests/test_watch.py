@@ -517,3 +517,18 @@ def test_curve_page_opens_in_a_browser_with_no_network(finished: dict[str, Path]
     with Image.open(shot) as im:
         grey = np.asarray(im.convert("L"), dtype=float)
     assert grey.std() > 20 and len(np.unique(grey)) > 50  # the figure drew (a blank page has one colour)
+
+
+def test_reference_lines_only_on_mmad_data(finished: dict[str, Path], tmp_path: Path) -> None:
+    """The human expert and published models are drawn when the data is MMAD's, and only then."""
+    from mmeval.watch.curve import CurveRecord
+    from mmeval.watch.plots import draw_svg, write_html
+
+    record = CurveRecord.model_validate_json((finished["out"] / "curve.json").read_bytes())
+    assert not record.on_mmad  # the bundled synthetic benchmark
+    assert "human expert" not in draw_svg(record)
+    on_mmad = record.model_copy(update={"on_mmad": True})
+    svg = draw_svg(on_mmad, ("gpt-4o", "llava-v1.5-7b"))
+    assert "human expert (approx.)" in svg and "gpt-4o (1-shot, published)" in svg and "llava-v1.5-7b" in svg
+    page = write_html(tmp_path / "curve.html", on_mmad, svg, "t", ("gpt-4o",)).read_text(encoding="utf-8")
+    assert "Reference lines: human expert (approx.); gpt-4o (1-shot, published)" in page
