@@ -191,7 +191,7 @@ def test_watch_follows_a_live_training(made: dict[str, Path], finished: dict[str
     args = build_parser().parse_args(_watch_args(made, ckpts, out, "--base", str(made["base"])))
     settings = WatchSettings(ckpt_dir=ckpts, out=out, base=str(made["base"]), poll=0.05, until_final=True,
                              progress=False, on_poll=training)
-    assert Watch(template_config(args), settings).follow() == 0
+    assert Watch(template_config(args), settings).follow() is None
     steps = {e["step"]: (e["kind"], e["status"]) for e in json.loads((out / "curve.json").read_text())["steps"]}
     assert steps == {0: ("base", "done"), 1: ("adapter", "skipped"), 2: ("adapter", "done")}
     assert polls[-1] == 5  # checkpoint-2 appeared at poll 4, was unchanged at poll 5, and was the last
@@ -363,6 +363,28 @@ def test_openai_backend_loads_each_adapter_into_the_server(made: dict[str, Path]
     assert preds[0] != preds[2] != preds[4]  # each adapter answered under its own name
     assert json.loads((tmp_path / "curve" / "steps" / "step-0000002" / "run.json").read_text())["config"]["model"] \
         == f"openai:{names[0]}"
+
+
+def test_a_step_with_errors_stops_the_watch_with_exit_3_and_a_rerun_finishes_it(
+        made: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from fake_openai_server import FakeOpenAIServer
+
+    ckpts = tmp_path / "training"
+    folder = ckpts / "checkpoint-2"
+    folder.mkdir(parents=True)
+    (folder / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "fake-vlm"}))
+    (folder / "adapter_model.safetensors").write_bytes(b"\0" * 64)
+    tiny_models.trainer_state(folder, 2, 2)
+    out = tmp_path / "curve"
+    with FakeOpenAIServer(fail_first=3, fail_status=400) as srv:  # three questions refused: errors a rerun retries
+        args = ["watch", str(ckpts), "--backend", "openai", "--base", "fake-vlm", "-M", f"base_url={srv.base_url}",
+                "-M", "no_cache=true", "--subset", str(made["subset"]), "--answer-mode", "generate",
+                "--out", str(out), "--poll", "0.05", "--until-final", "--no-progress"]
+        assert main(args) == 3
+        assert "step 0" in capsys.readouterr().err
+        assert json.loads((out / "curve.json").read_text())["steps"] == []  # an incomplete step is no point
+        assert main(args) == 0
+    assert sorted({int(r["step"]) for r in _rows(out / "curve.csv")}) == [0, 2]
 
 
 def _scores_or_choice(run_dir: Path) -> dict[str, str | None]:

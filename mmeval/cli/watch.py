@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +102,11 @@ def cmd_watch(args: argparse.Namespace) -> int:
     settings = WatchSettings(ckpt_dir=ckpt_dir, out=Path(args.out), base=args.base, backend=args.backend,
                              poll=args.poll, until_final=args.until_final, once=args.once, references=refs,
                              sinks=sinks, progress=not args.no_progress)
-    status = Watch(template, settings).follow()
+    incomplete = Watch(template, settings).follow()
     print(f"curve: {(Path(args.out) / 'curve.html').resolve()}")
-    return status
+    if incomplete:
+        from mmeval.cli import EXIT_INCOMPLETE
+
+        print(f"mmeval: error: {incomplete} (exit code {EXIT_INCOMPLETE})", file=sys.stderr)
+        return EXIT_INCOMPLETE
+    return 0

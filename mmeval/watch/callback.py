@@ -24,6 +24,7 @@ saved checkpoints with ``mmeval watch`` instead.
 from __future__ import annotations
 
 import hashlib
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -149,6 +150,9 @@ class MmevalCallback(TrainerCallback):
             raise RuntimeError(f"MmevalCallback: step {step}: {result.missing} question(s) got no answer "
                                f"(see {out / 'predictions.jsonl'})")
         write_run_report(out, preds=result.written)
+        if not result.status.complete:  # a question the model could not be asked (an unreadable image ...)
+            print(f"MmevalCallback: step {step}: {result.status.summary}; they count as wrong (see {out})",
+                  file=sys.stderr)
         return metrics(self.book(model).done(step, f"step {step}", "in-process", digest, time.perf_counter() - started))
 
     def book(self, model: Any) -> CurveBook:

@@ -48,6 +48,10 @@ class WatchSettings:
     on_poll: Callable[[int], None] | None = None
 
 
+class StepIncomplete(Exception):
+    """A step ended with questions unanswered or in error: the watch stops there, as ``mmeval run`` would."""
+
+
 def say(text: str) -> None:
     print(f"mmeval watch: {text}", file=sys.stderr, flush=True)
 
@@ -83,8 +87,10 @@ class Watch:
 
     # ------------------------------------------------------------------------------------------ the loop
 
-    def follow(self) -> int:
+    def follow(self) -> str | None:
+        """Watch until done (module docstring); returns None, or why a step is incomplete (the watch stopped there)."""
         ensure_writable(self.s.out)
+        incomplete = None
         with RunDirLock(self.s.out):
             try:
                 polls = 0
@@ -96,12 +102,14 @@ class Watch:
                     if (self.s.until_final and self.final_done) or (self.s.once and polls >= 2):
                         break
                     time.sleep(self.s.poll)
+            except StepIncomplete as why:
+                incomplete = str(why)
             finally:
                 self.backend.release()
                 for sink in self.s.sinks:
                     sink.close()
         self.book.write()
-        return 0
+        return incomplete
 
     def poll(self) -> None:
         found = ck.listing(self.s.ckpt_dir)
@@ -168,10 +176,11 @@ class Watch:
             raise
         finally:
             self.backend.finished(ckpt, config)
-        if result.missing:
-            raise InputError(f"step {ckpt.step}: {result.missing} of {result.total} question(s) got no answer; rerun "
-                             "the same command to finish it (answers so far are kept)")
         write_run_report(out, preds=result.written)
+        status = result.status
+        if not status.complete:  # as mmeval run: the step stays out of the curve until a rerun finishes it
+            raise StepIncomplete(f"step {ckpt.step} ({ckpt.name}): {status.summary}; rerun the same command to "
+                                 f"finish it (answers so far are kept in {out})")
         new = self.book.done(ckpt.step, ckpt.name, ckpt.kind, digest, time.perf_counter() - started)
         if new:
             values = metrics(new)
