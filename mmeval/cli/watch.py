@@ -8,7 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from mmeval import optionspec
+from mmeval.cli import args as flags
 from mmeval.errors import InputError
+
+#: seconds between two looks at the folder
+SECONDS = flags.number("a number of seconds of at least 0", lambda v: v >= 0)
 
 EPILOG = """\
 Each step is an ordinary run directory (OUT/steps/step-NNNNNNN): a rerun of the same command resumes a
@@ -42,7 +46,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--backend", choices=["hf", "openai"], default="hf",
                    help="hf: transformers in this process (default); openai: a vLLM server (-M base_url=...) that "
                         "loads the adapters at run time")
-    p.add_argument("--poll", type=float, default=30.0, metavar="SECONDS",
+    p.add_argument("--poll", type=SECONDS, default=30.0, metavar="SECONDS",
                    help="seconds between looks at the folder (default: 30)")
     p.add_argument("--until-final", action="store_true",
                    help="stop after the training's last checkpoint (its trainer_state.json says global_step = "
@@ -55,15 +59,17 @@ def add_parser(sub: Any) -> None:
                    help="published MMAD models drawn as lines beside the human expert on MMAD data, comma-separated "
                         "(default: gpt-4o; 'none' for none)")
     p.add_argument("--out", required=True, help="folder of the curve and the steps' run directories")
-    p.add_argument("--shots", type=int, default=1, help="normal template images before the query (default: 1)")
-    p.add_argument("--seed", type=int, default=0, help="seed of every random choice (default: 0)")
+    p.add_argument("--shots", type=flags.count_or_zero, default=1,
+                   help="normal template images before the query (default: 1)")
+    p.add_argument("--seed", type=flags.seed, default=0, help="seed of every random choice (default: 0)")
     p.add_argument("--answer-mode", choices=["generate", "likelihood"], default="likelihood",
                    help="default: likelihood (the option scores also give the mean probability of the correct "
                         "option, which moves before accuracy does)")
     p.add_argument("-M", "--model-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="an option of the backend's model family (mmeval models show hf|openai)")
-    p.add_argument("--batch-size", type=int, metavar="N", help="questions handed to the model at once")
-    p.add_argument("--concurrency", type=int, metavar="N", help="API requests in flight at once (--backend openai)")
+    p.add_argument("--batch-size", type=flags.count, metavar="N", help="questions handed to the model at once")
+    p.add_argument("--concurrency", type=flags.concurrency, metavar="N",
+                   help="API requests in flight at once (--backend openai)")
     p.add_argument("--templates", choices=["random", "similar"], default="random",
                    help="which template list of each record the shots come from (default: random)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -94,8 +100,6 @@ def cmd_watch(args: argparse.Namespace) -> int:
         args.base = str(Path(args.base).expanduser().resolve())
     if not ckpt_dir.is_dir():
         raise InputError(f"CKPT_DIR {ckpt_dir}: no such folder (give the trainer's output_dir)")
-    if args.poll < 0:
-        raise InputError("--poll: give a number of seconds >= 0")
     refs = tuple(references.resolve(n) for n in args.references.split(",") if n.strip() and n.strip() != "none")
     template = template_config(args)
     sinks = [open_sink(spec) for spec in args.log_to]
