@@ -49,6 +49,18 @@ def redact(value: Any) -> Any:
     return value
 
 
+class Weights(BaseModel):
+    """Which training checkpoint a run evaluated, so that two steps (or two trainings) never share a run's identity.
+
+    Set by ``mmeval watch`` and the Trainer callback; a plain ``mmeval run`` has none.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    step: int = Field(ge=0, description="the training step (0: the base, before training)")
+    digest: str = Field(description="SHA-256 of the weight files (adapter, projector or full weights)")
+
+
 class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -82,6 +94,7 @@ class RunConfig(BaseModel):
     reading: Literal["invalid", "closest"] | None = Field(
         None, description="how replies naming no option are read when the model family fixes it (None: as the prompt "
                           "style reads them)")
+    weights: Weights | None = Field(None, description="the training step and weights digest (mmeval watch)")
 
     def hashed_fields(self) -> dict[str, Any]:
         fields = self.model_dump(exclude=set(UNHASHED))
@@ -96,6 +109,8 @@ class RunConfig(BaseModel):
         if self.boosts:  # only where boosts run, so a plain run's hash never depends on the boosts there are
             del fields["boost_args"]  # the resolved options hold them: a default given or left out is one run
             fields["boost_identity"] = self.boost_identity()
+        if fields["weights"] is None:  # runs of plain checkpoints keep the hash they had before the field existed
+            del fields["weights"]
         return fields
 
     def boost_identity(self) -> dict[str, dict[str, Any]]:

@@ -12,6 +12,11 @@ sends) is answered with a question as JSON, chosen by a hash of the prompt. ``wr
 attempt N gets ("ok", "malformed", "two-correct", "duplicate", "long"; later attempts: "ok"), and a
 prompt containing ``writer_hopeless`` always gets "two-correct", so that question is never accepted.
 
+LoRA adapters as vLLM loads them at run time: ``POST /v1/load_lora_adapter`` ({"lora_name", "lora_path"};
+a name loaded twice gets vLLM's 400) and ``POST /v1/unload_lora_adapter``; a loaded adapter is listed by
+``GET /v1/models`` (its root the path, its parent the base) and answers under its name, with answers of its
+own (the hash takes the name too); ``lora_calls`` records the calls.
+
 In a thread of the test process::
 
     with FakeOpenAIServer(latency=0.05, fault_rate=0.2) as srv:
@@ -78,6 +83,8 @@ class FakeOpenAIServer:
         self.images_seen = 0
         self.request_times: list[float] = []
         self.bodies: list[dict[str, Any]] = []  # the last few bodies, images elided
+        self.loras: dict[str, str] = {}  # LoRA adapters loaded at run time: name -> path
+        self.lora_calls: list[tuple[str, str]] = []  # ("load" | "unload", name), in order
         self._port = port
         self._serving = ThreadedServer("fake-openai")
         self.app = self._build_app()
@@ -96,10 +103,35 @@ class FakeOpenAIServer:
 
         @app.get("/v1/models")
         async def models() -> Any:
-            if self.served_root is None:
+            if self.served_root is None and not self.loras:
                 return JSONResponse({"error": {"message": "not found"}}, status_code=404)
-            return {"object": "list", "data": [{"id": "fake-vlm", "object": "model", "created": int(time.time()),
-                                                "owned_by": "fake", "root": self.served_root, "parent": None}]}
+            data = [{"id": "fake-vlm", "object": "model", "created": 0, "owned_by": "fake",
+                     "root": self.served_root or "fake-vlm", "parent": None}]
+            data += [{"id": name, "object": "model", "created": 0, "owned_by": "fake", "root": path,
+                      "parent": "fake-vlm"} for name, path in self.loras.items()]
+            return {"object": "list", "data": data}
+
+        @app.post("/v1/load_lora_adapter")
+        async def load_lora(request: Request) -> Any:
+            body = await request.json()
+            name, path = body.get("lora_name"), body.get("lora_path")
+            with self.lock:
+                self.lora_calls.append(("load", name))
+                if name in self.loras:
+                    return JSONResponse({"error": {"message": f"The lora adapter '{name}' has already been loaded."}},
+                                        status_code=400)
+                self.loras[name] = path
+            return Response(f"Success: LoRA adapter '{name}' added successfully.", media_type="text/plain")
+
+        @app.post("/v1/unload_lora_adapter")
+        async def unload_lora(request: Request) -> Any:
+            name = (await request.json()).get("lora_name")
+            with self.lock:
+                self.lora_calls.append(("unload", name))
+                if self.loras.pop(name, None) is None:
+                    return JSONResponse({"error": {"message": f"The lora adapter '{name}' cannot be found."}},
+                                        status_code=404)
+            return Response(f"Success: LoRA adapter '{name}' removed successfully.", media_type="text/plain")
 
         @app.post("/v1/chat/completions")
         async def completions(request: Request) -> Any:
@@ -187,11 +219,11 @@ class FakeOpenAIServer:
             return max(im.size)
 
     @staticmethod
-    def choose(text: str) -> str:
-        """The letter this server answers for a prompt text (deterministic)."""
+    def choose(text: str, adapter: str = "") -> str:
+        """The letter this server answers for a prompt text (deterministic), with a LoRA adapter's name if any."""
         question = text.rsplit("Question:", 1)[-1]
         letters = [m.group(1) for m in _OPTION.finditer(question)] or ["A"]
-        digest = int(hashlib.sha256(question.encode()).hexdigest(), 16)
+        digest = int(hashlib.sha256((question + adapter).encode()).hexdigest(), 16)
         return letters[digest % len(letters)]
 
     def _writer_reply(self, text: str) -> str:
@@ -234,7 +266,8 @@ class FakeOpenAIServer:
                               "total_tokens": len(text) // 4 + len(content) // 4}}
         question = text.rsplit("Question:", 1)[-1]
         letters = [m.group(1) for m in _OPTION.finditer(question)] or ["A"]
-        letter = self.choose(text)
+        model = body.get("model", "")
+        letter = self.choose(text, model if model in self.loras else "")
         content = "I'm sorry, I can't help with that." if refusal else "" if empty else letter
         prompt_tokens = len(text) // 4 + 85 * len(self._read(body)[1])
         choice: dict[str, Any] = {"index": 0, "finish_reason": "stop",

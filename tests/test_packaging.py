@@ -34,8 +34,9 @@ def test_wheel_contains_data_files(wheel: Path) -> None:
     assert "mmeval/model_adapters/base.py" in names
     assert not any(n.startswith("model_adapters/") for n in names), "model_adapters must install inside mmeval"
     assert "mmeval/py.typed" in names
-    for template in (ROOT / "mmeval" / "report" / "templates").glob("*.j2"):
-        assert f"mmeval/report/templates/{template.name}" in names
+    for room in ("report", "watch"):
+        for template in (ROOT / "mmeval" / room / "templates").glob("*.j2"):
+            assert f"mmeval/{room}/templates/{template.name}" in names
     human = ROOT / "mmeval" / "human"
     for asset in [*(human / "templates").glob("*.j2"), *(human / "static").iterdir()]:
         assert f"mmeval/human/{asset.parent.name}/{asset.name}" in names  # the annotation page

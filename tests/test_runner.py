@@ -283,6 +283,32 @@ def test_batches_keep_images_whole_and_shards_split_by_image(official_data: Path
     assert not {p.request.image for p in shares[0]} & {p.request.image for p in shares[1]}
 
 
+def test_a_process_share_does_not_depend_on_answers_others_have_written(official_data: Path, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rank 1 starts after rank 0 has answered a whole image of its own share: rank 1 still takes its own images
+    (shares dealt from the answers left would shift by one image, and leave images to nobody)."""
+    from mmeval.predictions import PredictionWriter
+    from mmeval.run import shard
+    from mmeval.run.prepare import prepare
+    from mmeval.run.runner import load, to_prediction
+
+    config = RunConfig(model="random", data=str(official_data), shots=0)
+    groups = shard.by_image(prepare(load(config).questions, config))
+    assert len(groups) >= 4
+    out = tmp_path / "run"
+    out.mkdir()
+    with PredictionWriter(out / "predictions.rank0.jsonl") as writer:  # rank 0's first image, already answered
+        for p in groups[0]:
+            writer.write(to_prediction(p, Response(id=p.request.id, text="A"), config.model, config.digest()))
+    shard.mark(out, 0, "alive")
+    shard.mark(out, 0, "ready")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    run(config, out, progress=False)
+    answered = {p.id for p in read_predictions(out / "predictions.rank1.jsonl")}
+    assert answered == {p.request.id for g in groups[1::2] for p in g}
+
+
 def test_each_line_is_flushed_at_once_and_synced_in_groups(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from mmeval import predictions as pmod
 

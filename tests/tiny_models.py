@@ -770,6 +770,59 @@ def cached(kind: str, root: str | Path, **size: Any) -> Path:
     return final
 
 
+# ------------------------------------------------------------------------------------------ training outputs
+# What a transformers Trainer leaves in its output_dir, made from a tiny checkpoint: PEFT adapters (made with
+# the peft package itself) and full checkpoints, each with its trainer_state.json.
+
+
+def trainer_state(folder: Path, step: int, max_steps: int) -> None:
+    """The file the Trainer writes last into a checkpoint (what says it is finished)."""
+    import json
+
+    (folder / "trainer_state.json").write_text(json.dumps({"global_step": step, "max_steps": max_steps,
+                                                           "log_history": []}), encoding="utf-8")
+
+
+def make_lora(base: Path, out: Path, *, seed: int, projector: bool = False, base_name: str | None = None) -> Path:
+    """A random LoRA adapter (non-zero B, so it changes the answers) on ``base``, saved by peft into ``out``;
+    with ``projector``, LLaVA's non_lora_trainables.bin holding a changed projector layer as LLaVA names it."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForImageTextToText
+
+    torch.manual_seed(seed)
+    model = AutoModelForImageTextToText.from_pretrained(base)
+    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=16, target_modules=["q_proj", "v_proj"],
+                                                  init_lora_weights=False))
+    peft_model.save_pretrained(out)
+    if base_name is not None:  # as if trained on another machine, or on another base
+        import json
+
+        config = json.loads((out / "adapter_config.json").read_text(encoding="utf-8"))
+        config["base_model_name_or_path"] = base_name
+        (out / "adapter_config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
+    if projector:
+        weight = model.model.multi_modal_projector.linear_1.weight
+        torch.save({"base_model.model.model.mm_projector.0.weight": torch.randn_like(weight) * 0.2},
+                   out / "non_lora_trainables.bin")
+    return out
+
+
+def make_full(base: Path, out: Path, *, seed: int, scale: float = 0.02) -> Path:
+    """A full checkpoint: the base's weights moved by seeded noise, saved without a processor (as a Trainer
+    without processing_class saves it)."""
+    import torch
+    from transformers import AutoModelForImageTextToText
+
+    torch.manual_seed(seed)
+    model = AutoModelForImageTextToText.from_pretrained(base)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * scale)
+    model.save_pretrained(out)
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description="build a tiny random image-text-to-text checkpoint (no download)")
     ap.add_argument("kind", choices=KINDS)

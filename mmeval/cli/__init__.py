@@ -1,5 +1,5 @@
-"""Command line: ``mmeval run | report | compare | score-mmad | build | data | human | models | tasks | boosts |
-experts``.
+"""Command line: ``mmeval run | report | watch | compare | score-mmad | build | data | human | models | tasks |
+boosts | experts``.
 
 Each command lives in a module of this package with ``add_parser(subparsers)`` (which sets the
 command's handler as ``func``); adding a command is one module plus one line in :data:`COMMANDS`.
@@ -24,7 +24,7 @@ EXIT_OK, EXIT_INTERNAL, EXIT_INPUT, EXIT_INCOMPLETE, EXIT_INTERRUPTED = 0, 1, 2,
 EXIT_BROKEN_PIPE = 141
 
 #: the modules of this package that add commands, in the order --help lists them
-COMMANDS = ("run", "report", "build", "data", "human", "catalog")
+COMMANDS = ("run", "report", "watch", "build", "data", "human", "catalog")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -258,7 +258,9 @@ def _run(config: RunConfig, out: Path, bench: Benchmark, questions: list[Questio
     current = {p.request.id: p.digest for p in prepared}
     done = {i for i, p in on_disk.items() if p.error is None and current.get(i) == p.question_digest}
     changed = sorted(i for i, p in on_disk.items() if i in current and current[i] != p.question_digest)
-    pending = shard.my_share([p for p in prepared if p.request.id not in done], rank, world)
+    # each process's share is dealt from every question, not from those left: another process may already have
+    # written answers that this one reads as done, and shares dealt from different lists would miss images
+    pending = [p for p in shard.my_share(prepared, rank, world) if p.request.id not in done]
     own = adapter or build_adapter(config.model, config.adapter_options(), adapter_settings(config, out))
     if rank == 0 and own.notes():
         write_run_record(out, _record(config, bench, boosts, cycle_ms).model_copy(update={"model_notes": own.notes()}))

@@ -31,7 +31,7 @@ Heavy imports (torch, transformers) happen inside functions: the CLI imports thi
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
@@ -39,7 +39,7 @@ from mmeval.model_adapters.base import AdapterSettings, ModelAdapter
 from mmeval.model_adapters.hf.generation import Generator
 from mmeval.model_adapters.hf.images import ImageCache
 from mmeval.model_adapters.hf.likelihood import LikelihoodScorer
-from mmeval.model_adapters.hf.loading import Checkpoint, load
+from mmeval.model_adapters.hf.loading import Checkpoint, LoadedModel, load
 from mmeval.model_adapters.hf.options import HFOptions
 from mmeval.model_adapters.hf.prompts import Item, PromptBuilder
 from mmeval.model_adapters.hf.runtime import Batching, Runtime
@@ -58,13 +58,16 @@ class HFAdapter(ModelAdapter):
     #: presets this family may use (None: all); ``auto`` only picks among them
     preset_names: ClassVar[tuple[str, ...] | None] = None
 
-    def __init__(self, name: str, options: BaseModel | None = None, settings: AdapterSettings | None = None) -> None:
+    def __init__(self, name: str, options: BaseModel | None = None, settings: AdapterSettings | None = None,
+                 loaded: LoadedModel | None = None) -> None:
+        """``loaded``: a model already in memory (see :mod:`.in_process`); by default the checkpoint ``name``."""
         super().__init__(name, options, settings)
         if not isinstance(self.options, HFOptions):
             raise TypeError(f"the '{self.family}' family takes HFOptions, not {type(self.options).__name__}")
         #: read afresh by every predict call, so options changed between calls take effect
         self.opts: HFOptions = self.options
-        self.loaded = load(Checkpoint(self.family, name, self.opts, self.preset_names))
+        self.loaded = loaded if loaded is not None else load(Checkpoint(self.family, name, self.opts,
+                                                                        self.preset_names))
         images = ImageCache()
         self.runtime = Runtime(self.loaded, images)
         args = {} if self.opts.enable_thinking is None else {"enable_thinking": self.opts.enable_thinking}
@@ -72,8 +75,6 @@ class HFAdapter(ModelAdapter):
 
     def predict(self, batch: Sequence[Request]) -> Iterator[Response]:
         """A request whose image cannot be read fails alone, before any model work; the rest are answered."""
-        import torch
-
         items: list[Item] = []
         for req in batch:
             try:
@@ -81,7 +82,7 @@ class HFAdapter(ModelAdapter):
             except (OSError, ValueError) as exc:
                 yield Response(id=req.id, error=f"{type(exc).__name__}: {exc}")
         batching = Batching(size=self.batch_size, invariant=self.opts.batch_invariant)
-        with torch.inference_mode():
+        with self.grad_off():
             if self.answer_mode == "likelihood":
                 scorer = LikelihoodScorer(self.runtime, self.prompts, batching, reuse=self.opts.prefix_reuse,
                                           target=self.opts.likelihood_target)
@@ -90,6 +91,12 @@ class HFAdapter(ModelAdapter):
                 generator = Generator(self.runtime, self.prompts, batching, reuse=self.opts.prefix_reuse,
                                       max_new_tokens=self.opts.max_new_tokens)
                 yield from generator.generate(items)
+
+    def grad_off(self) -> Any:
+        """The autograd context of the model calls: inference mode, the fastest (an in-process model: no_grad)."""
+        import torch
+
+        return torch.inference_mode()
 
     def run_info(self) -> dict[str, object]:
         m = self.loaded

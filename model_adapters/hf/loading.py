@@ -64,29 +64,46 @@ class LoadedModel:
     cache_kw: str
     image_token_id: int | None
     transformers_version: str
+    #: the PEFT adapter in effect (an ``AdapterSlot``, see :mod:`.peft_adapters`); None: the weights as loaded
+    adapters: Any = None
 
 
 def load(ckpt: Checkpoint) -> LoadedModel:
     """Load a checkpoint; the processor comes first, so its problems surface before minutes of weight loading."""
-    transformers = _import_backend(ckpt.family)
+    _import_backend(ckpt.family)
     path = locate(ckpt)
     config = load_config(ckpt, path)
     preset = pick_preset(ckpt, config)
     device, device_map = placement()
     dtype = pick_dtype(ckpt.options.dtype, device)
     quant = quantization(ckpt.options.quantize, device, dtype)
-    processor, prompt = processor_of(ckpt, path, config, preset, device)
+    processor_path = locate(Checkpoint(ckpt.family, ckpt.options.processor, ckpt.options)) if ckpt.options.processor \
+        else path
+    processor, prompt = processor_of(ckpt, processor_path, config, preset, device)
+    model = load_weights(ckpt, path, preset, dtype, device, device_map, quant)
+    adapters = None
+    if ckpt.options.adapter:
+        from mmeval.model_adapters.hf.peft_adapters import attach
+
+        adapters = attach(model, ckpt.options.adapter)
+    return describe(model, processor, preset, device, dtype, config, prompt, adapters)
+
+
+def describe(model: Any, processor: Any, preset: Preset, device: Any, dtype: Any, config: Any, prompt: PromptFormat,
+             adapters: Any = None) -> LoadedModel:
+    """The facts about a model and its processor that prompting, scoring and generation depend on."""
+    import transformers
+
     tok = processor.tokenizer
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
-    model = load_weights(ckpt, path, preset, dtype, device, device_map, quant)
     fwd = inspect.signature(model.forward).parameters
     return LoadedModel(
         model=model, processor=processor, tok=tok, preset=preset, device=device, dtype=dtype,
         input_device=model.get_input_embeddings().weight.device, specials=probe_specials(processor),
         prompt=prompt, cache_kw="cache" if "cache" in fwd else "past_key_values",
         image_token_id=image_token_id(processor, config),
-        transformers_version=transformers.__version__)
+        transformers_version=transformers.__version__, adapters=adapters)
 
 
 def _import_backend(family: str) -> Any:

@@ -43,3 +43,9 @@ class HFOptions(BaseModel):
                           "think block before the answer); unset: the template's own default")
     trust_remote_code: bool = Field(
         False, description="allow checkpoints that ship their own modelling code (that code runs on this machine)")
+    adapter: str | None = Field(
+        None, description="a PEFT adapter folder (adapter_config.json; LLaVA's non_lora_trainables.bin too) applied "
+                          "on the model (needs pip install 'mmeval[train]')")
+    processor: str | None = Field(
+        None, description="take the processor and chat template from this checkpoint (path or hub id) instead of the "
+                          "model's own folder, e.g. for a fine-tuned checkpoint saved without them")
