@@ -69,9 +69,7 @@ class LoadedModel:
 def load(ckpt: Checkpoint) -> LoadedModel:
     """Load a checkpoint; the processor comes first, so its problems surface before minutes of weight loading."""
     transformers = _import_backend(ckpt.family)
-    path = locate(ckpt)
-    config = load_config(ckpt, path)
-    preset = pick_preset(ckpt, config)
+    path, config, preset = identify(ckpt)
     device, device_map = placement()
     dtype = pick_dtype(ckpt.options.dtype, device)
     quant = quantization(ckpt.options.quantize, device, dtype)
@@ -87,6 +85,22 @@ def load(ckpt: Checkpoint) -> LoadedModel:
         prompt=prompt, cache_kw="cache" if "cache" in fwd else "past_key_values",
         image_token_id=image_token_id(processor, config),
         transformers_version=transformers.__version__)
+
+
+def identify(ckpt: Checkpoint) -> tuple[str, Any, Preset]:
+    """Where the checkpoint is, its config and the preset it loads with."""
+    path = locate(ckpt)
+    config = load_config(ckpt, path)
+    return path, config, pick_preset(ckpt, config)
+
+
+def load_processor_only(ckpt: Checkpoint) -> Any:
+    """The checkpoint's processor with the prompt format it renders with, as :func:`load` gives it, without the
+    weights (to learn what its prompts depend on before a run starts)."""
+    _import_backend(ckpt.family)
+    path, config, preset = identify(ckpt)
+    processor, _ = processor_of(ckpt, path, config, preset, None)
+    return processor
 
 
 def _import_backend(family: str) -> Any:
