@@ -26,7 +26,7 @@ from mmeval.data.subset import read_subset, select
 from mmeval.errors import AdapterError, InputError
 from mmeval.home import mmeval_home
 from mmeval.layout import ARTIFACTS, PROBE
-from mmeval.model_adapters import build_adapter
+from mmeval.model_adapters import build_adapter, implied_options
 from mmeval.model_adapters.base import AdapterSettings, ModelAdapter
 from mmeval.predictions import Prediction, PredictionWriter, latest_by_id, read_predictions, write_sorted
 from mmeval.prompting.messages import Response
@@ -206,7 +206,8 @@ def run(config: RunConfig, out: Path, *, overwrite: bool = False, allow_other_fi
     """Answer every question of the benchmark that ``out`` has no good prediction for yet.
 
     ``lock=False`` when the caller already holds the directory's lock (the CLI holds it across the run
-    and its report).
+    and its report). Without ``adapter``, the options the model implies are added to the config first
+    (:func:`with_implied_options`); an adapter given is used with the config as it is.
     """
     with heap.records_kept():
         rank, world = launch.rank_and_world()
@@ -218,6 +219,8 @@ def run(config: RunConfig, out: Path, *, overwrite: bool = False, allow_other_fi
         questions = asked(config, bench)
         if not questions:
             raise InputError(f"--data {config.data}: no valid questions (skipped {len(bench.skipped)} record(s))")
+        if adapter is None:
+            config = with_implied_options(config)
         held = RunDirLock(out) if rank == 0 and lock else None
         if held is not None:
             ensure_writable(out)
@@ -228,6 +231,14 @@ def run(config: RunConfig, out: Path, *, overwrite: bool = False, allow_other_fi
         finally:
             if held is not None:
                 held.release()
+
+
+def with_implied_options(config: RunConfig) -> RunConfig:
+    """The config with the options its model implies added to its model options (a checkpoint whose chat template
+    writes the date: the day it is fixed to), so that they are part of the run's identity from the start."""
+    implied = {k: v for k, v in implied_options(config.model, config.adapter_options()).items()
+               if k not in config.model_args}
+    return config.model_copy(update={"model_args": {**config.model_args, **implied}}) if implied else config
 
 
 def _run(config: RunConfig, out: Path, bench: Benchmark, questions: list[Question], rank: int, world: int,
