@@ -55,6 +55,7 @@ def template_moment(day: date) -> datetime:
     return datetime.combine(day, time())
 
 
+@cache
 def _stopped(moment: datetime) -> type[datetime]:
     """A ``datetime`` class whose ``now()`` is always ``moment`` (in the time zone asked for, if one is)."""
 
