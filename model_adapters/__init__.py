@@ -8,6 +8,7 @@ running a baseline never imports torch.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from mmeval.model_adapters.base import AdapterError, AdapterSettings, ModelAdapter
 from mmeval.registry import did_you_mean, load_class
@@ -71,6 +72,12 @@ def split_model(spec: str) -> tuple[Family, str]:
     if not family.needs_target and sep:
         raise AdapterError(f"model '{name}' takes no ':target' (got '{spec}')")
     return family, target
+
+
+def implied_options(spec: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The options ``--model spec`` implies without their being given (see ``ModelAdapter.implied_options``)."""
+    family, target = split_model(spec)
+    return family.load().implied_options(target or spec, options)
 
 
 def build_adapter(spec: str, options: dict[str, object] | None = None,

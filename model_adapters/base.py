@@ -92,6 +92,19 @@ class ModelAdapter(ABC):
         return optionspec.normalise(cls.Options, raw, "--model-arg")
 
     @classmethod
+    def implied_options(cls, name: str, options: dict[str, Any]) -> dict[str, Any]:
+        """Options not given whose value still decides this model's answers, and only for some of the family's
+        models (a default that matters where the model reads it), read off the model ``name`` before the run
+        starts. The run adds them to its options, so they join its identity where they matter and nowhere else;
+        none by default. ``options``: those given (``--model-arg``)."""
+        return {}
+
+    def options_implied(self) -> dict[str, Any]:
+        """What :meth:`implied_options` gives, read off this adapter as built (a run handed a built adapter, as
+        ``mmeval watch`` and the training callback do, adds these); none by default."""
+        return {}
+
+    @classmethod
     def option_docs(cls) -> list[OptionDoc]:
         """The family's options, for ``mmeval models show``."""
         return optionspec.describe(cls.Options)

@@ -16,10 +16,14 @@ import shutil
 import socket
 import subprocess
 import sys
+from contextlib import AbstractContextManager
+from datetime import date, datetime, time
 from pathlib import Path
+from typing import Any
 
 import markupsafe
 import pytest
+import time_machine
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
@@ -29,11 +33,11 @@ import tiny_models  # noqa: E402
 from mmeval.cli import main  # noqa: E402
 from mmeval.config import RunConfig  # noqa: E402
 from mmeval.model_adapters import build_adapter  # noqa: E402
-from mmeval.model_adapters.base import AdapterSettings  # noqa: E402
+from mmeval.model_adapters.base import AdapterError, AdapterSettings  # noqa: E402
 from mmeval.model_adapters.hf import HFAdapter  # noqa: E402
 from mmeval.prompting.messages import Request  # noqa: E402
 from mmeval.run.prepare import prepare  # noqa: E402
-from mmeval.run.runner import load  # noqa: E402
+from mmeval.run.runner import load, with_implied_options  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -333,3 +337,120 @@ def test_presets_pick_the_class(tiny: dict[str, Path], kind: str, preset: str, c
     assert adapter.loaded.preset.name == preset and type(adapter.loaded.model).__name__ == cls
     info = adapter.run_info()
     assert info["dtype"] == "float32" and info["preset"] == preset
+
+
+# ------------------------------------------------------------------------------------------ a template that dates
+
+
+def _on_day(day: date) -> AbstractContextManager[Any]:
+    """The machine's clock moved to ``day`` (local time; it keeps ticking): what a chat template reads as today."""
+    return time_machine.travel(datetime.combine(day, time(9)).astimezone())
+
+
+def _dated(tiny: dict[str, Path], tmp_path: Path) -> Path:
+    """The tiny LLaVA with a template that opens each prompt with today's date, as the published templates that write
+    the date do (transformers' ``strftime_now``)."""
+    dated = tmp_path / "dated"
+    if not dated.exists():
+        shutil.copytree(tiny["llava"], dated)
+        template = (dated / "chat_template.jinja").read_text(encoding="utf-8")
+        (dated / "chat_template.jinja").write_text("{{ 'Today is ' + strftime_now('%A %d %B %Y') + '. ' }}" + template,
+                                                   encoding="utf-8")
+    return dated
+
+
+def test_a_template_that_writes_the_date_answers_alike_every_day(tiny: dict[str, Path], tmp_path: Path) -> None:
+    """A run begun on one day and resumed on another holds the same predictions, byte for byte, as a run made in one
+    go on a third day: every prompt says the fixed day, which run.json records in the run's options and notes."""
+    dated = _dated(tiny, tmp_path)
+    flags = ["--model", f"hf:{dated}", "--data", "synthetic", "--shots", "1", "--answer-mode", "likelihood"]
+    resumed, fresh = tmp_path / "resumed", tmp_path / "fresh"
+    with _on_day(date(2024, 2, 29)):
+        assert _run_cli([*flags, "--limit", "2", "--out", str(resumed)]) == 0
+    with _on_day(date(2025, 7, 4)):
+        assert _run_cli([*flags, "--limit", "4", "--out", str(resumed)]) == 0  # resumes: same identity
+    with _on_day(date(2026, 3, 1)):
+        assert _run_cli([*flags, "--limit", "4", "--out", str(fresh)]) == 0
+    assert len(_predictions(fresh)) == 4
+    assert (resumed / "predictions.jsonl").read_bytes() == (fresh / "predictions.jsonl").read_bytes()
+    record = json.loads((fresh / "run.json").read_text(encoding="utf-8"))
+    assert record["config"]["model_args"] == {"template_date": "2025-01-01"}
+    assert record["model_notes"] == ["the chat template writes today's date into the prompt: mmeval fixes it to "
+                                     "2025-01-01 (-M template_date), so every day gives the same prompt"]
+    assert record["digest"] == json.loads((resumed / "run.json").read_text(encoding="utf-8"))["digest"]
+
+
+def test_template_date_changes_the_prompts_day_and_the_identity(tiny: dict[str, Path], tmp_path: Path) -> None:
+    dated = _dated(tiny, tmp_path)
+    parts = _requests(1)[0].message.parts
+    assert _adapter({"d": dated}, "d").prompts.render(parts).startswith("Today is Wednesday 01 January 2025. USER:")
+    given = _adapter({"d": dated}, "d", template_date="2024-06-30")
+    assert given.prompts.render(parts).startswith("Today is Sunday 30 June 2024. USER:")
+    assert given.notes() == ["the chat template writes today's date into the prompt: mmeval fixes it to 2024-06-30 "
+                             "(-M template_date), so every day gives the same prompt"]
+    default = with_implied_options(RunConfig(model=f"hf:{dated}", data="synthetic"))
+    other = with_implied_options(RunConfig(model=f"hf:{dated}", data="synthetic",
+                                           model_args={"template_date": "2024-06-30"}))
+    assert default.model_args == {"template_date": "2025-01-01"} and default.digest() != other.digest()
+
+
+def test_a_run_handed_a_built_adapter_records_the_day_as_one_that_builds_it(tiny: dict[str, Path],
+                                                                          tmp_path: Path) -> None:
+    """mmeval watch and the training callback hand the run an adapter they built: the day its prompts carry joins
+    the run's identity there too, the same as a run of the CLI."""
+    from mmeval.run.runner import run
+
+    dated = _dated(tiny, tmp_path)
+    config = RunConfig(model=f"hf:{dated}", data="synthetic", limit=2, model_args={"dtype": "fp32"})
+    run(config, tmp_path / "handed", progress=False, adapter=_adapter({"d": dated}, "d"))
+    run(config, tmp_path / "built", progress=False)
+    assert _model_args(tmp_path / "handed") == _model_args(tmp_path / "built") == {"dtype": "fp32",
+                                                                                    "template_date": "2025-01-01"}
+    assert ((tmp_path / "handed" / "predictions.jsonl").read_bytes()
+            == (tmp_path / "built" / "predictions.jsonl").read_bytes())
+    run(config.model_copy(update={"model": f"hf:{tiny['llava']}"}), tmp_path / "plain", progress=False,
+        adapter=_adapter(tiny, "llava"))
+    assert _model_args(tmp_path / "plain") == {"dtype": "fp32"}
+
+
+def _model_args(out: Path) -> dict[str, object]:
+    return dict(json.loads((out / "run.json").read_text(encoding="utf-8"))["config"]["model_args"])
+
+
+def test_a_template_without_a_date_keeps_its_identity_and_notes(tiny: dict[str, Path], tmp_path: Path) -> None:
+    """The run's config, and so its hash, is what was given: the day is no option of a template that writes none."""
+    config = RunConfig(model=f"hf:{tiny['llava']}", data="synthetic", model_args={"max_new_tokens": 4})
+    assert with_implied_options(config) is config
+    out = tmp_path / "run"
+    assert _run_cli(["--model", f"hf:{tiny['llava']}", "--data", "synthetic", "--limit", "2", "-M", "max_new_tokens=4",
+                     "--out", str(out)]) == 0
+    record = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    assert record["config"]["model_args"] == {"max_new_tokens": 4} and not record["model_notes"]
+    assert not _adapter(tiny, "llava").notes()
+
+
+def test_an_impossible_template_date_exits_2(tiny: dict[str, Path], capsys: pytest.CaptureFixture[str],
+                                             tmp_path: Path) -> None:
+    err = _error_run(capsys, tmp_path, "--model", f"hf:{tiny['llava']}", "-M", "template_date=2025-02-30")
+    assert "--model-arg template_date=2025-02-30" in err
+
+
+def test_a_dated_template_is_refused_where_its_clock_cannot_be_fixed(tiny: dict[str, Path], tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A transformers whose templates read the time some other way: a template that calls the clock is refused (its
+    prompts would change with the day), one that does not loads as before."""
+    from transformers.utils import chat_template_utils
+
+    from mmeval.model_adapters.hf import template_clock
+
+    dated = _dated(tiny, tmp_path)
+    template_clock.clock_stops.cache_clear()
+    monkeypatch.delattr(chat_template_utils, "datetime")
+    try:
+        assert not template_clock.clock_stops()
+        assert _adapter(tiny, "llava").prompts.render(_requests(1)[0].message.parts).startswith("USER:")
+        with pytest.raises(AdapterError, match="cannot fix the day templates see"):
+            _adapter({"d": dated}, "d")
+    finally:
+        monkeypatch.undo()
+        template_clock.clock_stops.cache_clear()

@@ -9,7 +9,10 @@ Per architecture:
 - every path gives the same numbers: prefix reuse on and off, batch-invariant or not, batch size 1 and 8,
   the in-place continuation cache or its fallback, letters or whole options; and generation agrees with
   and without prefix reuse;
-- both answer modes end to end through the CLI.
+- both answer modes end to end through the CLI;
+- templates that write today's date (Mistral 3's default system prompt; Llama 3.2 Vision and Llama 4 work the
+  day out too) give the same prompts, inputs and scores whatever the day, with the day ``-M template_date``
+  fixes, and that day joins a run's identity only where the prompts carry it.
 
 Mistral 3 and Llama 4 need torchvision for their processors: they are tested where it is installed and
 skipped ("torchvision is not installed") where it is not.
@@ -19,10 +22,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
 import pytest
+import time_machine
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
@@ -35,9 +41,9 @@ from mmeval.model_adapters import build_adapter  # noqa: E402
 from mmeval.model_adapters.base import AdapterSettings  # noqa: E402
 from mmeval.model_adapters.hf import HFAdapter  # noqa: E402
 from mmeval.model_adapters.hf.generation import greedy_config  # noqa: E402
-from mmeval.prompting.messages import Request, to_hf_conversation  # noqa: E402
+from mmeval.prompting.messages import Request, TextPart, to_hf_conversation  # noqa: E402
 from mmeval.run.prepare import prepare  # noqa: E402
-from mmeval.run.runner import load  # noqa: E402
+from mmeval.run.runner import load, with_implied_options  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -97,16 +103,23 @@ def _with_images(adapter: HFAdapter, req: Request) -> list[dict[str, Any]]:
     return conversation
 
 
+def _on_day(day: date) -> AbstractContextManager[Any]:
+    """The machine's clock moved to midnight (local time) of ``day``: what a chat template reads as today."""
+    return time_machine.travel(datetime.combine(day, time()).astimezone(), tick=False)
+
+
 def _reference(adapter: HFAdapter, req: Request) -> dict[str, Any]:
-    """What the checkpoint's own processor makes of the request: its chat template, tokenised by it."""
+    """What the checkpoint's own processor makes of the request on the day the adapter renders prompts on: its chat
+    template, tokenised by it."""
     proc = adapter.loaded.processor
     if adapter.loaded.prompt.source == "plain":  # no chat template: the processor's documented plain use
         text = "".join(p.text for p in req.message.parts if hasattr(p, "text"))
         images = [adapter.runtime.images.get(p.path) for p in req.message.images]
         out = proc(text=[text], images=[images], return_tensors="pt")
     else:
-        out = proc.apply_chat_template(_with_images(adapter, req), add_generation_prompt=True, tokenize=True,
-                                       return_dict=True, return_tensors="pt", **adapter.prompts.template_args)
+        with _on_day(adapter.prompts.template_date):
+            out = proc.apply_chat_template(_with_images(adapter, req), add_generation_prompt=True, tokenize=True,
+                                           return_dict=True, return_tensors="pt", **adapter.prompts.template_args)
     return {k: v for k, v in out.items() if k != "labels"}
 
 
@@ -179,10 +192,11 @@ def _answer_tokens(adapter: HFAdapter, req: Request, letter: str) -> list[int]:
         return tok(item.layout + letter, add_special_tokens=False)["input_ids"][len(prompt):]
     conversation = _with_images(adapter, req)
     args = adapter.prompts.template_args
-    prompt = proc.apply_chat_template(conversation, add_generation_prompt=True, tokenize=True, return_dict=True,
-                                      **args)["input_ids"][0]
-    answered = proc.apply_chat_template([*conversation, {"role": "assistant", "content": [
-        {"type": "text", "text": letter}]}], tokenize=True, return_dict=True, **args)["input_ids"][0]
+    with _on_day(adapter.prompts.template_date):
+        prompt = proc.apply_chat_template(conversation, add_generation_prompt=True, tokenize=True, return_dict=True,
+                                          **args)["input_ids"][0]
+        answered = proc.apply_chat_template([*conversation, {"role": "assistant", "content": [
+            {"type": "text", "text": letter}]}], tokenize=True, return_dict=True, **args)["input_ids"][0]
     assert list(answered[:len(prompt)]) == list(prompt), "an answer follows the generation prompt"
     rest = list(answered[len(prompt):])
     return next(rest[:n] for n in range(1, len(rest) + 1)
@@ -340,6 +354,85 @@ def test_generation_is_the_same_with_and_without_prefix_reuse(adapters: Callable
     assert texts[True] == texts[False] and len(texts[True]) == 4
 
 
+#: the architectures whose templates work out today's date as the published ones do: where the date is written
+#: (mmeval's prompts, which always show an image, or a conversation without one) and how. Mistral 3's default
+#: system prompt states it in both; Llama 3.2 Vision's system turn only without an image, so never in mmeval's
+#: prompts; Llama 4 never writes the day it works out
+DATED: dict[str, tuple[set[str], str]] = {"mistral3": ({"prompt", "imageless"}, "today is %Y-%m-%d."),
+                                          "mllama": ({"imageless"}, "Today Date: %d %b %Y\n"),
+                                          "llama4": (set(), "%d %b %Y")}
+DATED_KINDS = _params(tuple(DATED))
+
+#: two days a run could be made on (neither is the default template date)
+TWO_DAYS = (date(2024, 2, 29), date(2025, 7, 4))
+
+
+def _own_render(adapter: HFAdapter, conversation: list[dict[str, Any]]) -> str:
+    """The processor's own rendering of a conversation, on whatever day the clock says it is."""
+    return adapter.loaded.processor.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False,
+                                                        **adapter.prompts.template_args)
+
+
+@pytest.mark.parametrize("kind", DATED_KINDS)
+def test_two_days_give_the_same_prompts_inputs_and_scores(adapters: Callable[[str], HFAdapter],
+                                                           reqs: list[Request], kind: str) -> None:
+    """Made on two days, a run's prompts, model inputs and scores are the same: those of the day the template date
+    fixes. The processor's own rendering on those days differs wherever the template writes the date, so the days
+    do reach the template."""
+    adapter = adapters(kind)
+    places, shown = DATED[kind]
+    seen = []
+    for day in TWO_DAYS:
+        with _on_day(day):
+            items = [adapter.prompts.prepare(r) for r in reqs[:2]]
+            inputs = [adapter.runtime.process([item.images], [item.text]) for item in items]
+            imageless = adapter.prompts.render([TextPart(text="Question?")])
+            own = {"prompt": _own_render(adapter, to_hf_conversation(reqs[0].message.parts)),
+                   "imageless": _own_render(adapter, to_hf_conversation([TextPart(text="Question?")]))}
+            seen.append(([item.text for item in items], inputs, imageless, _scores(adapter, reqs[:2]), own))
+    (texts, inputs, imageless, scores, own), (texts2, inputs2, imageless2, scores2, own2) = seen
+    assert texts == texts2 and imageless == imageless2 and scores == scores2
+    for got, other in zip(inputs, inputs2, strict=True):
+        _assert_same_inputs(got, other)
+    for place in ("prompt", "imageless"):  # the template writes the day given to it there, and only there
+        assert (own[place] != own2[place]) == (place in places), place
+    fixed = adapter.prompts.template_date.strftime(shown)
+    assert (fixed in texts[0]) == ("prompt" in places) and (fixed in imageless) == ("imageless" in places)
+    assert adapter.prompts.dated == ("prompt" in places)  # a date in mmeval's prompts is a deviation, in run.json
+    assert adapter.notes() == ([f"the chat template writes today's date into the prompt: mmeval fixes it to "
+                                f"{adapter.prompts.template_date} (-M template_date), so every day gives the same "
+                                "prompt"] if "prompt" in places else [])
+
+
+@pytest.mark.parametrize("kind", DATED_KINDS)
+def test_template_date_sets_the_day_and_joins_the_identity_where_prompts_show_it(
+        tiny_checkpoint: Callable[[str], Path], reqs: list[Request], kind: str) -> None:
+    """-M template_date=2024-06-30: the prompts carry that day where the template writes one, token for token what
+    the processor makes on that day; a run's identity gets the default day only where mmeval's prompts show it
+    (other runs keep their hash), a day given always."""
+    path = tiny_checkpoint(kind)
+    adapter = build_adapter(f"hf:{path}", {"dtype": "fp32", "template_date": "2024-06-30"},
+                            AdapterSettings(answer_mode="likelihood", batch_size=1))
+    assert isinstance(adapter, HFAdapter) and adapter.prompts.template_date == date(2024, 6, 30)
+    places, shown = DATED[kind]
+    item = adapter.prompts.prepare(reqs[0])
+    _assert_same_inputs(adapter.runtime.process([item.images], [item.text]), _reference(adapter, reqs[0]))
+    imageless = adapter.prompts.render([TextPart(text="Question?")])
+    day = date(2024, 6, 30).strftime(shown)
+    assert (day in item.text) == ("prompt" in places) and (day in imageless) == ("imageless" in places)
+    assert ("prompt" in places) == any("fixes it to 2024-06-30" in note for note in adapter.notes())
+    adapter.close()
+    plain = RunConfig(model=f"hf:{path}", data="synthetic", model_args={"dtype": "fp32"})
+    given = RunConfig(model=f"hf:{path}", data="synthetic", model_args={"dtype": "fp32", "template_date": "2024-06-30"})
+    implied = with_implied_options(plain)
+    if "prompt" in places:
+        assert implied.model_args == {"dtype": "fp32", "template_date": "2025-01-01"}
+        assert implied.digest() != plain.digest()
+    else:
+        assert implied == plain
+    assert with_implied_options(given) == given and len({implied.digest(), given.digest()}) == 2
+
+
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("mode", ["likelihood", "generate"])
 def test_cli_answers_in_both_modes(tiny_checkpoint: Callable[[str], Path], tmp_path: Path, kind: str,
@@ -356,10 +449,14 @@ def test_cli_answers_in_both_modes(tiny_checkpoint: Callable[[str], Path], tmp_p
     assert usage["questions"] == 3
     assert (usage["reused_prefix_tokens"] > 0) == usage["prefix_reuse_possible"]  # the image's questions share one
     record = json.loads((out / "run.json").read_text())
-    if usage["prompt_format"] == "checkpoint":
-        assert not record.get("model_notes")
+    notes = record.get("model_notes") or []
+    dated = "prompt" in DATED.get(kind, (set(), ""))[0]
+    if usage["prompt_format"] == "checkpoint":  # a template that writes the date gets a fixed day, said in run.json
+        assert len(notes) == dated and all("fixes it to 2025-01-01" in note for note in notes)
     else:  # a deviation from the checkpoint's own prompt format is said in run.json
-        assert record["model_notes"] and "no chat template" in record["model_notes"][0]
+        assert notes and "no chat template" in notes[0]
+    # the run's identity: the options given, and the day only where the prompts show it
+    assert record["config"]["model_args"] == {"max_new_tokens": 2, **({"template_date": "2025-01-01"} if dated else {})}
 
 
 def test_models_show_lists_exactly_the_tested_architectures(capsys: pytest.CaptureFixture[str]) -> None:

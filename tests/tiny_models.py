@@ -195,13 +195,29 @@ GEMMA3_TEMPLATE = (
 )
 
 
-def _header_turns(start: str, end: str, eot: str) -> str:
+#: Llama's day in its system header: the caller's ``date_string``, else today as the template's clock gives it
+#: (``strftime_now``), else a fixed day where the renderer has no clock (as the published Llama 3.x and 4 set it)
+_LLAMA_DATE = (
+    "{% if date_string is not defined %}"
+    "{% if strftime_now is defined %}{% set date_string = strftime_now('%d %b %Y') %}"
+    "{% else %}{% set date_string = '26 Jul 2024' %}{% endif %}{% endif %}"
+)
+
+
+def _header_turns(start: str, end: str, eot: str, system: str) -> str:
     """Llama 3 and 4 turns: BOS, ``{start}role{end}`` and two newlines, the content (an image as ``<|image|>``),
-    ``eot``; the generation prompt is the assistant's header."""
+    ``eot``; the generation prompt is the assistant's header. ``system``: the system turn's text before the
+    user's system message (a Jinja expression), written where ``write_system`` is set."""
+    turn = "{{ " + repr(start) + " + message['role'] + " + repr(end + "\n\n") + " }}"
     return (
-        "{{ bos_token }}"
-        "{% for message in messages %}"
-        "{{ " + repr(start) + " + message['role'] + " + repr(end + "\n\n") + " }}"
+        "{{ bos_token }}" + _LLAMA_DATE +
+        "{% if messages[0]['role'] == 'system' %}"
+        "{% set system_text = messages[0]['content'] if messages[0]['content'] is string "
+        "else messages[0]['content'][0]['text'] %}{% set turns = messages[1:] %}"
+        "{% else %}{% set system_text = '' %}{% set turns = messages %}{% endif %}"
+        "{% if write_system %}{{ " + repr(start + "system" + end + "\n\n") + " + " + system +
+        " + system_text + " + repr(eot) + " }}{% endif %}"
+        "{% for message in turns %}" + turn +
         "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
         "{% for item in message['content'] %}"
         "{% if item['type'] == 'image' %}{{ '<|image|>' }}"
@@ -211,23 +227,38 @@ def _header_turns(start: str, end: str, eot: str) -> str:
     )
 
 
-#: Llama 3.2 Vision: header-delimited turns closed by ``<|eot_id|>`` (the dated system header the published
-#: template writes only for conversations without images is left out)
-MLLAMA_TEMPLATE = _header_turns("<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>")
-#: Llama 4: the same turns with its own markers, closed by ``<|eot|>``; the processor expands each ``<|image|>``
-#: into ``<|image_start|>`` ... ``<|patch|>`` ... ``<|image_end|>``
-LLAMA4_TEMPLATE = _header_turns("<|header_start|>", "<|header_end|>", "<|eot|>")
+#: Llama 3.2 Vision: header-delimited turns closed by ``<|eot_id|>``; a system turn that states the knowledge
+#: cut-off and today's date, written (as the published template does) for a conversation that brings a system
+#: message or has no image, so never for mmeval's prompts, which always show the query image
+MLLAMA_TEMPLATE = (
+    "{% set ns = namespace(images=false) %}"
+    "{% for message in messages if message['content'] is not string %}"
+    "{% for item in message['content'] if item['type'] == 'image' %}{% set ns.images = true %}{% endfor %}"
+    "{% endfor %}"
+    "{% set write_system = messages[0]['role'] == 'system' or not ns.images %}"
+    + _header_turns("<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>",
+                    "'Cutting Knowledge Date: December 2023\\nToday Date: ' + date_string + '\\n\\n'")
+)
+#: Llama 4: the same turns with its own markers, closed by ``<|eot|>``; like the published template it works out
+#: the day (``date_string``) but writes a system turn only for a system message, and no date in it; the
+#: processor expands each ``<|image|>`` into ``<|image_start|>`` ... ``<|patch|>`` ... ``<|image_end|>``
+LLAMA4_TEMPLATE = (
+    "{% set write_system = messages[0]['role'] == 'system' %}"
+    + _header_turns("<|header_start|>", "<|header_end|>", "<|eot|>", "''")
+)
 
-#: Mistral Small 3.1 (Mistral 3): BOS, a system prompt (a default one when the conversation brings none) in
-#: ``[SYSTEM_PROMPT]`` ... ``[/SYSTEM_PROMPT]``, user turns in ``[INST]`` ... ``[/INST]`` with ``[IMG]`` for an
-#: image; no generation prompt: the answer follows ``[/INST]`` directly and ends with the EOS (the published
-#: default system prompt also states the date; left out here, it would make prompts depend on the day)
+#: Mistral Small 3.1 (Mistral 3): BOS, a system prompt in ``[SYSTEM_PROMPT]`` ... ``[/SYSTEM_PROMPT]``: the
+#: conversation's own, else a default one that, as the published one does, states today's date as the template's
+#: clock gives it (``strftime_now('%Y-%m-%d')``, our wording around it); user turns in ``[INST]`` ... ``[/INST]``
+#: with ``[IMG]`` for an image; no generation prompt: the answer follows ``[/INST]`` directly and ends with the EOS
 MISTRAL3_TEMPLATE = (
+    "{% set today = strftime_now('%Y-%m-%d') %}"
     "{{ bos_token }}"
     "{% if messages[0]['role'] == 'system' %}"
     "{% set system = messages[0]['content'] if messages[0]['content'] is string "
     "else messages[0]['content'][0]['text'] %}{% set turns = messages[1:] %}"
-    "{% else %}{% set system = 'You are a helpful assistant that answers about images precisely.' %}"
+    "{% else %}{% set system = 'You are a helpful assistant that answers about images precisely. What you know "
+    "ends in October 2023; today is ' + today + '.' %}"
     "{% set turns = messages %}{% endif %}"
     "{{ '[SYSTEM_PROMPT]' + system + '[/SYSTEM_PROMPT]' }}"
     "{% for message in turns %}"

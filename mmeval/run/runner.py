@@ -26,7 +26,7 @@ from mmeval.data.subset import read_subset, select
 from mmeval.errors import AdapterError, InputError
 from mmeval.home import mmeval_home
 from mmeval.layout import ARTIFACTS, PROBE
-from mmeval.model_adapters import build_adapter
+from mmeval.model_adapters import build_adapter, implied_options
 from mmeval.model_adapters.base import AdapterSettings, ModelAdapter
 from mmeval.predictions import Prediction, PredictionWriter, latest_by_id, read_predictions, write_sorted
 from mmeval.prompting.messages import Response
@@ -206,7 +206,8 @@ def run(config: RunConfig, out: Path, *, overwrite: bool = False, allow_other_fi
     """Answer every question of the benchmark that ``out`` has no good prediction for yet.
 
     ``lock=False`` when the caller already holds the directory's lock (the CLI holds it across the run
-    and its report).
+    and its report). The options the model implies are added to the config first (:func:`with_implied_options`),
+    read off ``adapter`` where one is given.
     """
     with heap.records_kept():
         rank, world = launch.rank_and_world()
@@ -218,6 +219,7 @@ def run(config: RunConfig, out: Path, *, overwrite: bool = False, allow_other_fi
         questions = asked(config, bench)
         if not questions:
             raise InputError(f"--data {config.data}: no valid questions (skipped {len(bench.skipped)} record(s))")
+        config = with_implied_options(config, adapter)
         held = RunDirLock(out) if rank == 0 and lock else None
         if held is not None:
             ensure_writable(out)
@@ -228,6 +230,16 @@ def run(config: RunConfig, out: Path, *, overwrite: bool = False, allow_other_fi
         finally:
             if held is not None:
                 held.release()
+
+
+def with_implied_options(config: RunConfig, adapter: ModelAdapter | None = None) -> RunConfig:
+    """The config with the options its model implies added to its model options (a checkpoint whose chat template
+    writes the date: the day it is fixed to), so that they are part of the run's identity from the start; read off
+    ``adapter`` where one is built already, else off the model the config names."""
+    found = adapter.options_implied() if adapter is not None else implied_options(config.model,
+                                                                                  config.adapter_options())
+    implied = {k: v for k, v in found.items() if k not in config.model_args}
+    return config.model_copy(update={"model_args": {**config.model_args, **implied}}) if implied else config
 
 
 def _run(config: RunConfig, out: Path, bench: Benchmark, questions: list[Question], rank: int, world: int,

@@ -3,9 +3,9 @@
 The modules, in the order a question meets them: ``options`` (the family's ``--model-arg``s),
 ``presets`` (what differs between model families), ``loading`` (the checkpoint), ``processor`` (its
 processor: prompt format, special tokens, image-only without torchvision), ``images``,
-``prompts`` (chat template, shared prefix, option tokens), ``prefix`` (prefix reuse), ``runtime``
-(model calls), ``likelihood`` and ``generation`` (the two answer modes), ``adapter`` (the family class
-composing them) and ``llava`` (the LLaVA family).
+``template_clock`` (the fixed day chat templates see), ``prompts`` (chat template, shared prefix, option
+tokens), ``prefix`` (prefix reuse), ``runtime`` (model calls), ``likelihood`` and ``generation`` (the two
+answer modes), ``adapter`` (the family class composing them) and ``llava`` (the LLaVA family).
 """
 
 from mmeval.model_adapters.hf.adapter import HFAdapter

@@ -39,13 +39,19 @@ from mmeval.model_adapters.base import AdapterSettings, ModelAdapter
 from mmeval.model_adapters.hf.generation import Generator
 from mmeval.model_adapters.hf.images import ImageCache
 from mmeval.model_adapters.hf.likelihood import LikelihoodScorer
-from mmeval.model_adapters.hf.loading import Checkpoint, LoadedModel, load
+from mmeval.model_adapters.hf.loading import Checkpoint, LoadedModel, load, load_processor_only
 from mmeval.model_adapters.hf.options import HFOptions
 from mmeval.model_adapters.hf.prompts import Item, PromptBuilder
 from mmeval.model_adapters.hf.runtime import Batching, Runtime
+from mmeval.model_adapters.hf.template_clock import writes_the_date
 from mmeval.prompting.messages import Request, Response
 
 __all__ = ["HFAdapter", "HFOptions"]
+
+
+def template_args(opts: HFOptions) -> dict[str, Any]:
+    """The variables the chat template is rendered with, from the options (``enable_thinking`` when set)."""
+    return {} if opts.enable_thinking is None else {"enable_thinking": opts.enable_thinking}
 
 
 class HFAdapter(ModelAdapter):
@@ -70,8 +76,8 @@ class HFAdapter(ModelAdapter):
                                                                         self.preset_names))
         images = ImageCache()
         self.runtime = Runtime(self.loaded, images)
-        args = {} if self.opts.enable_thinking is None else {"enable_thinking": self.opts.enable_thinking}
-        self.prompts = PromptBuilder(self.loaded, images, template_args=args)
+        self.prompts = PromptBuilder(self.loaded, images, template_args=template_args(self.opts),
+                                     template_date=self.opts.template_date)
 
     def predict(self, batch: Sequence[Request]) -> Iterator[Response]:
         """A request whose image cannot be read fails alone, before any model work; the rest are answered."""
@@ -117,10 +123,32 @@ class HFAdapter(ModelAdapter):
 
         return describe()
 
+    @classmethod
+    def implied_options(cls, name: str, options: dict[str, Any]) -> dict[str, Any]:
+        """``template_date`` where the checkpoint's chat template writes the date into the prompt and none was
+        given: the day is then part of what the run is, and of its identity (not for other checkpoints, whose runs
+        keep the identity they had). Only the processor is loaded here, not the weights."""
+        if "template_date" in options:
+            return {}
+        opts = HFOptions.model_validate(options)
+        processor = load_processor_only(Checkpoint(cls.family, name, opts, cls.preset_names))
+        if writes_the_date(processor, template_args(opts)):
+            return {"template_date": opts.template_date.isoformat()}
+        return {}
+
+    def options_implied(self) -> dict[str, Any]:
+        """``template_date`` where this adapter's prompts carry the fixed day."""
+        return {"template_date": self.opts.template_date.isoformat()} if self.prompts.dated else {}
+
     def notes(self) -> list[str]:
-        """The prompt format's deviation from the checkpoint's own, if any (no chat template in the checkpoint)."""
-        note = self.loaded.prompt.note
-        return [note] if note else []
+        """How the prompts deviate from the checkpoint's own: its prompt format (no chat template in the checkpoint),
+        and the day fixed for a template that writes today's date."""
+        notes = [self.loaded.prompt.note] if self.loaded.prompt.note else []
+        if self.prompts.dated:
+            notes.append(f"the chat template writes today's date into the prompt: mmeval fixes it to "
+                         f"{self.prompts.template_date.isoformat()} (-M template_date), so every day gives the same "
+                         "prompt")
+        return notes
 
     def close(self) -> None:
         self.runtime.close()

@@ -44,7 +44,8 @@ TESTED: tuple[Architecture, ...] = (
     Architecture("gemma3", "Gemma 3", "generic", "yes, copying the cache",
                  "BOS written by the template; sliding-window layers"),
     Architecture("mllama", "Llama 3.2 Vision (Mllama)", "generic", "yes",
-                 "BOS written by the template; cross-attention layers read the image keys of the shared prefix"),
+                 "BOS written by the template; cross-attention layers read the image keys of the shared prefix; "
+                 "its template dates only prompts without an image, so mmeval's carry no date"),
     Architecture("internvl", "InternVL (-hf checkpoints)", "generic", "yes", "processor pads on the left by default"),
     Architecture("aya_vision", "Aya Vision", "generic", "yes",
                  "BOS written by the template; Command R turns, no space before the answer"),
@@ -52,10 +53,12 @@ TESTED: tuple[Architecture, ...] = (
                  "no chat template: the processor's plain prompt format, recorded in run.json and the report"),
     Architecture("mistral3", "Mistral 3 (Small 3.1)", "generic", "yes",
                  "Pixtral images at their own size and shape (image sizes passed on); BOS written by the template; "
-                 "no space before the answer", needs_torchvision=True),
+                 "no space before the answer; the default system prompt states today's date: fixed to "
+                 "-M template_date (2025-01-01), recorded in run.json", needs_torchvision=True),
     Architecture("llama4", "Llama 4", "generic", "yes, copying the cache",
                  "image tiles; chunked-attention layers; BOS written by the template; processor pads on the left "
-                 "by default and gives bfloat16 pixels (cast to -M dtype)", needs_torchvision=True),
+                 "by default and gives bfloat16 pixels (cast to -M dtype); its template works out today's date "
+                 "but writes none", needs_torchvision=True),
 )
 
 #: architectures transformers supports that the suite cannot build here, and why

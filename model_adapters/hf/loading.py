@@ -71,15 +71,11 @@ class LoadedModel:
 def load(ckpt: Checkpoint) -> LoadedModel:
     """Load a checkpoint; the processor comes first, so its problems surface before minutes of weight loading."""
     _import_backend(ckpt.family)
-    path = locate(ckpt)
-    config = load_config(ckpt, path)
-    preset = pick_preset(ckpt, config)
+    path, config, preset = identify(ckpt)
     device, device_map = placement()
     dtype = pick_dtype(ckpt.options.dtype, device)
     quant = quantization(ckpt.options.quantize, device, dtype)
-    processor_path = locate(Checkpoint(ckpt.family, ckpt.options.processor, ckpt.options)) if ckpt.options.processor \
-        else path
-    processor, prompt = processor_of(ckpt, processor_path, config, preset, device)
+    processor, prompt = processor_of(ckpt, processor_location(ckpt, path), config, preset, device)
     model = load_weights(ckpt, path, preset, dtype, device, device_map, quant)
     adapters = None
     if ckpt.options.adapter:
@@ -104,6 +100,27 @@ def describe(model: Any, processor: Any, preset: Preset, device: Any, dtype: Any
         prompt=prompt, cache_kw="cache" if "cache" in fwd else "past_key_values",
         image_token_id=image_token_id(processor, config),
         transformers_version=transformers.__version__, adapters=adapters)
+
+
+def identify(ckpt: Checkpoint) -> tuple[str, Any, Preset]:
+    """Where the checkpoint is, its config and the preset it loads with."""
+    path = locate(ckpt)
+    config = load_config(ckpt, path)
+    return path, config, pick_preset(ckpt, config)
+
+
+def processor_location(ckpt: Checkpoint, path: str) -> str:
+    """Where the processor is: ``-M processor`` where given (a fine-tune saved without one), else the checkpoint."""
+    return locate(Checkpoint(ckpt.family, ckpt.options.processor, ckpt.options)) if ckpt.options.processor else path
+
+
+def load_processor_only(ckpt: Checkpoint) -> Any:
+    """The checkpoint's processor with the prompt format it renders with, as :func:`load` gives it, without the
+    weights (to learn what its prompts depend on before a run starts)."""
+    _import_backend(ckpt.family)
+    path, config, preset = identify(ckpt)
+    processor, _ = processor_of(ckpt, processor_location(ckpt, path), config, preset, None)
+    return processor
 
 
 def _import_backend(family: str) -> Any:

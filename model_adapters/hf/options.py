@@ -3,11 +3,13 @@ the family (loading, prompts, scoring, generation) can read them without importi
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from mmeval.model_adapters.hf.presets import PresetName
+from mmeval.model_adapters.hf.template_clock import DEFAULT_TEMPLATE_DATE
 
 LikelihoodTarget = Literal["letters", "options"]
 
@@ -41,6 +43,11 @@ class HFOptions(BaseModel):
     enable_thinking: bool | None = Field(
         None, description="passed to the chat template as enable_thinking (Qwen3, Qwen3.5 ...: false closes the "
                           "think block before the answer); unset: the template's own default")
+    template_date: date = Field(
+        DEFAULT_TEMPLATE_DATE, description="the day (YYYY-MM-DD) chat templates that write today's date into the "
+                                           "prompt (Mistral Small 3.1 ...) are rendered on, so that every day gives "
+                                           "the same prompt; part of the run's identity only where the template "
+                                           "writes the date, or where given")
     trust_remote_code: bool = Field(
         False, description="allow checkpoints that ship their own modelling code (that code runs on this machine)")
     adapter: str | None = Field(

@@ -21,18 +21,30 @@ because the template alone does not state them:
 - how each option's continuation is tokenised: as the tokenizer really splits ``prompt + separator +
   continuation``, not as the option alone, so a letter scores what greedy generation's first step would
   give the token the tokenizer emits there (a letter of several tokens scores its whole sequence).
+
+Every rendering sees the same day (``-M template_date``, :mod:`.template_clock`), so a template that writes
+today's date into the prompt gives the same prompt whatever day the run is on.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any, Literal
 
 from mmeval.model_adapters.base import AdapterError
 from mmeval.model_adapters.hf.images import ImageCache
 from mmeval.model_adapters.hf.loading import LoadedModel
 from mmeval.model_adapters.hf.options import LikelihoodTarget
+from mmeval.model_adapters.hf.template_clock import (
+    DEFAULT_TEMPLATE_DATE,
+    check_clock,
+    stopped_clock,
+    template_moment,
+    writes_the_date,
+)
 from mmeval.prompting.messages import Part, Request, TextPart, to_hf_conversation
 
 #: replaces the question in a second rendering of the prompt, to find where the shared prefix ends
@@ -88,7 +100,8 @@ def _part_key(p: Part) -> PartKey:
 class PromptBuilder:
     """Renders requests into :class:`Item` s and tokenises them exactly as the processor will."""
 
-    def __init__(self, loaded: LoadedModel, images: ImageCache, template_args: dict[str, Any] | None = None) -> None:
+    def __init__(self, loaded: LoadedModel, images: ImageCache, template_args: dict[str, Any] | None = None,
+                 template_date: date = DEFAULT_TEMPLATE_DATE) -> None:
         self.processor = loaded.processor
         self.tok = loaded.tok
         self.preset = loaded.preset
@@ -96,13 +109,19 @@ class PromptBuilder:
         self.images = images
         #: extra variables the chat template is rendered with (``enable_thinking`` ...)
         self.template_args = dict(template_args or {})
+        #: the day every rendering sees; ``dated``: whether the template writes it into mmeval's prompts
+        self.template_date = template_date
+        self._stops_clock = check_clock(self.processor)
+        self.dated = writes_the_date(self.processor, self.template_args)
         self._marked: dict[tuple[PartKey, ...], str] = {}  # prefix parts -> prompt with the mark for the question
         self._lays_out = _lays_out_text(self.processor)
         self.separator = self._answer_separator()
 
     def _template(self, conversation: list[dict[str, Any]], generation: bool) -> str:
-        return self.processor.apply_chat_template(conversation, add_generation_prompt=generation, tokenize=False,
-                                                  **self.template_args)
+        clock = stopped_clock(template_moment(self.template_date)) if self._stops_clock else nullcontext()
+        with clock:
+            return self.processor.apply_chat_template(conversation, add_generation_prompt=generation,
+                                                      tokenize=False, **self.template_args)
 
     def render(self, parts: Sequence[Part]) -> str:
         """The prompt text, generation prompt included, as the chat template writes it."""
