@@ -234,7 +234,7 @@ def test_two_processes_give_the_same_predictions_as_one(tiny: dict[str, Path], t
     if accelerate is None:
         pytest.skip("accelerate is not installed")
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": str(REPO)}
+           "PYTHONPATH": str(REPO), "TMPDIR": str(tmp_path)}  # torchrun leaves its log folders in TMPDIR
     args = ["run", "--model", f"hf:{tiny['llava']}", "--data", "synthetic", "--shots", "1", "--limit", "16",
             "--answer-mode", "likelihood", "--no-progress"]
     one, two = tmp_path / "one", tmp_path / "two"

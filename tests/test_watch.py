@@ -309,7 +309,8 @@ def test_callback_under_two_processes_gives_the_numbers_of_one(made: dict[str, P
                                                                tmp_path: Path) -> None:
     """torch.distributed (gloo) with two CPU processes: each answers its share, rank 0 merges. With a learning
     rate of 0 the weights stay the base's, so every step must give the single-process numbers of the base."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")]), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")]), "OMP_NUM_THREADS": "1",
+           "TMPDIR": str(tmp_path)}  # torchrun leaves its log folders in TMPDIR
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
            str(REPO / "tests" / "train_tiny.py"), str(made["base"]), str(tmp_path), "--lr", "0",
            "--subset", str(made["subset"])]
