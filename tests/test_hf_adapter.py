@@ -454,3 +454,44 @@ def test_a_dated_template_is_refused_where_its_clock_cannot_be_fixed(tiny: dict[
     finally:
         monkeypatch.undo()
         template_clock.clock_stops.cache_clear()
+
+
+def test_two_threads_stopping_the_clock_each_render_their_own_day() -> None:
+    """The stopped clock is a module global: a second thread stopping it at another day waits for the first, so
+    neither renders a day it did not ask for, and the real clock is back afterwards."""
+    import threading
+    from datetime import datetime as real_datetime
+
+    from transformers.utils import chat_template_utils
+    from transformers.utils.chat_template_utils import render_jinja_template
+
+    from mmeval.model_adapters.hf.template_clock import stopped_clock
+
+    def today() -> str:
+        return str(render_jinja_template([[]], chat_template='{{ strftime_now("%Y-%m-%d") }}')[0][0])
+
+    first_in, second_started, first_looked = threading.Event(), threading.Event(), threading.Event()
+    seen: dict[str, str] = {}
+
+    def first() -> None:
+        with stopped_clock(datetime(2001, 2, 3)):
+            first_in.set()
+            second_started.wait(10)
+            threading.Event().wait(0.3)  # time for the other thread to stop the clock at its day, if it could
+            seen["first"] = today()
+            first_looked.set()
+
+    def second() -> None:
+        first_in.wait(10)
+        second_started.set()
+        with stopped_clock(datetime(2042, 11, 28)):
+            seen["second"] = today()
+            first_looked.wait(10)  # still stopped while the first thread looks, if it got in
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert seen == {"first": "2001-02-03", "second": "2042-11-28"}
+    assert chat_template_utils.datetime is real_datetime

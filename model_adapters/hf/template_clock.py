@@ -31,6 +31,7 @@ transformers is imported inside the functions: the CLI imports this package for 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, time, tzinfo
@@ -67,17 +68,24 @@ def _stopped(moment: datetime) -> type[datetime]:
     return Stopped
 
 
+#: held while the clock is stopped: the clock is one module global, so two threads rendering at once would
+#: otherwise undo each other's day (one rendering with the real clock, the other leaving it stopped for good)
+_CLOCK_HELD = threading.RLock()
+
+
 @contextmanager
 def stopped_clock(moment: datetime) -> Iterator[None]:
-    """Chat templates rendered inside see ``moment`` as now (``strftime_now``); nothing else's clock changes."""
+    """Chat templates rendered inside see ``moment`` as now (``strftime_now``); nothing else's clock changes.
+    Renderings on other threads wait until it is restarted."""
     from transformers.utils import chat_template_utils
 
-    before = chat_template_utils.datetime
-    chat_template_utils.datetime = _stopped(moment)  # type: ignore[misc]
-    try:
-        yield
-    finally:
-        chat_template_utils.datetime = before  # type: ignore[misc]
+    with _CLOCK_HELD:
+        before = chat_template_utils.datetime
+        chat_template_utils.datetime = _stopped(moment)  # type: ignore[misc]
+        try:
+            yield
+        finally:
+            chat_template_utils.datetime = before  # type: ignore[misc]
 
 
 @cache
