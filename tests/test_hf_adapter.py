@@ -29,6 +29,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 import tiny_models  # noqa: E402
+from launchers import launch  # noqa: E402
 
 from mmeval.cli import main  # noqa: E402
 from mmeval.config import RunConfig  # noqa: E402
@@ -234,17 +235,17 @@ def test_two_processes_give_the_same_predictions_as_one(tiny: dict[str, Path], t
     if accelerate is None:
         pytest.skip("accelerate is not installed")
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": str(REPO), "TMPDIR": str(tmp_path)}  # torchrun leaves its log folders in TMPDIR
+           "PYTHONPATH": str(REPO)}
     args = ["run", "--model", f"hf:{tiny['llava']}", "--data", "synthetic", "--shots", "1", "--limit", "16",
             "--answer-mode", "likelihood", "--no-progress"]
     one, two = tmp_path / "one", tmp_path / "two"
     done = subprocess.run([sys.executable, "-m", "mmeval", *args, "--out", str(one)], env=env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    done = subprocess.run([accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-                           "--mixed_precision", "no", "--dynamo_backend", "no", "--num_cpu_threads_per_process", "1",
-                           "--main_process_port", str(_free_port()), "-m", "mmeval", *args, "--out", str(two)],
-                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    done = launch([accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                   "--mixed_precision", "no", "--dynamo_backend", "no", "--num_cpu_threads_per_process", "1",
+                   "--main_process_port", str(_free_port()), "-m", "mmeval", *args, "--out", str(two)],
+                  env, tmp_path, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     ranks = [json.loads(line)["rank"] for line in (two / "usage.jsonl").read_text().splitlines()]
     assert sorted(ranks) == [0, 1]  # really two processes

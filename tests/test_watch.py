@@ -25,6 +25,7 @@ pytest.importorskip("transformers")
 pytest.importorskip("peft")
 
 import tiny_models  # noqa: E402
+from launchers import launch  # noqa: E402
 
 from mmeval.cli import build_parser, main  # noqa: E402
 from mmeval.cli.watch import template_config  # noqa: E402
@@ -309,12 +310,11 @@ def test_callback_under_two_processes_gives_the_numbers_of_one(made: dict[str, P
                                                                tmp_path: Path) -> None:
     """torch.distributed (gloo) with two CPU processes: each answers its share, rank 0 merges. With a learning
     rate of 0 the weights stay the base's, so every step must give the single-process numbers of the base."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")]), "OMP_NUM_THREADS": "1",
-           "TMPDIR": str(tmp_path)}  # torchrun leaves its log folders in TMPDIR
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")]), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
            str(REPO / "tests" / "train_tiny.py"), str(made["base"]), str(tmp_path), "--lr", "0",
            "--subset", str(made["subset"])]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    done = launch(cmd, env, tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     rows = _rows(tmp_path / "curve" / "curve.csv")
     one = _numbers(_rows(finished["out"] / "curve.csv"), 0)
