@@ -2,8 +2,9 @@
 
 gloo can abort a process while the processes connect to each other: ``std::terminate`` ("terminate called
 without an active exception") out of ``gloo::transport::tcp::Address::fromPeerName`` when a peer's socket is
-gone before it is named (pytorch/pytorch#188266, open). It happens before any of the test's code runs, now
-and then on a loaded 2-core machine. Such a launch is run once more; any other failure is not.
+gone before it is named (pytorch/pytorch#188266, open). It happens while the process group is set up, before
+any answer is computed, now and then on a loaded 2-core machine. Such a launch is run once more; any other
+failure is not.
 The processes talk over the loopback interface only (``GLOO_SOCKET_IFNAME=lo``), and the launcher's log
 folders go to the test's own temporary folder, not /tmp.
 """
