@@ -1,29 +1,32 @@
 """Running a command under a multi-process launcher (torchrun, ``accelerate launch``) in the tests.
 
-gloo can abort a process while the processes connect to each other: ``std::terminate`` ("terminate called
-without an active exception") out of ``gloo::transport::tcp::Address::fromPeerName`` when a peer's socket is
-gone before it is named (pytorch/pytorch#188266, open). It happens while the process group is set up, before
-any answer is computed, now and then on a loaded 2-core machine. Such a launch is run once more; any other
-failure is not.
-The processes talk over the loopback interface only (``GLOO_SOCKET_IFNAME=lo``), and the launcher's log
-folders go to the test's own temporary folder, not /tmp.
+On this 2-core machine a launch of two CPU processes has once, in about a dozen full runs of the suite, ended
+with one process aborted in native code ("terminate called without an active exception", a C++
+``std::terminate``) right after both had loaded the model, with nothing else printed: torch.distributed's gloo
+group was being set up (pytorch/pytorch#188266 reports a gloo abort at the same stage). Such a launch is run
+once more, with a warning that names it in the test summary; any other failure is not retried, and a second
+abort fails the test. The processes talk over the loopback interface only (``GLOO_SOCKET_IFNAME=lo``), and the
+launcher's log folders go to the test's own temporary folder, not /tmp.
 """
 
 from __future__ import annotations
 
 import subprocess
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-#: what gloo's abort while connecting prints, and nothing else of a launch does
-GLOO_ABORT = "terminate called without an active exception"
+#: what a native abort prints (no Python traceback of the test's code comes with it)
+NATIVE_ABORT = "terminate called without an active exception"
 
 
 def launch(cmd: Sequence[str], env: dict[str, str], tmp: Path, *, cwd: Path | None = None,
            timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """Run ``cmd``; once more when gloo aborted a process while connecting (see the module's docstring)."""
+    """Run ``cmd``; once more, with a warning, when a process aborted in native code (see the module's docstring)."""
     env = {**env, "GLOO_SOCKET_IFNAME": "lo", "TMPDIR": str(tmp)}
     done = subprocess.run(list(cmd), env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
-    if done.returncode != 0 and GLOO_ABORT in done.stderr:
+    if done.returncode != 0 and NATIVE_ABORT in done.stderr:
+        warnings.warn(f"a process of the launch aborted in native code; launched once more:\n{done.stderr[-1500:]}",
+                      stacklevel=2)
         done = subprocess.run(list(cmd), env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
     return done
