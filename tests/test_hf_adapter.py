@@ -414,6 +414,28 @@ def test_a_run_handed_a_built_adapter_records_the_day_as_one_that_builds_it(tiny
     assert _model_args(tmp_path / "plain") == {"dtype": "fp32"}
 
 
+def test_a_run_reads_the_processor_files_once(tiny: dict[str, Path], tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Learning what a checkpoint's prompts depend on before the run loads its processor; the model's loading then
+    takes that processor instead of reading the files again."""
+    from mmeval.model_adapters.hf import loading
+    from mmeval.run.runner import run
+
+    calls: list[str] = []
+    real = loading.load_processor
+
+    def counted(path: str, config: Any, trust_remote_code: bool) -> Any:
+        calls.append(path)
+        return real(path, config, trust_remote_code)
+
+    monkeypatch.setattr(loading, "load_processor", counted)
+    dated = _dated(tiny, tmp_path)
+    run(RunConfig(model=f"hf:{dated}", data="synthetic", limit=2, model_args={"dtype": "fp32"}), tmp_path / "r",
+        progress=False)
+    assert calls == [str(dated)] and not loading._probed
+    assert _model_args(tmp_path / "r") == {"dtype": "fp32", "template_date": "2025-01-01"}
+
+
 def _model_args(out: Path) -> dict[str, object]:
     return dict(json.loads((out / "run.json").read_text(encoding="utf-8"))["config"]["model_args"])
 

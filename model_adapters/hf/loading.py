@@ -75,7 +75,9 @@ def load(ckpt: Checkpoint) -> LoadedModel:
     device, device_map = placement()
     dtype = pick_dtype(ckpt.options.dtype, device)
     quant = quantization(ckpt.options.quantize, device, dtype)
-    processor, prompt = processor_of(ckpt, processor_location(ckpt, path), config, preset, device)
+    processor_path = processor_location(ckpt, path)
+    handed = _probed.pop((processor_path, preset.name, ckpt.options.trust_remote_code), None)
+    processor, prompt = handed or processor_of(ckpt, processor_path, config, preset, device)
     model = load_weights(ckpt, path, preset, dtype, device, device_map, quant)
     adapters = None
     if ckpt.options.adapter:
@@ -114,13 +116,22 @@ def processor_location(ckpt: Checkpoint, path: str) -> str:
     return locate(Checkpoint(ckpt.family, ckpt.options.processor, ckpt.options)) if ckpt.options.processor else path
 
 
+#: the processor :func:`load_processor_only` loaded last, by (its location, preset, trust_remote_code): the
+#: :func:`load` that follows it before a run takes it instead of reading the processor files a second time
+_probed: dict[tuple[str, str, bool], tuple[Any, PromptFormat]] = {}
+
+
 def load_processor_only(ckpt: Checkpoint) -> Any:
     """The checkpoint's processor with the prompt format it renders with, as :func:`load` gives it, without the
-    weights (to learn what its prompts depend on before a run starts)."""
+    weights (to learn what its prompts depend on before a run starts). The next :func:`load` of the same
+    checkpoint takes this processor rather than loading it again."""
     _import_backend(ckpt.family)
     path, config, preset = identify(ckpt)
-    processor, _ = processor_of(ckpt, processor_location(ckpt, path), config, preset, None)
-    return processor
+    processor_path = processor_location(ckpt, path)
+    loaded = processor_of(ckpt, processor_path, config, preset, None)
+    _probed.clear()  # one kept at most
+    _probed[(processor_path, preset.name, ckpt.options.trust_remote_code)] = loaded
+    return loaded[0]
 
 
 def _import_backend(family: str) -> Any:
